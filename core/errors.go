@@ -1,0 +1,105 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors shared by every layer of statebucket. Drivers, engines and
+// flows wrap them with the operation and the key or URL, so callers test for
+// them with errors.Is.
+var (
+	// ErrNotFound: the blob, object, snapshot, tag or key does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrBucketNotFound: the bucket or directory that should hold a
+	// repository does not exist.
+	ErrBucketNotFound = errors.New("bucket not found")
+	// ErrInvalidPath: a name or key is not acceptable (outside the
+	// repository's name shapes, or escaping its root).
+	ErrInvalidPath = errors.New("invalid path")
+	// ErrExists: a create-only write found the name already taken.
+	ErrExists = errors.New("already exists")
+	// ErrConflict: the backend refused a write because of a concurrent
+	// change (HTTP 409).
+	ErrConflict = errors.New("conflict")
+	// ErrPermission: the credentials in use may not do this.
+	ErrPermission = errors.New("permission denied")
+	// ErrInvalid: input that does not satisfy its format or contract, such
+	// as a tampered manifest or an ill-formed URL.
+	ErrInvalid = errors.New("invalid")
+	// ErrChecksumMismatch: bytes whose SHA-256 digest is not the recorded one.
+	ErrChecksumMismatch = errors.New("checksum mismatch")
+	// ErrSizeMismatch: bytes whose length is not the recorded one.
+	ErrSizeMismatch = errors.New("size mismatch")
+)
+
+// ViewErrorKind says what went wrong with a state view. It mirrors the
+// variants of the Rust original's StateViewError.
+type ViewErrorKind uint8
+
+// The kinds of [StateViewError].
+const (
+	// KindSerialize: the view could not be encoded or decoded.
+	KindSerialize ViewErrorKind = iota + 1
+	// KindInvalid: the view is well-formed but not acceptable to the service.
+	KindInvalid
+	// KindBlob: a blob the view references could not be exported or imported.
+	KindBlob
+)
+
+func (k ViewErrorKind) String() string {
+	switch k {
+	case KindSerialize:
+		return "serialize"
+	case KindInvalid:
+		return "invalid"
+	case KindBlob:
+		return "blob"
+	}
+	return fmt.Sprintf("ViewErrorKind(%d)", uint8(k))
+}
+
+// StateViewError reports a failure to snapshot or restore a state view.
+// It unwraps to its cause, so errors.Is matches, for example,
+// [ErrChecksumMismatch] through a service's RestoreWithBlobs. A
+// StateViewError of kind KindInvalid also matches [ErrInvalid].
+type StateViewError struct {
+	Kind    ViewErrorKind
+	Service string // the service's name; may be empty
+	Key     string // the blob key, for KindBlob; may be empty
+	Err     error  // the cause; may be nil
+}
+
+// NewViewError returns a *StateViewError of kind for service, wrapping err.
+func NewViewError(kind ViewErrorKind, service string, err error) *StateViewError {
+	return &StateViewError{Kind: kind, Service: service, Err: err}
+}
+
+// NewBlobError returns a *StateViewError of kind KindBlob for key, wrapping
+// err.
+func NewBlobError(service, key string, err error) *StateViewError {
+	return &StateViewError{Kind: KindBlob, Service: service, Key: key, Err: err}
+}
+
+func (e *StateViewError) Error() string {
+	msg := "state view"
+	if e.Service != "" {
+		msg = e.Service + ": " + msg
+	}
+	msg += ": " + e.Kind.String()
+	if e.Kind == KindBlob {
+		msg += fmt.Sprintf(" %q", e.Key)
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the cause.
+func (e *StateViewError) Unwrap() error { return e.Err }
+
+// Is reports whether target is [ErrInvalid] and e is of kind KindInvalid.
+func (e *StateViewError) Is(target error) bool {
+	return target == ErrInvalid && e.Kind == KindInvalid
+}

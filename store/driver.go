@@ -1,0 +1,81 @@
+// Package store defines the small contract every storage backend of
+// statebucket implements ([Driver]), the names a repository uses
+// ([BlobName], [ViewName], [ManifestName], [TagName]), and [Store], the
+// portable type the engines use: it validates names, calls the driver and
+// wraps the driver's error exactly once with the operation and the name.
+//
+// Backends live in sub-packages: filestore (a local directory), s3store
+// (aws-sdk-go-v2), gcsstore (cloud.google.com/go/storage) and gocloudstore
+// (any gocloud.dev bucket). Each passes the conformance suite in storetest.
+package store
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Driver is the contract a storage backend implements. Names given to a
+// driver are always valid repository names (see [ValidName]); a driver may
+// check them again but never has to escape them.
+//
+// Errors must match the sentinels of package core through errors.Is:
+// core.ErrNotFound for a missing object, core.ErrBucketNotFound for a
+// missing bucket or root directory, core.ErrExists when a create-only Put
+// finds the name taken, core.ErrConflict, core.ErrPermission. A driver
+// returns its error unwrapped by operation and name: [Store] adds those.
+//
+// Implementations must be safe for concurrent use.
+type Driver interface {
+	// Put stores size bytes read from body under name, replacing what is
+	// there unless opts.CreateOnly is set. The object appears whole or not
+	// at all: no reader ever sees part of it. Put may read body more than
+	// once (to retry, or to upload parts in parallel); it reads no more than
+	// size bytes from it.
+	Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts PutOptions) error
+
+	// Get opens the object name for reading.
+	Get(ctx context.Context, name string) (io.ReadCloser, error)
+
+	// Stat returns the object's attributes.
+	Stat(ctx context.Context, name string) (ObjectInfo, error)
+
+	// List calls fn for every object whose name starts with prefix, in no
+	// particular order, and stops at the first error fn returns. Objects
+	// whose names are not repository names may be skipped.
+	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
+
+	// Delete removes the object name. Deleting a missing object is an error
+	// matching core.ErrNotFound.
+	Delete(ctx context.Context, name string) error
+
+	// Close releases the driver's resources.
+	Close() error
+}
+
+// PutOptions modify a [Driver.Put].
+type PutOptions struct {
+	// CreateOnly makes Put fail with core.ErrExists if name exists. Of two
+	// concurrent create-only writers of the same name, at most one wins.
+	CreateOnly bool
+	// SHA256 is the digest of the content, when known. Drivers whose server
+	// can verify it send it along, so a corrupted upload is never stored.
+	SHA256 []byte
+	// ContentType is the object's media type; empty means
+	// application/octet-stream.
+	ContentType string
+}
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Name    string
+	Size    int64
+	ModTime time.Time
+}
+
+// Concurrency is implemented by drivers that want the engine to size its
+// limit on concurrent requests to them (for example to the size of an HTTP
+// connection pool).
+type Concurrency interface {
+	MaxConcurrency() int
+}

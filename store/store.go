@@ -1,0 +1,184 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/statebucket/statebucket/core"
+)
+
+// Error is the error every [Store] method returns: the operation, the
+// object's name, the repository's (redacted) location, and the driver's
+// error, which it unwraps to.
+type Error struct {
+	Op       string // "put", "get", "stat", "list", "delete"
+	Name     string // object name or list prefix
+	Location string // repository URL, credentials removed
+	Err      error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("store: %s %q in %s: %v", e.Op, e.Name, e.Location, e.Err)
+}
+
+// Unwrap returns the driver's error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Store is the portable handle on a repository's storage that the engines
+// use. It validates names, calls the driver, and wraps the driver's errors
+// exactly once in an [*Error]. A Store is safe for concurrent use.
+type Store struct {
+	drv      Driver
+	location string
+}
+
+// New returns a Store over drv. location names the repository in errors
+// and must not hold secrets.
+func New(drv Driver, location string) *Store {
+	return &Store{drv: drv, location: location}
+}
+
+// Driver returns the underlying driver, for type assertions on optional
+// interfaces.
+func (s *Store) Driver() Driver { return s.drv }
+
+// Location returns the repository's location, as given to [New].
+func (s *Store) Location() string { return s.location }
+
+func (s *Store) wrap(op, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *Error
+	if errors.As(err, &se) {
+		return err
+	}
+	return &Error{Op: op, Name: name, Location: s.location, Err: err}
+}
+
+// Put stores size bytes of body under name (see [Driver.Put]).
+func (s *Store) Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts PutOptions) error {
+	if err := ValidName(name); err != nil {
+		return s.wrap("put", name, err)
+	}
+	if size < 0 {
+		return s.wrap("put", name, fmt.Errorf("negative size %d: %w", size, core.ErrInvalid))
+	}
+	if err := ctx.Err(); err != nil {
+		return s.wrap("put", name, err)
+	}
+	return s.wrap("put", name, s.drv.Put(ctx, name, body, size, opts))
+}
+
+// PutBytes stores data under name.
+func (s *Store) PutBytes(ctx context.Context, name string, data []byte, opts PutOptions) error {
+	return s.Put(ctx, name, bytes.NewReader(data), int64(len(data)), opts)
+}
+
+// Get opens the object name for reading.
+func (s *Store) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	if err := ValidName(name); err != nil {
+		return nil, s.wrap("get", name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, s.wrap("get", name, err)
+	}
+	rc, err := s.drv.Get(ctx, name)
+	if err != nil {
+		return nil, s.wrap("get", name, err)
+	}
+	return &wrappedReader{rc: rc, s: s, name: name}, nil
+}
+
+// GetBytes reads the object name whole, failing with an error matching
+// core.ErrInvalid if it holds more than max bytes.
+func (s *Store) GetBytes(ctx context.Context, name string, max int64) ([]byte, error) {
+	rc, err := s.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, s.wrap("get", name, fmt.Errorf("object larger than the %d-byte limit: %w", max, core.ErrInvalid))
+	}
+	return data, nil
+}
+
+// Stat returns the attributes of the object name.
+func (s *Store) Stat(ctx context.Context, name string) (ObjectInfo, error) {
+	if err := ValidName(name); err != nil {
+		return ObjectInfo{}, s.wrap("stat", name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return ObjectInfo{}, s.wrap("stat", name, err)
+	}
+	info, err := s.drv.Stat(ctx, name)
+	return info, s.wrap("stat", name, err)
+}
+
+// Exists reports whether the object name exists.
+func (s *Store) Exists(ctx context.Context, name string) (bool, error) {
+	_, err := s.Stat(ctx, name)
+	if errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrBucketNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// List calls fn for every object with a valid repository name that starts
+// with prefix. Errors returned by fn are passed back unwrapped.
+func (s *Store) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+	if err := ValidPrefix(prefix); err != nil {
+		return s.wrap("list", prefix, err)
+	}
+	var fnErr error
+	err := s.drv.List(ctx, prefix, func(info ObjectInfo) error {
+		if ValidName(info.Name) != nil {
+			return nil
+		}
+		if err := fn(info); err != nil {
+			fnErr = err
+			return err
+		}
+		return nil
+	})
+	if fnErr != nil && errors.Is(err, fnErr) {
+		return fnErr
+	}
+	return s.wrap("list", prefix, err)
+}
+
+// Delete removes the object name.
+func (s *Store) Delete(ctx context.Context, name string) error {
+	if err := ValidName(name); err != nil {
+		return s.wrap("delete", name, err)
+	}
+	return s.wrap("delete", name, s.drv.Delete(ctx, name))
+}
+
+// Close closes the driver.
+func (s *Store) Close() error { return s.drv.Close() }
+
+// wrappedReader wraps read errors of a Get in an *Error once.
+type wrappedReader struct {
+	rc   io.ReadCloser
+	s    *Store
+	name string
+}
+
+func (r *wrappedReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = r.s.wrap("read", r.name, err)
+	}
+	return n, err
+}
+
+func (r *wrappedReader) Close() error { return r.rc.Close() }
