@@ -31,18 +31,23 @@ type Driver interface {
 	// there unless opts.CreateOnly is set. The object appears whole or not
 	// at all: no reader ever sees part of it. Put may read body more than
 	// once (to retry, or to upload parts in parallel); it reads no more than
-	// size bytes from it.
+	// size bytes from it. A body shorter than size fails with an error
+	// matching io.ErrUnexpectedEOF. Any failed Put (checksum, short body,
+	// cancellation, refused create-only) leaves an existing object exactly
+	// as it was and stores nothing; once ctx is done, Put stops reading
+	// body promptly.
 	Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts PutOptions) error
 
 	// Get opens the object name for reading.
 	Get(ctx context.Context, name string) (io.ReadCloser, error)
 
-	// Stat returns the object's attributes.
+	// Stat returns the object's attributes, ModTime included.
 	Stat(ctx context.Context, name string) (ObjectInfo, error)
 
-	// List calls fn for every object whose name starts with prefix, in no
-	// particular order, and stops at the first error fn returns. Objects
-	// whose names are not repository names may be skipped.
+	// List calls fn for every object whose name starts with prefix, once
+	// each, in no particular order, and stops at the first error fn
+	// returns, returning it or an error wrapping it. Objects whose names are
+	// not repository names may be skipped.
 	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
 
 	// Delete removes the object name. Deleting a missing object is an error
@@ -58,8 +63,10 @@ type PutOptions struct {
 	// CreateOnly makes Put fail with core.ErrExists if name exists. Of two
 	// concurrent create-only writers of the same name, at most one wins.
 	CreateOnly bool
-	// SHA256 is the digest of the content, when known. Drivers whose server
-	// can verify it send it along, so a corrupted upload is never stored.
+	// SHA256 is the digest of the content, when known. Every driver
+	// verifies it (drivers whose server can, by sending it along): on a
+	// mismatch Put fails with an error matching core.ErrChecksumMismatch,
+	// nothing is stored, and a create-only Put does not take the name.
 	SHA256 []byte
 	// ContentType is the object's media type; empty means
 	// application/octet-stream.

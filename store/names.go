@@ -48,13 +48,18 @@ func IsHexDigest(s string) bool {
 }
 
 // ValidTag reports whether tag may name a tag: 1 to MaxTagLength bytes of
-// ASCII letters, digits, '.', '_' and '-', not starting with '.' or '-'.
+// ASCII letters, digits, '.', '_' and '-', not starting with '.' or '-',
+// not ending with '.', and not containing "..", so that no tag's name
+// holds "..".
 func ValidTag(tag string) error {
 	if tag == "" || len(tag) > MaxTagLength {
 		return fmt.Errorf("tag %q: length must be 1 to %d bytes: %w", tag, MaxTagLength, core.ErrInvalid)
 	}
 	if tag[0] == '.' || tag[0] == '-' {
 		return fmt.Errorf("tag %q: must not start with %q: %w", tag, tag[0], core.ErrInvalid)
+	}
+	if strings.HasSuffix(tag, ".") || strings.Contains(tag, "..") {
+		return fmt.Errorf("tag %q: must not end with '.' or contain \"..\": %w", tag, core.ErrInvalid)
 	}
 	for i := 0; i < len(tag); i++ {
 		c := tag[i]

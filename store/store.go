@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/statebucket/statebucket/core"
 )
@@ -14,7 +15,7 @@ import (
 // object's name, the repository's (redacted) location, and the driver's
 // error, which it unwraps to.
 type Error struct {
-	Op       string // "put", "get", "stat", "list", "delete"
+	Op       string // "put", "get", "read", "stat", "list", "delete"
 	Name     string // object name or list prefix
 	Location string // repository URL, credentials removed
 	Err      error
@@ -33,13 +34,26 @@ func (e *Error) Unwrap() error { return e.Err }
 type Store struct {
 	drv      Driver
 	location string
+	budget   *Budget
 }
 
 // New returns a Store over drv. location names the repository in errors
-// and must not hold secrets.
+// and must not hold secrets. Its [Budget] allows the driver's
+// MaxConcurrency requests (see [Concurrency]), or DefaultConcurrency, and
+// DefaultBufferBytes buffered bytes.
 func New(drv Driver, location string) *Store {
-	return &Store{drv: drv, location: location}
+	n := DefaultConcurrency
+	if c, ok := drv.(Concurrency); ok && c.MaxConcurrency() > 0 {
+		n = c.MaxConcurrency()
+	}
+	return &Store{drv: drv, location: location, budget: NewBudget(n, DefaultBufferBytes)}
 }
+
+// SetBudget replaces the Store's budget. Call it before the Store is used.
+func (s *Store) SetBudget(b *Budget) { s.budget = b }
+
+// Budget returns the limits shared by every transfer on this Store.
+func (s *Store) Budget() *Budget { return s.budget }
 
 // Driver returns the underlying driver, for type assertions on optional
 // interfaces.
@@ -101,7 +115,7 @@ func (s *Store) GetBytes(ctx context.Context, name string, max int64) ([]byte, e
 		return nil, err
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, max+1))
+	data, err := io.ReadAll(io.LimitReader(rc, min(max, math.MaxInt64-1)+1))
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +152,9 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(ObjectInfo) err
 	if err := ValidPrefix(prefix); err != nil {
 		return s.wrap("list", prefix, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return s.wrap("list", prefix, err)
+	}
 	var fnErr error
 	err := s.drv.List(ctx, prefix, func(info ObjectInfo) error {
 		if ValidName(info.Name) != nil {
@@ -158,6 +175,9 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(ObjectInfo) err
 // Delete removes the object name.
 func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := ValidName(name); err != nil {
+		return s.wrap("delete", name, err)
+	}
+	if err := ctx.Err(); err != nil {
 		return s.wrap("delete", name, err)
 	}
 	return s.wrap("delete", name, s.drv.Delete(ctx, name))

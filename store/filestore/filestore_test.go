@@ -1,0 +1,267 @@
+package filestore_test
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/store/filestore"
+	"github.com/statebucket/statebucket/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.RunDriverTests(t, func(t *testing.T) store.Driver {
+		return newDriver(t, t.TempDir())
+	})
+}
+
+func newDriver(t *testing.T, dir string) *filestore.Driver {
+	t.Helper()
+	drv, err := filestore.New(dir, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { drv.Close() })
+	return drv
+}
+
+var (
+	hexA = "ab" + strings.Repeat("0", 62)
+	blob = store.BlobName(hexA)
+)
+
+func TestNew(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "repo", "nested")
+
+	_, err := filestore.New(missing, nil)
+	require.ErrorIs(t, err, core.ErrBucketNotFound)
+	assert.Contains(t, err.Error(), missing)
+	assert.NoDirExists(t, missing)
+
+	drv, err := filestore.New(missing, &filestore.Options{Create: true})
+	require.NoError(t, err)
+	defer drv.Close()
+	assert.DirExists(t, missing)
+	assert.Equal(t, missing, drv.Root())
+
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o666))
+	_, err = filestore.New(file, nil)
+	require.Error(t, err)
+	_, err = filestore.New(file, &filestore.Options{Create: true})
+	require.Error(t, err)
+}
+
+func TestRootIsAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	drv := newDriver(t, ".")
+	assert.Equal(t, dir, drv.Root())
+}
+
+// TestSymlinkedDirectory plants a link to another directory where a
+// repository directory belongs: nothing is read or written through it.
+func TestSymlinkedDirectory(t *testing.T) {
+	for _, target := range []string{"outside", "inside"} {
+		t.Run(target, func(t *testing.T) {
+			root, outside := t.TempDir(), t.TempDir()
+			require.NoError(t, os.MkdirAll(filepath.Join(root, "blobs", "sha256", "cd"), 0o777))
+			dest := outside
+			if target == "inside" {
+				dest = filepath.Join(root, "blobs", "sha256", "cd")
+			}
+			require.NoError(t, os.Symlink(dest, filepath.Join(root, "blobs", "sha256", "ab")))
+			secret := []byte("secret")
+			require.NoError(t, os.WriteFile(filepath.Join(dest, hexA), secret, 0o666))
+			st := store.New(newDriver(t, root), root)
+
+			requireRefused(t, st, blob)
+			err := st.PutBytes(t.Context(), store.BlobName("ab"+strings.Repeat("1", 62)), []byte("new"), store.PutOptions{})
+			require.ErrorIs(t, err, core.ErrInvalidPath)
+			assert.Empty(t, listNames(t, st, ""))
+			assert.Empty(t, listNames(t, st, store.BlobsPrefix+"ab/"))
+
+			entries, err := os.ReadDir(dest)
+			require.NoError(t, err)
+			require.Len(t, entries, 1, "a file was written through the link")
+			data, err := os.ReadFile(filepath.Join(dest, hexA))
+			require.NoError(t, err)
+			assert.Equal(t, secret, data)
+		})
+	}
+}
+
+// TestSymlinkedTopFolder plants a link to an outside directory as the
+// repository's snapshots folder.
+func TestSymlinkedTopFolder(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	require.NoError(t, os.Symlink(outside, filepath.Join(root, "snapshots")))
+	st := store.New(newDriver(t, root), root)
+
+	err := st.PutBytes(t.Context(), store.ViewName(hexA), []byte("{}"), store.PutOptions{})
+	require.ErrorIs(t, err, core.ErrInvalidPath)
+	assert.Empty(t, listNames(t, st, store.SnapshotsPrefix))
+	entries, err := os.ReadDir(outside)
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+}
+
+// TestSymlinkedObject plants a blob that links to a file outside the root.
+func TestSymlinkedObject(t *testing.T) {
+	root := t.TempDir()
+	hostname := filepath.Join(t.TempDir(), "hostname")
+	secret := []byte("host.example\n")
+	require.NoError(t, os.WriteFile(hostname, secret, 0o666))
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "blobs", "sha256", "ab"), 0o777))
+	link := filepath.Join(root, filepath.FromSlash(blob))
+	require.NoError(t, os.Symlink(hostname, link))
+	st := store.New(newDriver(t, root), root)
+
+	requireRefused(t, st, blob)
+	assert.Empty(t, listNames(t, st, ""))
+
+	data, err := os.ReadFile(hostname)
+	require.NoError(t, err)
+	assert.Equal(t, secret, data)
+	fi, err := os.Lstat(link)
+	require.NoError(t, err)
+	assert.Equal(t, fs.ModeSymlink, fi.Mode().Type(), "the link was replaced")
+}
+
+func TestDirectoryWhereObjectBelongs(t *testing.T) {
+	root := t.TempDir()
+	tag := store.TagName("t")
+	require.NoError(t, os.MkdirAll(filepath.Join(root, filepath.FromSlash(tag)), 0o777))
+	st := store.New(newDriver(t, root), root)
+
+	requireRefused(t, st, tag)
+	assert.Empty(t, listNames(t, st, ""))
+}
+
+// TestNoTempFilesLeft fails Puts in every way and checks that no temporary
+// file remains.
+func TestNoTempFilesLeft(t *testing.T) {
+	root := t.TempDir()
+	st := store.New(newDriver(t, root), root)
+	ctx := t.Context()
+	data := []byte("data")
+	wrong := bytes.Repeat([]byte{1}, 32)
+
+	require.NoError(t, st.PutBytes(ctx, blob, data, store.PutOptions{}))
+	require.NoError(t, st.PutBytes(ctx, blob, data, store.PutOptions{}))
+	require.Error(t, st.PutBytes(ctx, blob, data, store.PutOptions{CreateOnly: true}))
+	tag := store.TagName("t")
+	require.NoError(t, st.PutBytes(ctx, tag, data, store.PutOptions{CreateOnly: true}))
+	require.Error(t, st.PutBytes(ctx, tag, data, store.PutOptions{SHA256: wrong}))
+	require.Error(t, st.Put(ctx, tag, bytes.NewReader(data), 10, store.PutOptions{}))
+
+	assert.Equal(t, []string{blob, tag}, walkFiles(t, root))
+}
+
+func TestListSkipsForeignFiles(t *testing.T) {
+	root := t.TempDir()
+	st := store.New(newDriver(t, root), root)
+	require.NoError(t, st.PutBytes(t.Context(), blob, []byte("x"), store.PutOptions{}))
+	fan := filepath.Join(root, "blobs", "sha256", "ab")
+	for _, name := range []string{".tmp-CRASHED", ".hidden"} {
+		require.NoError(t, os.WriteFile(filepath.Join(fan, name), nil, 0o666))
+	}
+	require.NoError(t, os.Mkdir(filepath.Join(fan, "ab"+strings.Repeat("1", 62)), 0o777))
+	require.NoError(t, os.Symlink(filepath.Join(fan, hexA), filepath.Join(fan, "ab"+strings.Repeat("2", 62))))
+	require.NoError(t, os.MkdirAll(filepath.Join(root, ".git", "blobs"), 0o777))
+
+	drv, err := filestore.New(root, nil)
+	require.NoError(t, err)
+	defer drv.Close()
+	var names []string
+	require.NoError(t, drv.List(t.Context(), "", func(info store.ObjectInfo) error {
+		names = append(names, info.Name)
+		return nil
+	}))
+	assert.Equal(t, []string{blob}, names)
+}
+
+func TestRemoveStaleTemp(t *testing.T) {
+	root := t.TempDir()
+	drv := newDriver(t, root)
+	st := store.New(drv, root)
+	require.NoError(t, st.PutBytes(t.Context(), blob, []byte("x"), store.PutOptions{}))
+	fan := filepath.Join(root, "blobs", "sha256", "ab")
+	stale, fresh := filepath.Join(fan, ".tmp-STALE"), filepath.Join(fan, ".tmp-FRESH")
+	for _, p := range []string{stale, fresh} {
+		require.NoError(t, os.WriteFile(p, []byte("partial"), 0o666))
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(stale, old, old))
+
+	n, err := drv.RemoveStaleTemp(t.Context(), time.Hour)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.NoFileExists(t, stale)
+	assert.FileExists(t, fresh)
+	assert.FileExists(t, filepath.Join(fan, hexA))
+}
+
+func TestPermission(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root ignores file permissions")
+	}
+	root := t.TempDir()
+	st := store.New(newDriver(t, root), root)
+	require.NoError(t, st.PutBytes(t.Context(), blob, []byte("x"), store.PutOptions{}))
+	file := filepath.Join(root, filepath.FromSlash(blob))
+	require.NoError(t, os.Chmod(file, 0))
+	t.Cleanup(func() { os.Chmod(file, 0o666) })
+
+	_, err := st.Get(t.Context(), blob)
+	require.ErrorIs(t, err, core.ErrPermission)
+}
+
+// requireRefused checks that every operation on name fails with
+// core.ErrInvalidPath.
+func requireRefused(t *testing.T, st *store.Store, name string) {
+	t.Helper()
+	ctx := t.Context()
+	_, err := st.Get(ctx, name)
+	require.ErrorIs(t, err, core.ErrInvalidPath, "get")
+	_, err = st.Stat(ctx, name)
+	require.ErrorIs(t, err, core.ErrInvalidPath, "stat")
+	require.ErrorIs(t, st.Delete(ctx, name), core.ErrInvalidPath, "delete")
+	for _, createOnly := range []bool{false, true} {
+		err = st.PutBytes(ctx, name, []byte("new"), store.PutOptions{CreateOnly: createOnly})
+		require.ErrorIs(t, err, core.ErrInvalidPath, "put, CreateOnly %v", createOnly)
+	}
+}
+
+func listNames(t *testing.T, st *store.Store, prefix string) []string {
+	t.Helper()
+	var names []string
+	require.NoError(t, st.List(t.Context(), prefix, func(info store.ObjectInfo) error {
+		names = append(names, info.Name)
+		return nil
+	}))
+	return names
+}
+
+// walkFiles returns the slash-separated names of every file under root,
+// in lexical order.
+func walkFiles(t *testing.T, root string) []string {
+	t.Helper()
+	var names []string
+	require.NoError(t, filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		names = append(names, filepath.ToSlash(rel))
+		return err
+	}))
+	return names
+}

@@ -1,0 +1,179 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/store"
+)
+
+// stubDriver answers each method with the function set for it; calling
+// any other method panics through the nil embedded Driver.
+type stubDriver struct {
+	store.Driver
+	put  func() error
+	get  func(name string) (io.ReadCloser, error)
+	stat func(name string) (store.ObjectInfo, error)
+	list func(fn func(store.ObjectInfo) error) error
+}
+
+func (d *stubDriver) Put(context.Context, string, io.ReaderAt, int64, store.PutOptions) error {
+	return d.put()
+}
+
+func (d *stubDriver) Get(_ context.Context, name string) (io.ReadCloser, error) {
+	return d.get(name)
+}
+
+func (d *stubDriver) Stat(_ context.Context, name string) (store.ObjectInfo, error) {
+	return d.stat(name)
+}
+
+func (d *stubDriver) List(_ context.Context, _ string, fn func(store.ObjectInfo) error) error {
+	return d.list(fn)
+}
+
+var tag = store.TagName("t")
+
+func TestErrorWrapsOnce(t *testing.T) {
+	boom := errors.New("boom")
+	inner := &store.Error{Op: "get", Name: "x", Location: "elsewhere", Err: boom}
+	for _, driverErr := range []error{boom, inner, fmt.Errorf("context: %w", inner)} {
+		st := store.New(&stubDriver{get: func(string) (io.ReadCloser, error) { return nil, driverErr }}, "loc")
+		_, err := st.Get(t.Context(), tag)
+		require.ErrorIs(t, err, boom)
+		var se *store.Error
+		require.ErrorAs(t, err, &se)
+		if driverErr == boom {
+			assert.Equal(t, &store.Error{Op: "get", Name: tag, Location: "loc", Err: boom}, se)
+			assert.Equal(t, `store: get "tags/t.json" in loc: boom`, err.Error())
+		} else {
+			assert.Equal(t, driverErr, err, "an error holding a *store.Error is returned as it is")
+		}
+	}
+}
+
+func TestReadErrorsAreWrapped(t *testing.T) {
+	boom := errors.New("boom")
+	st := store.New(&stubDriver{get: func(string) (io.ReadCloser, error) {
+		return io.NopCloser(io.MultiReader(strings.NewReader("ab"), iotestErrReader{boom})), nil
+	}}, "loc")
+	rc, err := st.Get(t.Context(), tag)
+	require.NoError(t, err)
+	defer rc.Close()
+	_, err = io.ReadAll(rc)
+	require.ErrorIs(t, err, boom)
+	var se *store.Error
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "read", se.Op)
+	assert.Equal(t, tag, se.Name)
+}
+
+type iotestErrReader struct{ err error }
+
+func (r iotestErrReader) Read([]byte) (int, error) { return 0, r.err }
+
+func TestGetBytesLimit(t *testing.T) {
+	st := store.New(&stubDriver{get: func(string) (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader("12345")), nil
+	}}, "loc")
+	data, err := st.GetBytes(t.Context(), tag, 5)
+	require.NoError(t, err)
+	assert.Equal(t, []byte("12345"), data)
+	_, err = st.GetBytes(t.Context(), tag, 4)
+	require.ErrorIs(t, err, core.ErrInvalid)
+	var se *store.Error
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "get", se.Op)
+}
+
+func TestExists(t *testing.T) {
+	missingBucket := fmt.Errorf("%w: %w", core.ErrBucketNotFound, core.ErrNotFound)
+	for _, c := range []struct {
+		driverErr error
+		want      bool
+		wantErr   error
+	}{
+		{nil, true, nil},
+		{core.ErrNotFound, false, nil},
+		{fmt.Errorf("wrapped: %w", core.ErrNotFound), false, nil},
+		{missingBucket, false, core.ErrBucketNotFound},
+		{core.ErrPermission, false, core.ErrPermission},
+	} {
+		st := store.New(&stubDriver{stat: func(name string) (store.ObjectInfo, error) {
+			return store.ObjectInfo{Name: name}, c.driverErr
+		}}, "loc")
+		ok, err := st.Exists(t.Context(), tag)
+		assert.Equal(t, c.want, ok, "%v", c.driverErr)
+		if c.wantErr == nil {
+			assert.NoError(t, err)
+		} else {
+			assert.ErrorIs(t, err, c.wantErr)
+		}
+	}
+}
+
+func TestPutChecksBeforeTheDriver(t *testing.T) {
+	st := store.New(&stubDriver{put: func() error {
+		t.Error("the driver was called")
+		return nil
+	}}, "loc")
+	err := st.Put(t.Context(), tag, strings.NewReader(""), -1, store.PutOptions{})
+	require.ErrorIs(t, err, core.ErrInvalid)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.ErrorIs(t, st.PutBytes(ctx, tag, nil, store.PutOptions{}), context.Canceled)
+	_, err = st.Get(ctx, tag)
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = st.Stat(ctx, tag)
+	require.ErrorIs(t, err, context.Canceled)
+}
+
+func TestListFiltersNames(t *testing.T) {
+	st := store.New(&stubDriver{list: func(fn func(store.ObjectInfo) error) error {
+		for _, name := range []string{tag, "tags/.tmp-x", "blobs/junk", "README", store.TagName("u")} {
+			if err := fn(store.ObjectInfo{Name: name}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}, "loc")
+	var names []string
+	require.NoError(t, st.List(t.Context(), "", func(info store.ObjectInfo) error {
+		names = append(names, info.Name)
+		return nil
+	}))
+	assert.Equal(t, []string{tag, store.TagName("u")}, names)
+
+	errStop := errors.New("stop")
+	err := st.List(t.Context(), "", func(store.ObjectInfo) error { return errStop })
+	assert.Same(t, errStop, err, "fn's error comes back unwrapped")
+}
+
+func TestListWrapsDriverErrors(t *testing.T) {
+	st := store.New(&stubDriver{list: func(func(store.ObjectInfo) error) error {
+		return core.ErrPermission
+	}}, "loc")
+	err := st.List(t.Context(), store.TagsPrefix, func(store.ObjectInfo) error { return nil })
+	require.ErrorIs(t, err, core.ErrPermission)
+	var se *store.Error
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "list", se.Op)
+	assert.Equal(t, store.TagsPrefix, se.Name)
+}
+
+func TestAccessors(t *testing.T) {
+	drv := &stubDriver{}
+	st := store.New(drv, "s3://bucket/prefix")
+	assert.Same(t, drv, st.Driver())
+	assert.Equal(t, "s3://bucket/prefix", st.Location())
+}
