@@ -1,0 +1,244 @@
+// Package spool holds blob bytes between a stream and a store: in memory
+// below a size threshold, in a temporary file above it, hashing them with
+// SHA-256 on the way in. Memory is taken from a shared [store.Budget].
+package spool
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+
+	"github.com/statebucket/statebucket/store"
+)
+
+// DefaultMemoryThreshold is the largest blob kept in memory.
+const DefaultMemoryThreshold = 4 << 20
+
+// firstChunk is the memory taken before a blob of unknown size is read.
+const firstChunk = 64 << 10
+
+// Options configure [Fill].
+type Options struct {
+	// MemoryThreshold is the largest blob held in memory; larger ones go
+	// to a temporary file. 0 means DefaultMemoryThreshold.
+	MemoryThreshold int64
+	// TempDir is where temporary files go; "" means os.TempDir().
+	TempDir string
+	// SizeHint is the expected size, or < 0 when unknown.
+	SizeHint int64
+	// Limit stops reading after Limit bytes; the spool then holds Limit
+	// bytes and [Spool.Truncated] reports true. 0 means no limit.
+	Limit int64
+	// NoWait makes Fill spill to a temporary file rather than wait for
+	// memory. Use it when spools may be held while others are filled, as
+	// a prefetcher does, so that filling never waits on a held spool.
+	NoWait bool
+}
+
+// Spool is a blob's bytes, held in memory or in a temporary file, with
+// their SHA-256 sum. Close releases them. A Spool is safe for concurrent
+// reads through ReaderAt.
+type Spool struct {
+	mem       []byte
+	file      *os.File
+	size      int64
+	sum       []byte
+	truncated bool
+	budget    *store.Budget
+	held      int64 // budget bytes held
+}
+
+// Size returns the number of bytes held.
+func (s *Spool) Size() int64 { return s.size }
+
+// Sum returns the SHA-256 of the bytes held.
+func (s *Spool) Sum() []byte { return s.sum }
+
+// Truncated reports whether the stream held more than Options.Limit bytes.
+func (s *Spool) Truncated() bool { return s.truncated }
+
+// ReaderAt returns the bytes for random access.
+func (s *Spool) ReaderAt() io.ReaderAt {
+	if s.file != nil {
+		return s.file
+	}
+	return bytesReaderAt(s.mem)
+}
+
+// Reader returns a new reader over the bytes held.
+func (s *Spool) Reader() io.Reader { return io.NewSectionReader(s.ReaderAt(), 0, s.size) }
+
+// InMemory reports whether the bytes are held in memory.
+func (s *Spool) InMemory() bool { return s.file == nil }
+
+// Close removes the temporary file, if any, and returns the memory to the
+// budget. It is safe to call more than once.
+func (s *Spool) Close() error {
+	var err error
+	if s.file != nil {
+		err = errors.Join(s.file.Close(), os.Remove(s.file.Name()))
+		s.file = nil
+	}
+	s.mem = nil
+	if s.held > 0 {
+		s.budget.ReleaseBytes(s.held)
+		s.held = 0
+	}
+	return err
+}
+
+type bytesReaderAt []byte
+
+func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("spool: negative offset %d", off)
+	}
+	if off >= int64(len(b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Fill reads r to its end (or to opts.Limit bytes, plus one to detect
+// overflow) into a new Spool, hashing the bytes. Memory for blobs up to the
+// threshold is taken from budget: Fill waits for the first chunk and spills
+// to a temporary file rather than wait for more. The caller closes the
+// Spool; on error nothing is left behind.
+func Fill(ctx context.Context, r io.Reader, budget *store.Budget, opts Options) (*Spool, error) {
+	threshold := opts.MemoryThreshold
+	if threshold <= 0 {
+		threshold = DefaultMemoryThreshold
+	}
+	if opts.Limit > 0 {
+		r = io.LimitReader(r, opts.Limit+1)
+	}
+	s := &Spool{budget: budget}
+	h := sha256.New()
+	r = &ctxReader{ctx: ctx, r: r}
+
+	first := int64(firstChunk)
+	if opts.SizeHint >= 0 {
+		first = opts.SizeHint + 1 // +1 to see EOF without growing
+	}
+	if opts.SizeHint > threshold {
+		first = 0 // known to be large: straight to a file
+	}
+	first = min(first, threshold+1)
+	if first > 0 {
+		if opts.NoWait {
+			if budget.TryAcquireBytes(first) {
+				s.held = first
+			}
+		} else {
+			got, err := budget.AcquireBytes(ctx, first)
+			if err != nil {
+				return nil, err
+			}
+			s.held = got
+		}
+	}
+	if s.held > 0 {
+		s.mem = make([]byte, 0, s.held)
+		done, err := s.fillMemory(r, threshold)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		if done {
+			return s.finish(h, opts.Limit), nil
+		}
+	}
+	if err := s.spill(r, h, opts.TempDir); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s.finish(h, opts.Limit), nil
+}
+
+// fillMemory reads into s.mem, growing it while the budget allows, and
+// reports whether the stream ended within the threshold.
+func (s *Spool) fillMemory(r io.Reader, threshold int64) (bool, error) {
+	for {
+		if len(s.mem) == cap(s.mem) {
+			grow := min(int64(cap(s.mem)), threshold+1-int64(cap(s.mem)))
+			if grow <= 0 || !s.budget.TryAcquireBytes(grow) {
+				return false, nil
+			}
+			s.held += grow
+			m := make([]byte, len(s.mem), int64(cap(s.mem))+grow)
+			copy(m, s.mem)
+			s.mem = m
+		}
+		n, err := r.Read(s.mem[len(s.mem):cap(s.mem)])
+		s.mem = s.mem[:len(s.mem)+n]
+		if err == io.EOF {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
+
+// spill moves what is in memory to a temporary file and copies the rest of
+// r after it.
+func (s *Spool) spill(r io.Reader, h hash.Hash, dir string) error {
+	f, err := os.CreateTemp(dir, "statebucket-spool-*")
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.file = f
+	if _, err := f.Write(s.mem); err != nil {
+		return fmt.Errorf("spool: write %s: %w", f.Name(), err)
+	}
+	h.Write(s.mem)
+	s.size = int64(len(s.mem))
+	s.mem = nil
+	s.budget.ReleaseBytes(s.held)
+	s.held = 0
+	n, err := io.Copy(onlyWriter{io.MultiWriter(f, h)}, r)
+	s.size += n
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Spool) finish(h hash.Hash, limit int64) *Spool {
+	if s.file == nil {
+		s.size = int64(len(s.mem))
+		h.Write(s.mem)
+	}
+	if limit > 0 && s.size > limit {
+		s.truncated = true
+	}
+	s.sum = h.Sum(nil)
+	return s
+}
+
+// onlyWriter hides ReadFrom so io.Copy uses its buffer and the ctxReader
+// is consulted between chunks.
+type onlyWriter struct{ w io.Writer }
+
+func (w onlyWriter) Write(p []byte) (int, error) { return w.w.Write(p) }
+
+// ctxReader fails reads once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

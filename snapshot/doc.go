@@ -1,0 +1,20 @@
+// Package snapshot moves the state of mock cloud services to and from a
+// repository: a local directory or a bucket prefix.
+//
+// Open a repository with [Open], then [Export] a service's state into it
+// and [Import] it into another service, in any process that can reach the
+// repository. [ExportState] and [ImportState] do the same for services
+// without blobs. [Repo.List], [Repo.Show], [Repo.Verify] and [Repo.Tag]
+// inspect and name snapshots.
+//
+// A repository is content-addressed, like restic's:
+//
+//	blobs/sha256/ab/abcdef…        every blob, named by the SHA-256 of its bytes
+//	snapshots/<id>/view.json       the JSON state view
+//	snapshots/<id>/manifest.json   written last, create-only: the commit point
+//	tags/<name>.json               mutable pointer to a snapshot id
+//
+// Blob keys never become object names, identical blobs are stored once,
+// the same state exported twice is the same snapshot, and a snapshot
+// exists only once its manifest does, so readers never see a partial one.
+package snapshot

@@ -1,0 +1,317 @@
+// Package sources is the import engine: a [core.BlobSource] that serves the
+// blobs of one snapshot from a repository over any store driver.
+//
+// A Source looks each key up in the snapshot's manifest, downloads the blob,
+// and checks its size and SHA-256 digest while streaming it into a spool
+// (never reading more than the recorded size plus one byte), so a service
+// never receives bytes that are not the recorded ones. Because services
+// call Fetch one key at a time, the Source prefetches the entries that
+// follow the last key asked for, in manifest order, under the store's
+// shared [store.Budget], so a restore runs at download speed.
+package sources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+
+	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/internal/spool"
+	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/store"
+)
+
+// DefaultRetries is how many times a failed download is tried again.
+const DefaultRetries = 3
+
+// Options configure a [Source]. The zero value is ready to use.
+type Options struct {
+	// Prefetch is how many manifest entries after the last key fetched are
+	// downloaded ahead. 0 means the store budget's MaxRequests; a negative
+	// value turns prefetching off.
+	Prefetch int
+	// MemoryThreshold is the largest blob held in memory; larger ones are
+	// spooled to a temporary file. 0 means 4 MiB.
+	MemoryThreshold int64
+	// TempDir holds temporary spool files; "" means os.TempDir().
+	TempDir string
+	// Retries is how many times a download that failed for a reason other
+	// than a missing object, a refused permission, a cancelled context or
+	// a mismatch is tried again. 0 means DefaultRetries; negative means none.
+	Retries int
+	// OnBlob, if set, is called for every blob handed to the service.
+	OnBlob func(key string, size int64)
+}
+
+// MismatchError reports blob bytes that are not the ones the manifest
+// records. It unwraps to core.ErrSizeMismatch or core.ErrChecksumMismatch.
+type MismatchError struct {
+	Key      string
+	Expected string // the recorded size or digest
+	Actual   string // what was read
+	Err      error  // core.ErrSizeMismatch or core.ErrChecksumMismatch
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("sources: blob %q: %v: expected %s, got %s", e.Key, e.Err, e.Expected, e.Actual)
+}
+
+// Unwrap returns core.ErrSizeMismatch or core.ErrChecksumMismatch.
+func (e *MismatchError) Unwrap() error { return e.Err }
+
+// Stats counts what a [Source] did.
+type Stats struct {
+	Fetched      int   // blobs handed to the service
+	Bytes        int64 // their total size
+	PrefetchHits int   // of those, blobs that were downloaded ahead
+	Retried      int   // downloads tried again
+}
+
+// Source serves the blobs of one snapshot. Create it with [New] and Close
+// it when the restore is over. It is safe for concurrent use.
+type Source struct {
+	st   *store.Store
+	m    *manifest.Manifest
+	opts Options
+
+	mu    sync.Mutex
+	slots map[int]*slot // downloads ahead, by manifest index
+	next  int           // lowest index not yet scheduled ahead
+	stats Stats
+	wg    sync.WaitGroup
+}
+
+type slot struct {
+	done   chan struct{}
+	cancel context.CancelFunc
+	sp     *spool.Spool
+	err    error
+}
+
+var _ core.BlobSource = (*Source)(nil)
+
+// New returns a Source for the blobs of m, read from st. opts may be nil.
+func New(st *store.Store, m *manifest.Manifest, opts *Options) *Source {
+	s := &Source{st: st, m: m, slots: map[int]*slot{}}
+	if opts != nil {
+		s.opts = *opts
+	}
+	if s.opts.Prefetch == 0 {
+		s.opts.Prefetch = st.Budget().MaxRequests()
+	}
+	if s.opts.Retries == 0 {
+		s.opts.Retries = DefaultRetries
+	}
+	return s
+}
+
+// Stats returns what the source did so far.
+func (s *Source) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Fetch returns the verified bytes of key. A key the manifest does not
+// list yields an error matching core.ErrNotFound; bytes that differ from
+// the manifest yield a [*MismatchError].
+func (s *Source) Fetch(ctx context.Context, key string) (io.ReadCloser, error) {
+	idx := s.m.Index(key)
+	if idx < 0 {
+		return nil, fmt.Errorf("sources: blob %q is not in snapshot %s: %w", key, s.m.ID, core.ErrNotFound)
+	}
+	s.mu.Lock()
+	sl := s.slots[idx]
+	delete(s.slots, idx)
+	s.schedule(ctx, idx)
+	s.mu.Unlock()
+
+	var sp *spool.Spool
+	var err error
+	if sl != nil {
+		select {
+		case <-sl.done:
+			sp, err = sl.sp, sl.err
+		case <-ctx.Done():
+			sl.cancel()
+			s.discard(sl)
+			return nil, fmt.Errorf("sources: blob %q: %w", key, context.Cause(ctx))
+		}
+	}
+	if sl == nil || (err != nil && !permanent(err) && ctx.Err() == nil) {
+		sp, err = s.load(ctx, idx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.stats.Fetched++
+	s.stats.Bytes += sp.Size()
+	if sl != nil {
+		s.stats.PrefetchHits++
+	}
+	s.mu.Unlock()
+	if s.opts.OnBlob != nil {
+		s.opts.OnBlob(key, sp.Size())
+	}
+	return &spoolReader{Reader: sp.Reader(), sp: sp}, nil
+}
+
+// schedule starts downloads of the entries after idx and drops those
+// before it. s.mu is held.
+func (s *Source) schedule(ctx context.Context, idx int) {
+	for i, sl := range s.slots {
+		if i < idx {
+			delete(s.slots, i)
+			sl.cancel()
+			s.discardAsync(sl)
+		}
+	}
+	if s.opts.Prefetch < 0 {
+		return
+	}
+	if s.next <= idx {
+		s.next = idx + 1
+	}
+	end := min(idx+1+s.opts.Prefetch, len(s.m.Blobs))
+	for ; s.next < end; s.next++ {
+		i := s.next
+		pctx, cancel := context.WithCancel(ctx)
+		sl := &slot{done: make(chan struct{}), cancel: cancel}
+		s.slots[i] = sl
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer close(sl.done)
+			sl.sp, sl.err = s.load(pctx, i)
+		}()
+	}
+}
+
+// discard waits for sl's download to end and frees what it holds.
+func (s *Source) discard(sl *slot) {
+	<-sl.done
+	if sl.sp != nil {
+		sl.sp.Close()
+	}
+}
+
+func (s *Source) discardAsync(sl *slot) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.discard(sl)
+	}()
+}
+
+// Close stops downloads ahead and frees what they hold. It waits for them
+// to end.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	for i, sl := range s.slots {
+		delete(s.slots, i)
+		sl.cancel()
+		s.discardAsync(sl)
+	}
+	s.next = len(s.m.Blobs)
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// load downloads and verifies entry idx, trying again after transient
+// failures.
+func (s *Source) load(ctx context.Context, idx int) (*spool.Spool, error) {
+	e := s.m.Blobs[idx]
+	var err error
+	for attempt := 0; ; attempt++ {
+		var sp *spool.Spool
+		sp, err = s.loadOnce(ctx, e)
+		if err == nil {
+			return sp, nil
+		}
+		if permanent(err) || ctx.Err() != nil || attempt >= max(s.opts.Retries, 0) {
+			break
+		}
+		s.mu.Lock()
+		s.stats.Retried++
+		s.mu.Unlock()
+	}
+	var me *MismatchError
+	if errors.As(err, &me) {
+		return nil, err
+	}
+	return nil, fmt.Errorf("sources: blob %q: %w", e.Key, err)
+}
+
+func (s *Source) loadOnce(ctx context.Context, e manifest.Entry) (*spool.Spool, error) {
+	hexDigest, err := store.HexFromDigest(e.Digest)
+	if err != nil {
+		return nil, err
+	}
+	budget := s.st.Budget()
+	if err := budget.AcquireRequest(ctx); err != nil {
+		return nil, err
+	}
+	defer budget.ReleaseRequest()
+	rc, err := s.st.Get(ctx, store.BlobName(hexDigest))
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	sp, err := spool.Fill(ctx, rc, budget, spool.Options{
+		MemoryThreshold: s.opts.MemoryThreshold,
+		TempDir:         s.opts.TempDir,
+		SizeHint:        e.Size,
+		Limit:           e.Size,
+		NoWait:          true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := verify(e, sp); err != nil {
+		sp.Close()
+		return nil, err
+	}
+	return sp, nil
+}
+
+func verify(e manifest.Entry, sp *spool.Spool) error {
+	if sp.Truncated() {
+		return &MismatchError{Key: e.Key, Expected: sizeText(e.Size), Actual: "more than " + sizeText(e.Size), Err: core.ErrSizeMismatch}
+	}
+	if sp.Size() != e.Size {
+		return &MismatchError{Key: e.Key, Expected: sizeText(e.Size), Actual: sizeText(sp.Size()), Err: core.ErrSizeMismatch}
+	}
+	if got := store.Digest(sp.Sum()); got != e.Digest {
+		return &MismatchError{Key: e.Key, Expected: e.Digest, Actual: got, Err: core.ErrChecksumMismatch}
+	}
+	return nil
+}
+
+func sizeText(n int64) string { return strconv.FormatInt(n, 10) + " bytes" }
+
+// permanent reports whether trying err's download again cannot help.
+func permanent(err error) bool {
+	for _, target := range []error{
+		core.ErrNotFound, core.ErrBucketNotFound, core.ErrPermission, core.ErrInvalid,
+		core.ErrInvalidPath, core.ErrSizeMismatch, core.ErrChecksumMismatch,
+		context.Canceled, context.DeadlineExceeded,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// spoolReader reads a spool and frees it on Close.
+type spoolReader struct {
+	io.Reader
+	sp *spool.Spool
+}
+
+func (r *spoolReader) Close() error { return r.sp.Close() }
