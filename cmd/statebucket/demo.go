@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/snapshot"
+	"github.com/statebucket/statebucket/sources"
+	"github.com/statebucket/statebucket/visitors"
+)
+
+const (
+	demoAccount = "000000000000"
+	demoRegion  = "us-east-1"
+)
+
+type demoResult struct {
+	Repository    string  `json:"repository"`
+	Snapshot      string  `json:"snapshot"`
+	Objects       int     `json:"objects"`
+	Blobs         int     `json:"blobs"`
+	Bytes         int64   `json:"bytes"`
+	Uploaded      int     `json:"uploaded_blobs"`
+	UploadedBytes int64   `json:"uploaded_bytes"`
+	AlreadyStored int     `json:"already_stored_blobs"`
+	ExportSeconds float64 `json:"export_seconds"`
+	ImportSeconds float64 `json:"import_seconds"`
+	ExportMiBps   float64 `json:"export_mib_per_s"`
+	ImportMiBps   float64 `json:"import_mib_per_s"`
+	Matches       bool    `json:"restored_state_matches"`
+}
+
+func (a *app) demoCmd() *cobra.Command {
+	var objects int
+	var size string
+	var seed int64
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Fill a mock S3, export it, import it into a fresh mock, and compare",
+		Long: `demo fills the reference mock S3 with --objects objects of mixed sizes up to
+--size bytes (some with awkward keys: NUL bytes, "..", invalid UTF-8, 4 KiB
+long), exports it to the repository, imports the snapshot into a fresh mock,
+checks that both hold the same state, and prints the snapshot id, counts,
+bytes, time and throughput. Run it twice: the second export uploads nothing
+and yields the same id.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			max, err := parseSize(size)
+			if err != nil {
+				return usageError{fmt.Errorf("--size: %w", err)}
+			}
+			if objects < 1 {
+				return usageError{fmt.Errorf("--objects must be at least 1, not %d", objects)}
+			}
+			return a.demo(cmd.Context(), objects, max, seed)
+		},
+	}
+	cmd.Flags().IntVar(&objects, "objects", 1000, "number of objects to create")
+	cmd.Flags().StringVar(&size, "size", "64KiB", "largest object size (bytes, or with KiB, MiB, GiB)")
+	cmd.Flags().Int64Var(&seed, "seed", 1, "seed for keys, sizes and contents")
+	return cmd
+}
+
+func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64) error {
+	repo, err := a.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+
+	src := coretest.NewObjectStore()
+	n, total, err := coretest.Fill(ctx, src, demoAccount, demoRegion, coretest.FillOptions{Objects: objects, Size: int(maxSize), Seed: seed, Hostile: true})
+	if err != nil {
+		return fmt.Errorf("demo: fill the mock: %w", err)
+	}
+	res := demoResult{Repository: repo.Location(), Objects: n, Bytes: total}
+
+	bar := a.newProgress("export", int64(n))
+	var est visitors.Stats
+	start := time.Now()
+	m, err := snapshot.Export(ctx, repo, src, demoAccount, demoRegion, &snapshot.ExportOptions{
+		Stats:   &est,
+		Visitor: visitors.Options{OnBlob: func(visitors.Event) { bar.add(1) }},
+	})
+	bar.finish()
+	if err != nil {
+		return err
+	}
+	res.ExportSeconds = time.Since(start).Seconds()
+	res.Snapshot, res.Blobs = m.ID, len(m.Blobs)
+	res.Uploaded, res.UploadedBytes, res.AlreadyStored = est.Uploaded, est.UploadedBytes, est.Skipped
+
+	dst := coretest.NewObjectStore()
+	bar = a.newProgress("import", int64(len(m.Blobs)))
+	start = time.Now()
+	_, err = snapshot.Import(ctx, repo, dst, demoAccount, demoRegion, m.ID, &snapshot.ImportOptions{
+		Source: sources.Options{OnBlob: func(string, int64) { bar.add(1) }},
+	})
+	bar.finish()
+	if err != nil {
+		return err
+	}
+	res.ImportSeconds = time.Since(start).Seconds()
+	res.ExportMiBps = mibps(total, res.ExportSeconds)
+	res.ImportMiBps = mibps(total, res.ImportSeconds)
+	res.Matches, err = sameState(ctx, src, dst)
+	if err != nil {
+		return err
+	}
+
+	if a.json {
+		a.writeJSON(a.stdout, res)
+	} else {
+		w := a.stdout
+		fmt.Fprintf(w, "repository  %s\n", res.Repository)
+		fmt.Fprintf(w, "snapshot    %s\n", res.Snapshot)
+		fmt.Fprintf(w, "filled      %d objects, %s, in mock %s %s/%s\n", res.Objects, humanBytes(total), src.ServiceName(), demoAccount, demoRegion)
+		fmt.Fprintf(w, "exported    %d blobs in %.2fs (%.1f MiB/s): %d uploaded (%s), %d already stored or duplicates\n",
+			res.Blobs, res.ExportSeconds, res.ExportMiBps, res.Uploaded, humanBytes(res.UploadedBytes), res.AlreadyStored)
+		fmt.Fprintf(w, "imported    %d blobs in %.2fs (%.1f MiB/s) into a fresh mock\n", res.Blobs, res.ImportSeconds, res.ImportMiBps)
+	}
+	if !res.Matches {
+		return fmt.Errorf("demo: the restored state differs from the exported state")
+	}
+	if !a.json {
+		fmt.Fprintln(a.stdout, "restored state matches the exported state")
+	}
+	return nil
+}
+
+// sameState compares two object stores' views and blob bytes.
+func sameState(ctx context.Context, a, b *coretest.ObjectStore) (bool, error) {
+	va, ba := &coretest.MemoryVisitor{}, &coretest.MemoryVisitor{}
+	viewA, err := a.SnapshotWithBlobs(ctx, demoAccount, demoRegion, va)
+	if err != nil {
+		return false, err
+	}
+	viewB, err := b.SnapshotWithBlobs(ctx, demoAccount, demoRegion, ba)
+	if err != nil {
+		return false, err
+	}
+	if !reflect.DeepEqual(viewA, viewB) {
+		return false, nil
+	}
+	blobsA, blobsB := va.Blobs(), ba.Blobs()
+	if len(blobsA) != len(blobsB) {
+		return false, nil
+	}
+	for k, v := range blobsA {
+		if w, ok := blobsB[k]; !ok || !bytes.Equal(v, w) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func mibps(bytes int64, seconds float64) float64 {
+	if seconds <= 0 {
+		return 0
+	}
+	return float64(bytes) / (1 << 20) / seconds
+}
+
+// parseSize reads "1234", "64KiB", "1.5MiB", "2GiB" (also KB, MB, GB as
+// powers of 1000, and K, M, G as powers of 1024).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   float64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1},
+	}
+	mult := 1.0
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f*mult > 1<<40 {
+		return 0, fmt.Errorf("size %q: want a number of bytes up to 1 TiB, optionally with KiB, MiB or GiB", s)
+	}
+	return int64(f * mult), nil
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -1,0 +1,24 @@
+// Command statebucket exports, imports, lists and verifies snapshots of
+// mock cloud service state in a repository: a local directory or a bucket.
+//
+// Usage:
+//
+//	statebucket [--repo URL] [--json] <command>
+//
+// Commands: demo, ls, show REF, verify [--read-data] REF, tag NAME REF.
+// Run `statebucket help` for details and the exit codes.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
