@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/statebucket/statebucket/integration/testserver"
 	"github.com/statebucket/statebucket/snapshot"
 )
 
@@ -75,6 +76,7 @@ func record(r result) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	printTable(os.Stdout)
+	testserver.StopAll()
 	os.Exit(code)
 }
 
@@ -173,6 +175,11 @@ func run(b *testing.B, t target) {
 				for b.Loop() {
 					b.StopTimer()
 					raw = t.newRaw(parent)
+					if p, ok := raw.(interface{ prepare(benchCase) error }); ok {
+						if err := p.prepare(c); err != nil {
+							b.Fatal(err)
+						}
+					}
 					p := startPeak()
 					b.StartTimer()
 					start := time.Now()

@@ -75,7 +75,7 @@ type synthService struct {
 
 var _ core.BlobBackedService[synthView] = (*synthService)(nil)
 
-func (s *synthService) ServiceName() string                          { return "synth" }
+func (s *synthService) ServiceName() string                            { return "synth" }
 func (s *synthService) Notifier() *core.StateChangeNotifier[synthView] { return &s.notifier }
 
 func (s *synthService) Snapshot(context.Context, string, string) (synthView, error) {

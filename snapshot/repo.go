@@ -11,6 +11,7 @@ import (
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/store"
 	"github.com/statebucket/statebucket/store/filestore"
+	"github.com/statebucket/statebucket/store/s3store"
 )
 
 // Repo is a snapshot repository: a directory or bucket prefix holding
@@ -39,6 +40,7 @@ type opener func(ctx context.Context, u *url.URL) (store.Driver, string, error)
 // openers are the backends, registered explicitly by scheme.
 var openers = map[string]opener{
 	"file": openFile,
+	"s3":   openS3,
 }
 
 // Open opens the repository at rawURL:
@@ -65,11 +67,11 @@ func Open(ctx context.Context, rawURL string) (*Repo, error) {
 	}
 	open, ok := openers[strings.ToLower(scheme)]
 	if !ok {
-		return nil, fmt.Errorf("snapshot: open %s: unknown scheme %q (use a path, file://, or s3://): %w", u.Redacted(), scheme, core.ErrInvalid)
+		return nil, fmt.Errorf("snapshot: open %s: unknown scheme %q (use a path, file://, or s3://): %w", redact(u), scheme, core.ErrInvalid)
 	}
 	drv, loc, err := open(ctx, u)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: open %s: %w", u.Redacted(), err)
+		return nil, fmt.Errorf("snapshot: open %s: %w", redact(u), err)
 	}
 	return New(store.New(drv, loc)), nil
 }
@@ -84,6 +86,14 @@ func openFile(_ context.Context, u *url.URL) (store.Driver, string, error) {
 	return openDir(u.Path)
 }
 
+func openS3(ctx context.Context, u *url.URL) (store.Driver, string, error) {
+	drv, err := s3store.Open(ctx, u, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	return drv, store.Redact(u), nil
+}
+
 func openDir(path string) (store.Driver, string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -95,6 +105,10 @@ func openDir(path string) (store.Driver, string, error) {
 	}
 	return drv, "file://" + filepath.ToSlash(abs), nil
 }
+
+// redact returns u without credentials or query values that may be
+// secrets.
+func redact(u *url.URL) string { return store.Redact(u) }
 
 // redactRaw hides anything that looks like user information in a URL that
 // did not parse.

@@ -42,6 +42,14 @@ type Options struct {
 	// than a missing object, a refused permission, a cancelled context or
 	// a mismatch is tried again. 0 means DefaultRetries; negative means none.
 	Retries int
+	// LargeThreshold is the size from which a blob is streamed in
+	// parallel chunks, when the driver can read ranges, instead of being
+	// spooled whole; its digest is then checked as the last byte passes,
+	// and a mismatch is returned by Read in place of io.EOF. 0 means
+	// DefaultLargeThreshold; negative turns chunked reads off.
+	LargeThreshold int64
+	// ChunkSize is the size of one ranged read; 0 means DefaultChunkSize.
+	ChunkSize int64
 	// OnBlob, if set, is called for every blob handed to the service.
 	OnBlob func(key string, size int64)
 }
@@ -105,6 +113,12 @@ func New(st *store.Store, m *manifest.Manifest, opts *Options) *Source {
 	if s.opts.Retries == 0 {
 		s.opts.Retries = DefaultRetries
 	}
+	if s.opts.LargeThreshold == 0 {
+		s.opts.LargeThreshold = DefaultLargeThreshold
+	}
+	if s.opts.ChunkSize <= 0 {
+		s.opts.ChunkSize = DefaultChunkSize
+	}
 	return s
 }
 
@@ -129,6 +143,13 @@ func (s *Source) Fetch(ctx context.Context, key string) (io.ReadCloser, error) {
 	s.schedule(ctx, idx)
 	s.mu.Unlock()
 
+	if e := s.m.Blobs[idx]; sl == nil && s.chunked(e) {
+		if r := s.openChunked(ctx, e); r != nil {
+			s.count(key, e.Size, false)
+			return r, nil
+		}
+	}
+
 	var sp *spool.Spool
 	var err error
 	if sl != nil {
@@ -141,23 +162,31 @@ func (s *Source) Fetch(ctx context.Context, key string) (io.ReadCloser, error) {
 			return nil, fmt.Errorf("sources: blob %q: %w", key, context.Cause(ctx))
 		}
 	}
-	if sl == nil || (err != nil && !permanent(err) && ctx.Err() == nil) {
+	hit := sl != nil && err == nil
+	// A download ahead runs under the context of the Fetch that started
+	// it, which may have ended since: only ctx decides whether to give up.
+	if sl == nil || (err != nil && (!permanent(err) || isContextErr(err)) && ctx.Err() == nil) {
 		sp, err = s.load(ctx, idx)
 	}
 	if err != nil {
 		return nil, err
 	}
+	s.count(key, sp.Size(), hit)
+	return &spoolReader{Reader: sp.Reader(), sp: sp}, nil
+}
+
+// count records a blob handed to the service.
+func (s *Source) count(key string, size int64, hit bool) {
 	s.mu.Lock()
 	s.stats.Fetched++
-	s.stats.Bytes += sp.Size()
-	if sl != nil {
+	s.stats.Bytes += size
+	if hit {
 		s.stats.PrefetchHits++
 	}
 	s.mu.Unlock()
 	if s.opts.OnBlob != nil {
-		s.opts.OnBlob(key, sp.Size())
+		s.opts.OnBlob(key, size)
 	}
-	return &spoolReader{Reader: sp.Reader(), sp: sp}, nil
 }
 
 // schedule starts downloads of the entries after idx and drops those
@@ -179,6 +208,9 @@ func (s *Source) schedule(ctx context.Context, idx int) {
 	end := min(idx+1+s.opts.Prefetch, len(s.m.Blobs))
 	for ; s.next < end; s.next++ {
 		i := s.next
+		if s.chunked(s.m.Blobs[i]) {
+			continue // streamed in chunks when fetched, not spooled ahead
+		}
 		pctx, cancel := context.WithCancel(ctx)
 		sl := &slot{done: make(chan struct{}), cancel: cancel}
 		s.slots[i] = sl
@@ -226,12 +258,22 @@ func (s *Source) Close() error {
 // failures.
 func (s *Source) load(ctx context.Context, idx int) (*spool.Spool, error) {
 	e := s.m.Blobs[idx]
+	var sp *spool.Spool
+	err := s.retry(ctx, e.Key, func() error {
+		var err error
+		sp, err = s.loadOnce(ctx, e)
+		return err
+	})
+	return sp, err
+}
+
+// retry calls try until it succeeds, fails for good, or has been tried
+// 1+Retries times, and names key in the error it returns.
+func (s *Source) retry(ctx context.Context, key string, try func() error) error {
 	var err error
 	for attempt := 0; ; attempt++ {
-		var sp *spool.Spool
-		sp, err = s.loadOnce(ctx, e)
-		if err == nil {
-			return sp, nil
+		if err = try(); err == nil {
+			return nil
 		}
 		if permanent(err) || ctx.Err() != nil || attempt >= max(s.opts.Retries, 0) {
 			break
@@ -242,9 +284,9 @@ func (s *Source) load(ctx context.Context, idx int) (*spool.Spool, error) {
 	}
 	var me *MismatchError
 	if errors.As(err, &me) {
-		return nil, err
+		return err
 	}
-	return nil, fmt.Errorf("sources: blob %q: %w", e.Key, err)
+	return fmt.Errorf("sources: blob %q: %w", key, err)
 }
 
 func (s *Source) loadOnce(ctx context.Context, e manifest.Entry) (*spool.Spool, error) {
@@ -262,11 +304,12 @@ func (s *Source) loadOnce(ctx context.Context, e manifest.Entry) (*spool.Spool, 
 		return nil, err
 	}
 	defer rc.Close()
-	sp, err := spool.Fill(ctx, rc, budget, spool.Options{
+	// Read at most one byte more than recorded, enough to tell a longer
+	// blob, also for an empty entry (a spool Limit of 0 means no limit).
+	sp, err := spool.Fill(ctx, io.LimitReader(rc, e.Size+1), budget, spool.Options{
 		MemoryThreshold: s.opts.MemoryThreshold,
 		TempDir:         s.opts.TempDir,
 		SizeHint:        e.Size,
-		Limit:           e.Size,
 		NoWait:          true,
 	})
 	if err != nil {
@@ -280,7 +323,7 @@ func (s *Source) loadOnce(ctx context.Context, e manifest.Entry) (*spool.Spool, 
 }
 
 func verify(e manifest.Entry, sp *spool.Spool) error {
-	if sp.Truncated() {
+	if sp.Size() > e.Size {
 		return &MismatchError{Key: e.Key, Expected: sizeText(e.Size), Actual: "more than " + sizeText(e.Size), Err: core.ErrSizeMismatch}
 	}
 	if sp.Size() != e.Size {
@@ -306,6 +349,11 @@ func permanent(err error) bool {
 		}
 	}
 	return false
+}
+
+// isContextErr reports whether err comes from a context that ended.
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // spoolReader reads a spool and frees it on Close.

@@ -86,3 +86,15 @@ type ObjectInfo struct {
 type Concurrency interface {
 	MaxConcurrency() int
 }
+
+// RangeReader is implemented by drivers that can read part of an object.
+// The import engine uses it to download a large blob in parallel chunks
+// instead of spooling it whole.
+type RangeReader interface {
+	// GetRange opens length bytes of the object name from offset. Bytes
+	// past the object's end are not an error: the reader then ends early,
+	// so reading length+1 bytes from the last chunk detects an object
+	// longer than expected. An offset at or past the end yields an empty
+	// reader (or one that ends at once), not an error.
+	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
+}

@@ -107,6 +107,37 @@ func (s *Store) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	return &wrappedReader{rc: rc, s: s, name: name}, nil
 }
 
+// RangeReads reports whether the driver can read parts of objects (see
+// [RangeReader]).
+func (s *Store) RangeReads() bool {
+	_, ok := s.drv.(RangeReader)
+	return ok
+}
+
+// GetRange opens length bytes of the object name from offset (see
+// [RangeReader]). It fails with an error matching errors.ErrUnsupported
+// when the driver cannot read ranges.
+func (s *Store) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if err := ValidName(name); err != nil {
+		return nil, s.wrap("get", name, err)
+	}
+	rr, ok := s.drv.(RangeReader)
+	if !ok {
+		return nil, s.wrap("get", name, fmt.Errorf("driver cannot read ranges: %w", errors.ErrUnsupported))
+	}
+	if offset < 0 || length < 0 {
+		return nil, s.wrap("get", name, fmt.Errorf("range %d+%d: %w", offset, length, core.ErrInvalid))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, s.wrap("get", name, err)
+	}
+	rc, err := rr.GetRange(ctx, name, offset, length)
+	if err != nil {
+		return nil, s.wrap("get", name, err)
+	}
+	return &wrappedReader{rc: rc, s: s, name: name}, nil
+}
+
 // GetBytes reads the object name whole, failing with an error matching
 // core.ErrInvalid if it holds more than max bytes.
 func (s *Store) GetBytes(ctx context.Context, name string, max int64) ([]byte, error) {

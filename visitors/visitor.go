@@ -109,6 +109,9 @@ func (v *Visitor) Visit(ctx context.Context, batch []core.BlobExportEntry) error
 	for i := range batch {
 		e := batch[i]
 		g.Go(func() error {
+			if e.Reader == nil {
+				return blobErr(e.Key, fmt.Errorf("nil reader: %w", core.ErrInvalid))
+			}
 			defer e.Reader.Close()
 			if err := budget.AcquireRequest(gctx); err != nil {
 				return blobErr(e.Key, err)
@@ -153,9 +156,6 @@ func (v *Visitor) loadPresent(ctx context.Context) error {
 }
 
 func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
-	if e.Reader == nil {
-		return fmt.Errorf("nil reader: %w", core.ErrInvalid)
-	}
 	sp, err := spool.Fill(ctx, e.Reader, v.st.Budget(), spool.Options{
 		MemoryThreshold: v.opts.MemoryThreshold,
 		TempDir:         v.opts.TempDir,

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"os"
 
 	"github.com/statebucket/statebucket/store"
@@ -30,8 +31,9 @@ type Options struct {
 	TempDir string
 	// SizeHint is the expected size, or < 0 when unknown.
 	SizeHint int64
-	// Limit stops reading after Limit bytes; the spool then holds Limit
-	// bytes and [Spool.Truncated] reports true. 0 means no limit.
+	// Limit stops reading after Limit+1 bytes, enough to tell a stream
+	// longer than Limit: the spool then holds Limit+1 bytes and
+	// [Spool.Truncated] reports true. 0 means no limit.
 	Limit int64
 	// NoWait makes Fill spill to a temporary file rather than wait for
 	// memory. Use it when spools may be held while others are filled, as
@@ -118,7 +120,7 @@ func Fill(ctx context.Context, r io.Reader, budget *store.Budget, opts Options) 
 		threshold = DefaultMemoryThreshold
 	}
 	if opts.Limit > 0 {
-		r = io.LimitReader(r, opts.Limit+1)
+		r = io.LimitReader(r, min(opts.Limit, math.MaxInt64-1)+1)
 	}
 	s := &Spool{budget: budget}
 	h := sha256.New()

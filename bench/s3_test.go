@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/statebucket/statebucket/integration/testserver"
+	"github.com/statebucket/statebucket/snapshot"
+	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/store/s3store"
+)
+
+// s3Concurrency is the engine's request limit and the baseline's loop
+// width alike.
+const s3Concurrency = s3store.DefaultMaxConcurrency
+
+// s3Raw is the S3 baseline: PutObject and GetObject of the same bytes by
+// a bare SDK client, no hashing of ours, no manifest. Bodies come from
+// memory (small) or from a file written before the clock starts (large),
+// as the engine's come from its spool.
+type s3Raw struct {
+	client *s3.Client
+	bucket string
+	dir    string
+	mu     sync.Mutex
+	files  map[string]*os.File
+}
+
+func (r *s3Raw) Put(ctx context.Context, name string, body io.Reader, size int64) error {
+	var rs io.ReadSeeker
+	if size <= 4<<20 {
+		data, err := io.ReadAll(body)
+		if err != nil {
+			return err
+		}
+		rs = bytes.NewReader(data)
+	} else {
+		r.mu.Lock()
+		f := r.files[name]
+		r.mu.Unlock()
+		rs = io.NewSectionReader(f, 0, size)
+	}
+	_, err := r.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &r.bucket, Key: aws.String(name), Body: rs, ContentLength: aws.Int64(size)})
+	return err
+}
+
+func (r *s3Raw) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	out, err := r.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &r.bucket, Key: aws.String(name)})
+	if err != nil {
+		return nil, err
+	}
+	return out.Body, nil
+}
+
+// prepare writes the large bodies to files before the clock starts.
+func (r *s3Raw) prepare(c benchCase) error {
+	if c.size <= 4<<20 {
+		return nil
+	}
+	r.files = map[string]*os.File{}
+	for i := range c.count {
+		f, err := os.Create(filepath.Join(r.dir, rawName(i)[len("raw/00/"):]))
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, newSynthReader(int64(i), c.size)); err != nil {
+			return err
+		}
+		r.files[rawName(i)] = f
+	}
+	return nil
+}
+
+func BenchmarkS3(b *testing.B) {
+	srv := testserver.S3(b)
+	srv.SetEnv(b)
+	run(b, target{
+		name:        "s3",
+		cases:       []benchCase{{count: 10000, size: 4 << 10}, {count: 4, size: 256 << 20}},
+		concurrency: s3Concurrency,
+		newRepo: func(b *testing.B) *snapshot.Repo {
+			u, err := url.Parse(srv.URL(srv.NewBucket(b), "repo"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			drv, err := s3store.Open(b.Context(), u, &s3store.Options{MaxConcurrency: s3Concurrency})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := snapshot.New(store.New(drv, store.Redact(u)))
+			b.Cleanup(func() { r.Close() })
+			return r
+		},
+		newRaw: func(b *testing.B) rawStore {
+			return &s3Raw{client: srv.Client(b, nil), bucket: srv.NewBucket(b), dir: b.TempDir()}
+		},
+	})
+}

@@ -1,0 +1,189 @@
+package integration_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/integration/faults"
+	"github.com/statebucket/statebucket/integration/testserver"
+	"github.com/statebucket/statebucket/snapshot"
+	"github.com/statebucket/statebucket/snapshot/repotest"
+	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/store/s3store"
+)
+
+func TestMain(m *testing.M) { testserver.Main(m) }
+
+const acct, region = "123456789012", "eu-west-1"
+
+// TestS3Repository runs the end-to-end suite over s3:// URLs opened the
+// way users open them: snapshot.Open and the standard credential chain.
+func TestS3Repository(t *testing.T) {
+	srv := testserver.S3(t)
+	srv.SetEnv(t)
+	repotest.Run(t, func(t *testing.T) *snapshot.Repo {
+		r, err := snapshot.Open(t.Context(), srv.URL(srv.NewBucket(t), "fixtures/repo"))
+		require.NoError(t, err)
+		return r
+	}, nil)
+}
+
+// openFaulty opens a repository whose every request passes through rt.
+func openFaulty(t *testing.T, srv *testserver.S3Server, bucket string, rt *faults.RoundTripper) *snapshot.Repo {
+	t.Helper()
+	u, err := url.Parse(srv.URL(bucket, "repo"))
+	require.NoError(t, err)
+	drv, err := s3store.Open(t.Context(), u, &s3store.Options{Transport: rt, Credentials: srv.Credentials()})
+	require.NoError(t, err)
+	r := snapshot.New(store.New(drv, store.Redact(u)))
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// TestS3FaultsRoundTrip fails one request in five (503 SlowDown,
+// connection resets before and after the request lands, truncated
+// bodies): export and import still round-trip byte-exact, with the
+// driver's default retryer.
+func TestS3FaultsRoundTrip(t *testing.T) {
+	srv := testserver.S3(t)
+	bucket := srv.NewBucket(t)
+	rt := &faults.RoundTripper{Base: s3store.NewTransport(32), Rate: 0.2, Seed: 2026}
+	repo := openFaulty(t, srv, bucket, rt)
+	ctx := t.Context()
+
+	src := coretest.NewObjectStore()
+	_, _, err := coretest.Fill(ctx, src, acct, region, coretest.FillOptions{Objects: 300, Size: 64 << 10, Seed: 9, Hostile: true})
+	require.NoError(t, err)
+	m, err := snapshot.Export(ctx, repo, src, acct, region, nil)
+	require.NoError(t, err)
+	dst := coretest.NewObjectStore()
+	_, err = snapshot.Import(ctx, repo, dst, acct, region, m.ID, nil)
+	require.NoError(t, err)
+	require.NoError(t, sameState(t, src, dst))
+	for _, k := range faults.AllKinds {
+		assert.Positive(t, rt.Count(k), "no %v fault was injected", k)
+	}
+	t.Logf("faults injected: %v", rt)
+
+	// What landed is whole: a clean client verifies every blob's digest.
+	srv.SetEnv(t)
+	clean, err := snapshot.Open(ctx, srv.URL(bucket, "repo"))
+	require.NoError(t, err)
+	defer clean.Close()
+	_, err = clean.Verify(ctx, m.ID, &snapshot.VerifyOptions{ReadData: true})
+	require.NoError(t, err)
+}
+
+// TestS3FaultsEverything fails every request: the export fails within its
+// deadline, the error wraps the last cause, and no manifest exists.
+func TestS3FaultsEverything(t *testing.T) {
+	srv := testserver.S3(t)
+	bucket := srv.NewBucket(t)
+	rt := &faults.RoundTripper{Base: s3store.NewTransport(8), Rate: 1, Seed: 1}
+	repo := openFaulty(t, srv, bucket, rt)
+
+	src := coretest.NewObjectStore()
+	_, _, err := coretest.Fill(t.Context(), src, acct, region, coretest.FillOptions{Objects: 20, Seed: 1})
+	require.NoError(t, err)
+	const deadline = 3 * time.Second
+	ctx, cancel := context.WithTimeout(t.Context(), deadline)
+	defer cancel()
+	start := time.Now()
+	_, err = snapshot.Export(ctx, repo, src, acct, region, nil)
+	elapsed := time.Since(start)
+	require.Error(t, err)
+	assert.Less(t, elapsed, deadline+2*time.Second, "export outlived its deadline")
+	assert.True(t, errors.Is(err, faults.ErrInjected) || strings.Contains(err.Error(), faults.SlowDownMessage),
+		"error does not carry the last cause: %v", err)
+
+	srv.SetEnv(t)
+	clean, err := snapshot.Open(t.Context(), srv.URL(bucket, "repo"))
+	require.NoError(t, err)
+	defer clean.Close()
+	ms, err := clean.List(t.Context(), snapshot.Filter{})
+	require.NoError(t, err)
+	assert.Empty(t, ms, "a failed export left a manifest")
+}
+
+// TestS3MissingBucketAndCredentials: errors name the bucket and never
+// hold the secret.
+func TestS3MissingBucketAndCredentials(t *testing.T) {
+	srv := testserver.S3(t)
+	srv.SetEnv(t)
+	ctx := t.Context()
+	repo, err := snapshot.Open(ctx, srv.URL("no-such-bucket-here", "repo"))
+	require.NoError(t, err)
+	defer repo.Close()
+	_, err = snapshot.Export(ctx, repo, coretest.NewObjectStore(), acct, region, nil)
+	require.ErrorIs(t, err, core.ErrBucketNotFound)
+	assert.Contains(t, err.Error(), `"no-such-bucket-here"`)
+
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-value")
+	repo2, err := snapshot.Open(ctx, srv.URL(srv.NewBucket(t), "repo"))
+	require.NoError(t, err)
+	defer repo2.Close()
+	_, err = repo2.List(ctx, snapshot.Filter{})
+	require.ErrorIs(t, err, core.ErrPermission)
+	assert.NotContains(t, err.Error(), "wrong-secret-value")
+}
+
+// TestCLIDemoOverS3 runs `statebucket demo --repo s3://…` as a user would.
+func TestCLIDemoOverS3(t *testing.T) {
+	srv := testserver.S3(t)
+	bin := filepath.Join(t.TempDir(), "statebucket")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/statebucket")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	repoURL := srv.URL(srv.NewBucket(t), "demo")
+	var ids []string
+	for range 2 {
+		cmd := exec.CommandContext(t.Context(), bin, "--repo", repoURL, "--json", "demo", "--objects", "200")
+		cmd.Env = append(os.Environ(), srv.Env()...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		require.NoError(t, err, stderr.String())
+		var res struct {
+			Snapshot string `json:"snapshot"`
+			Uploaded int    `json:"uploaded_blobs"`
+			Matches  bool   `json:"restored_state_matches"`
+		}
+		require.NoError(t, json.Unmarshal(out, &res))
+		assert.True(t, res.Matches)
+		if len(ids) == 1 {
+			assert.Zero(t, res.Uploaded, "second demo uploaded blobs")
+		}
+		ids = append(ids, res.Snapshot)
+	}
+	assert.Equal(t, ids[0], ids[1])
+}
+
+func sameState(t *testing.T, a, b *coretest.ObjectStore) error {
+	t.Helper()
+	va, vb := &coretest.MemoryVisitor{}, &coretest.MemoryVisitor{}
+	viewA, err := a.SnapshotWithBlobs(t.Context(), acct, region, va)
+	if err != nil {
+		return err
+	}
+	viewB, err := b.SnapshotWithBlobs(t.Context(), acct, region, vb)
+	if err != nil {
+		return err
+	}
+	assert.Equal(t, viewA, viewB)
+	assert.Equal(t, va.Blobs(), vb.Blobs())
+	return nil
+}

@@ -1,0 +1,380 @@
+package spool_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"sync"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/statebucket/statebucket/internal/spool"
+	"github.com/statebucket/statebucket/store"
+)
+
+// pattern returns n bytes that differ from one offset to the next, so that
+// a misplaced byte changes the content.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*31 + i>>8)
+	}
+	return b
+}
+
+// countingReader counts the bytes read from r.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// requireBudgetFree fails unless every byte of b is free.
+func requireBudgetFree(t *testing.T, b *store.Budget) {
+	t.Helper()
+	require.True(t, b.TryAcquireBytes(b.MaxBytes()), "budget bytes still held")
+	b.ReleaseBytes(b.MaxBytes())
+}
+
+// requireEmptyDir fails unless dir holds no file.
+func requireEmptyDir(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "files left in the temporary directory")
+}
+
+// requireContent checks every way a spool hands out its bytes.
+func requireContent(t *testing.T, sp *spool.Spool, want []byte) {
+	t.Helper()
+	require.Equal(t, int64(len(want)), sp.Size())
+	sum := sha256.Sum256(want)
+	require.Equal(t, sum[:], sp.Sum())
+	got, err := io.ReadAll(sp.Reader())
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(want, got), "Reader returns other bytes")
+	got, err = io.ReadAll(sp.Reader())
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(want, got), "a second Reader returns other bytes")
+	require.NoError(t, iotest.TestReader(io.NewSectionReader(sp.ReaderAt(), 0, sp.Size()), want))
+}
+
+func TestFillPlacement(t *testing.T) {
+	const threshold = 8 << 10
+	for _, tc := range []struct {
+		name     string
+		size     int
+		hint     int64
+		inMemory bool
+	}{
+		{"empty, known", 0, 0, true},
+		{"empty, unknown", 0, -1, true},
+		{"small, known", 100, 100, true},
+		{"small, unknown", 100, -1, true},
+		{"exactly threshold, known", threshold, threshold, true},
+		{"exactly threshold, unknown", threshold, -1, true},
+		{"threshold+1, known", threshold + 1, threshold + 1, false},
+		{"threshold+1, unknown", threshold + 1, -1, false},
+		{"large, known", 5 * threshold, 5 * threshold, false},
+		{"large, unknown", 5 * threshold, -1, false},
+		{"large, hint too small", 5 * threshold, 10, false},
+		{"small, hint too large", 100, 5 * threshold, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			budget := store.NewBudget(1, 1<<20)
+			want := pattern(tc.size)
+			sp, err := spool.Fill(t.Context(), bytes.NewReader(want), budget, spool.Options{
+				MemoryThreshold: threshold,
+				TempDir:         dir,
+				SizeHint:        tc.hint,
+			})
+			require.NoError(t, err)
+			assert.Equal(t, tc.inMemory, sp.InMemory())
+			assert.False(t, sp.Truncated())
+			requireContent(t, sp, want)
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			if tc.inMemory {
+				assert.Empty(t, entries)
+			} else {
+				assert.Len(t, entries, 1, "a spilled spool is one temporary file")
+			}
+			require.NoError(t, sp.Close())
+			require.NoError(t, sp.Close(), "a second Close")
+			requireEmptyDir(t, dir)
+			requireBudgetFree(t, budget)
+		})
+	}
+}
+
+func TestFillUnknownSizeGrowsInMemory(t *testing.T) {
+	// Beyond the first chunk and below the default threshold, a stream of
+	// unknown size stays in memory.
+	budget := store.NewBudget(1, 0)
+	want := pattern(300 << 10)
+	sp, err := spool.Fill(t.Context(), iotest.HalfReader(bytes.NewReader(want)), budget, spool.Options{SizeHint: -1, TempDir: t.TempDir()})
+	require.NoError(t, err)
+	defer sp.Close()
+	assert.True(t, sp.InMemory())
+	requireContent(t, sp, want)
+}
+
+func TestFillKnownLargeSizeTakesNoMemory(t *testing.T) {
+	// A blob known to exceed the threshold goes straight to a file: Fill
+	// does not wait for memory it will not use.
+	budget := store.NewBudget(1, 1<<10)
+	require.True(t, budget.TryAcquireBytes(budget.MaxBytes()))
+	want := pattern(4 << 10)
+	sp, err := spool.Fill(t.Context(), bytes.NewReader(want), budget, spool.Options{
+		MemoryThreshold: 1 << 10, TempDir: t.TempDir(), SizeHint: int64(len(want)),
+	})
+	require.NoError(t, err)
+	assert.False(t, sp.InMemory())
+	requireContent(t, sp, want)
+	require.NoError(t, sp.Close())
+	budget.ReleaseBytes(budget.MaxBytes())
+	requireBudgetFree(t, budget)
+}
+
+func TestFillBudgetSmallerThanBlob(t *testing.T) {
+	// Memory is capped by the budget, not only by the threshold: what does
+	// not fit spills.
+	budget := store.NewBudget(1, 4<<10)
+	want := pattern(64 << 10)
+	for _, hint := range []int64{-1, int64(len(want))} {
+		sp, err := spool.Fill(t.Context(), bytes.NewReader(want), budget, spool.Options{TempDir: t.TempDir(), SizeHint: hint})
+		require.NoError(t, err)
+		assert.False(t, sp.InMemory(), "size hint %d", hint)
+		requireContent(t, sp, want)
+		require.NoError(t, sp.Close())
+		requireBudgetFree(t, budget)
+	}
+}
+
+func TestFillLimit(t *testing.T) {
+	const limit = 1000
+	for _, tc := range []struct {
+		name      string
+		size      int
+		threshold int64
+		hint      int64
+		truncated bool
+	}{
+		{"below, memory", limit - 1, 0, -1, false},
+		{"exactly, memory", limit, 0, -1, false},
+		{"exactly, memory, known", limit, 0, limit, false},
+		{"exactly, file", limit, 100, -1, false},
+		{"one more, memory", limit + 1, 0, -1, true},
+		{"one more, file", limit + 1, 100, -1, true},
+		{"many more, memory, known", 50 * limit, 0, limit, true},
+		{"many more, memory", 50 * limit, 0, -1, true},
+		{"many more, file", 50 * limit, 100, -1, true},
+		{"many more, file, known", 50 * limit, 100, limit, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			budget := store.NewBudget(1, 1<<20)
+			data := pattern(tc.size)
+			src := &countingReader{r: bytes.NewReader(data)}
+			sp, err := spool.Fill(t.Context(), src, budget, spool.Options{
+				MemoryThreshold: tc.threshold,
+				TempDir:         dir,
+				SizeHint:        tc.hint,
+				Limit:           limit,
+			})
+			require.NoError(t, err)
+			assert.LessOrEqual(t, src.n, int64(limit+1), "read past the limit")
+			assert.Equal(t, tc.truncated, sp.Truncated())
+			if tc.truncated {
+				assert.Equal(t, int64(limit+1), sp.Size(), "a truncated spool holds Limit+1 bytes")
+			} else {
+				requireContent(t, sp, data)
+			}
+			require.NoError(t, sp.Close())
+			requireEmptyDir(t, dir)
+			requireBudgetFree(t, budget)
+		})
+	}
+}
+
+func TestFillLargestLimit(t *testing.T) {
+	want := pattern(100)
+	sp, err := spool.Fill(t.Context(), bytes.NewReader(want), store.NewBudget(1, 0), spool.Options{SizeHint: -1, Limit: math.MaxInt64})
+	require.NoError(t, err)
+	defer sp.Close()
+	assert.False(t, sp.Truncated())
+	requireContent(t, sp, want)
+}
+
+func TestFillNoWaitSpillsWhenBudgetExhausted(t *testing.T) {
+	dir := t.TempDir()
+	budget := store.NewBudget(1, 1<<20)
+	require.True(t, budget.TryAcquireBytes(budget.MaxBytes()))
+	want := pattern(100)
+	// The deadline only turns a Fill that waits into a failure.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	sp, err := spool.Fill(ctx, bytes.NewReader(want), budget, spool.Options{TempDir: dir, SizeHint: -1, NoWait: true})
+	require.NoError(t, err)
+	assert.False(t, sp.InMemory(), "with no memory free, NoWait spills")
+	requireContent(t, sp, want)
+	require.NoError(t, sp.Close())
+	requireEmptyDir(t, dir)
+	budget.ReleaseBytes(budget.MaxBytes())
+	requireBudgetFree(t, budget)
+}
+
+func TestFillWaitsForMemory(t *testing.T) {
+	// Without NoWait, Fill waits for its first chunk of memory: with the
+	// budget exhausted, only the context ends the wait.
+	budget := store.NewBudget(1, 1<<20)
+	require.True(t, budget.TryAcquireBytes(budget.MaxBytes()))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := spool.Fill(ctx, bytes.NewReader(pattern(100)), budget, spool.Options{SizeHint: -1})
+	require.ErrorIs(t, err, context.Canceled)
+	budget.ReleaseBytes(budget.MaxBytes())
+
+	// Once memory is returned, a waiting Fill goes on in memory.
+	require.True(t, budget.TryAcquireBytes(budget.MaxBytes()))
+	type result struct {
+		sp  *spool.Spool
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		sp, err := spool.Fill(t.Context(), bytes.NewReader(pattern(100)), budget, spool.Options{SizeHint: 100})
+		done <- result{sp, err}
+	}()
+	budget.ReleaseBytes(budget.MaxBytes())
+	r := <-done
+	require.NoError(t, r.err)
+	assert.True(t, r.sp.InMemory())
+	require.NoError(t, r.sp.Close())
+	requireBudgetFree(t, budget)
+}
+
+// cancellingReader serves r and calls cancel once it has served after
+// bytes.
+type cancellingReader struct {
+	r      io.Reader
+	after  int64
+	n      int64
+	cancel context.CancelFunc
+}
+
+func (c *cancellingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n >= c.after {
+		c.cancel()
+	}
+	return n, err
+}
+
+func TestFillCancelled(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		threshold int64
+	}{
+		{"memory", 0},
+		{"file", 1 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			budget := store.NewBudget(1, 1<<20)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			src := &cancellingReader{r: iotest.OneByteReader(bytes.NewReader(pattern(1 << 20))), after: 2 << 10, cancel: cancel}
+			_, err := spool.Fill(ctx, src, budget, spool.Options{MemoryThreshold: tc.threshold, TempDir: dir, SizeHint: -1})
+			require.ErrorIs(t, err, context.Canceled)
+			assert.Less(t, src.n, int64(1<<20), "Fill read on after its context was cancelled")
+			requireEmptyDir(t, dir)
+			requireBudgetFree(t, budget)
+		})
+	}
+}
+
+func TestFillReadErrorLeavesNothing(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name      string
+		before    int
+		threshold int64
+	}{
+		{"in memory", 100, 0},
+		{"after spilling", 8 << 10, 1 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			budget := store.NewBudget(1, 1<<20)
+			src := io.MultiReader(bytes.NewReader(pattern(tc.before)), iotest.ErrReader(boom))
+			sp, err := spool.Fill(t.Context(), src, budget, spool.Options{MemoryThreshold: tc.threshold, TempDir: dir, SizeHint: -1})
+			require.ErrorIs(t, err, boom)
+			assert.Nil(t, sp)
+			requireEmptyDir(t, dir)
+			requireBudgetFree(t, budget)
+		})
+	}
+}
+
+func TestFillMissingTempDir(t *testing.T) {
+	budget := store.NewBudget(1, 1<<20)
+	_, err := spool.Fill(t.Context(), bytes.NewReader(pattern(4<<10)), budget, spool.Options{
+		MemoryThreshold: 1 << 10, TempDir: t.TempDir() + "/missing", SizeHint: -1,
+	})
+	require.ErrorIs(t, err, os.ErrNotExist)
+	assert.Contains(t, err.Error(), "spool:")
+	requireBudgetFree(t, budget)
+}
+
+func TestReaderAtConcurrent(t *testing.T) {
+	want := pattern(64 << 10)
+	for _, threshold := range []int64{0, 1 << 10} {
+		sp, err := spool.Fill(t.Context(), bytes.NewReader(want), store.NewBudget(1, 0), spool.Options{
+			MemoryThreshold: threshold, TempDir: t.TempDir(), SizeHint: -1,
+		})
+		require.NoError(t, err)
+		require.Equal(t, threshold == 0, sp.InMemory())
+		ra := sp.ReaderAt()
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				buf := make([]byte, 1000+g)
+				for off := int64(g * 97); off < int64(len(want)); off += int64(len(buf)) * 3 {
+					n, err := ra.ReadAt(buf, off)
+					end := min(off+int64(len(buf)), int64(len(want)))
+					if n != int(end-off) || (err != nil && err != io.EOF) || !bytes.Equal(buf[:n], want[off:end]) {
+						t.Errorf("ReadAt(%d bytes, %d) = %d, %v; want %d bytes", len(buf), off, n, err, end-off)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+
+		n, err := ra.ReadAt(make([]byte, 10), int64(len(want)))
+		assert.Equal(t, 0, n)
+		assert.ErrorIs(t, err, io.EOF, "at the end")
+		n, err = ra.ReadAt(make([]byte, 10), int64(len(want)-4))
+		assert.Equal(t, 4, n)
+		assert.ErrorIs(t, err, io.EOF, "across the end")
+		_, err = ra.ReadAt(make([]byte, 10), -1)
+		assert.Error(t, err, "negative offset")
+		require.NoError(t, sp.Close())
+	}
+}

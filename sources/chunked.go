@@ -1,0 +1,220 @@
+package sources
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+
+	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/store"
+)
+
+// Defaults for large blobs, which are read in parallel chunks when the
+// driver can read ranges.
+const (
+	// DefaultLargeThreshold is the size from which a blob is streamed in
+	// chunks rather than spooled whole.
+	DefaultLargeThreshold = 32 << 20
+	// DefaultChunkSize is the size of one ranged read of a large blob.
+	DefaultChunkSize = 8 << 20
+	// maxChunks is the most chunks of one blob downloaded at once.
+	maxChunks = 6
+)
+
+// chunked reports whether e is read in chunks.
+func (s *Source) chunked(e manifest.Entry) bool {
+	return s.opts.LargeThreshold > 0 && e.Size >= s.opts.LargeThreshold && s.st.RangeReads()
+}
+
+// chunkReader streams a large blob: up to maxChunks ranged reads run
+// ahead of the reader into buffers taken from the store's budget, and the
+// bytes are hashed as they pass. At the end it checks the digest; the
+// last chunk asks for one byte more than the recorded size, so a longer
+// object is caught too. A mismatch is returned by Read instead of io.EOF.
+type chunkReader struct {
+	e       manifest.Entry
+	budget  *store.Budget
+	chunk   int64
+	results []chan chunkResult
+	free    chan []byte
+	owned   int // buffers taken from the budget; dispatcher only
+
+	next   int
+	cur    []byte
+	curBuf []byte
+	h      hash.Hash
+	err    error
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+type chunkResult struct {
+	buf, data []byte
+	err       error
+}
+
+// openChunked starts streaming e, or returns nil when the budget has no
+// memory free for even one chunk (the caller then spools the blob).
+func (s *Source) openChunked(ctx context.Context, e manifest.Entry) *chunkReader {
+	budget := s.st.Budget()
+	chunk := s.opts.ChunkSize
+	if !budget.TryAcquireBytes(chunk + 1) {
+		return nil
+	}
+	n := int((e.Size + chunk - 1) / chunk)
+	r := &chunkReader{
+		e: e, budget: budget, chunk: chunk,
+		results: make([]chan chunkResult, n),
+		free:    make(chan []byte, maxChunks),
+		owned:   1,
+		h:       sha256.New(),
+	}
+	for i := range r.results {
+		r.results[i] = make(chan chunkResult, 1)
+	}
+	r.free <- make([]byte, chunk+1)
+	ctx, r.cancel = context.WithCancel(ctx)
+	r.wg.Add(1)
+	go r.dispatch(ctx, s)
+	return r
+}
+
+// dispatch starts the download of each chunk in order as buffers and
+// request slots allow.
+func (r *chunkReader) dispatch(ctx context.Context, s *Source) {
+	defer r.wg.Done()
+	name := store.BlobName(r.e.Digest[len("sha256:"):])
+	for i := range r.results {
+		buf, err := r.buffer(ctx)
+		if err == nil {
+			err = r.budget.AcquireRequest(ctx)
+		}
+		if err != nil {
+			r.results[i] <- chunkResult{buf: buf, err: fmt.Errorf("sources: blob %q: %w", r.e.Key, err)}
+			return
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			defer r.budget.ReleaseRequest()
+			data, err := r.download(ctx, s, name, i, buf)
+			r.results[i] <- chunkResult{buf: buf, data: data, err: err}
+		}()
+	}
+}
+
+// buffer returns a free chunk buffer, taking a new one from the budget
+// while it has room rather than wait.
+func (r *chunkReader) buffer(ctx context.Context) ([]byte, error) {
+	select {
+	case b := <-r.free:
+		return b, nil
+	default:
+	}
+	if r.owned < maxChunks && r.budget.TryAcquireBytes(r.chunk+1) {
+		r.owned++
+		return make([]byte, r.chunk+1), nil
+	}
+	select {
+	case b := <-r.free:
+		return b, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// download reads chunk i into buf, trying again after transient failures.
+func (r *chunkReader) download(ctx context.Context, s *Source, name string, i int, buf []byte) ([]byte, error) {
+	off := int64(i) * r.chunk
+	want := min(r.chunk, r.e.Size-off)
+	ask := want
+	last := i == len(r.results)-1
+	if last {
+		ask++ // one more: an object longer than recorded shows here
+	}
+	var n int64
+	err := s.retry(ctx, r.e.Key, func() error {
+		rc, err := s.st.GetRange(ctx, name, off, ask)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		n, err = readUpTo(rc, buf[:ask])
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case n < want:
+		return nil, &MismatchError{Key: r.e.Key, Expected: sizeText(r.e.Size), Actual: sizeText(off + n), Err: core.ErrSizeMismatch}
+	case last && n > want:
+		return nil, &MismatchError{Key: r.e.Key, Expected: sizeText(r.e.Size), Actual: "more than " + sizeText(r.e.Size), Err: core.ErrSizeMismatch}
+	}
+	return buf[:n], nil
+}
+
+// readUpTo fills p from r until p is full or r ends cleanly.
+func readUpTo(r io.Reader, p []byte) (int64, error) {
+	n := 0
+	for n < len(p) {
+		m, err := r.Read(p[n:])
+		n += m
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return int64(n), err
+		}
+	}
+	return int64(n), nil
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.curBuf != nil {
+			r.free <- r.curBuf
+			r.curBuf = nil
+		}
+		if r.next == len(r.results) {
+			r.err = io.EOF
+			if got := store.Digest(r.h.Sum(nil)); got != r.e.Digest {
+				r.err = &MismatchError{Key: r.e.Key, Expected: r.e.Digest, Actual: got, Err: core.ErrChecksumMismatch}
+			}
+			return 0, r.err
+		}
+		res := <-r.results[r.next]
+		r.next++
+		if res.err != nil {
+			r.err = res.err
+			return 0, r.err
+		}
+		r.curBuf, r.cur = res.buf, res.data
+		r.h.Write(res.data)
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// Close stops the downloads and returns the buffers' memory.
+func (r *chunkReader) Close() error {
+	r.closeOnce.Do(func() {
+		r.cancel()
+		r.wg.Wait()
+		r.budget.ReleaseBytes(int64(r.owned) * (r.chunk + 1))
+		if r.err == nil {
+			r.err = errors.New("sources: read after close")
+		}
+	})
+	return nil
+}

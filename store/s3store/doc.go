@@ -1,0 +1,81 @@
+// Package s3store is a [store.Driver] over an Amazon S3 bucket, or a
+// bucket of an S3-compatible server such as MinIO, built on aws-sdk-go-v2.
+// A repository is the set of objects under a prefix of the bucket: the
+// repository name "tags/v1.json" under the prefix "ci/state" is the object
+// key "ci/state/tags/v1.json".
+//
+// [Open] makes a driver from a URL,
+//
+//	s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1&profile=dev
+//
+// with the AWS SDK's standard configuration: credentials from the
+// environment, the shared config and credentials files (profile= picks a
+// profile), web identity or the instance role; AWS_REGION,
+// AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_S3 as the SDK reads them. Whenever
+// an endpoint is set, by the URL or the environment, requests use
+// path-style addressing (http://host/bucket/key), which MinIO and most
+// S3-compatible servers expect. [New] makes a driver from an existing
+// *s3.Client.
+//
+// # Uploads
+//
+// The engine hands Put a spooled body of known size, an io.ReaderAt, so
+// every request body is an io.SectionReader the SDK can rewind to retry,
+// and nothing is buffered in memory.
+//
+// Objects smaller than Options.MultipartThreshold go up in one PutObject.
+// When the engine knows the content's SHA-256, it is sent as the
+// x-amz-checksum-sha256 header and the server verifies it, so a corrupted
+// upload is never stored; a mismatch is an error matching
+// core.ErrChecksumMismatch.
+//
+// Larger objects go up in parts of Options.PartSize, Options.PartConcurrency
+// at a time, each part a section of the body with its own SHA-256 checksum
+// that the server verifies. S3 has no whole-object SHA-256 for multipart
+// uploads (its full-object checksums are CRCs, its SHA-256 ones are
+// checksums of the parts' checksums), so when the content's SHA-256 is
+// given, the driver hashes the body itself while the parts upload and
+// completes the upload only if the digest matches; otherwise it aborts it
+// and nothing is stored. Any failure aborts the upload. When the answer to
+// a completion that landed is lost, the retry finds the upload gone (or,
+// create-only, the object there); the driver then compares the object's
+// ETag with the one S3 gives the upload's parts and, if it matches,
+// reports success. A CreateMultipartUpload whose answer is lost leaves an
+// upload no one completes: a bucket lifecycle rule
+// (AbortIncompleteMultipartUpload) removes such leftovers. (The SDK's
+// transfermanager is not used: it reads an io.Reader into part-sized
+// buffers, holding PartSize × concurrency bytes in memory, where sections
+// of the spool cost nothing.)
+//
+// A create-only Put sends If-None-Match: * with the PutObject or the
+// CompleteMultipartUpload, so the server refuses to replace an object:
+// 412 Precondition Failed (or 409 ConditionalRequestConflict, a concurrent
+// create-only write in progress) is an error matching core.ErrExists.
+// A retried request whose first attempt landed also answers so; the engine
+// reads such an object back and compares it.
+//
+// # Failures
+//
+// Requests are retried by the client's retryer (the SDK's standard one
+// unless Options.Retryer or the client says otherwise), which the driver
+// extends to responses cut short (io.ErrUnexpectedEOF). A read of an
+// object whose connection breaks resumes with a ranged GetObject
+// conditional on the object's ETag. When a context ends while a request is
+// being retried, the error wraps both the context's error and the last
+// attempt's.
+//
+// Errors match the sentinels of package core: core.ErrNotFound for a
+// missing object, core.ErrBucketNotFound for a missing bucket (naming the
+// bucket and the endpoint), core.ErrExists, core.ErrConflict,
+// core.ErrPermission for denied access or rejected credentials, and
+// core.ErrChecksumMismatch; they wrap the SDK's error. No error holds a
+// credential; [Redact] removes them from URLs shown to users.
+//
+// # Connections
+//
+// A driver made by [Open] has its own connection pool, which keeps
+// Options.MaxConcurrency idle connections to the server (Go's default of
+// two would make most of many small concurrent uploads open a new
+// connection), and reports that number to the engine through
+// MaxConcurrency.
+package s3store

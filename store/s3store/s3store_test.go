@@ -1,0 +1,394 @@
+package s3store_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/integration/faults"
+	"github.com/statebucket/statebucket/integration/testserver"
+	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/store/s3store"
+	"github.com/statebucket/statebucket/store/storetest"
+)
+
+func TestMain(m *testing.M) { testserver.Main(m) }
+
+func TestConformance(t *testing.T) {
+	srv := testserver.S3(t)
+	client := srv.Client(t, nil)
+	storetest.RunDriverTests(t, func(t *testing.T) store.Driver {
+		return s3store.New(client, srv.NewBucket(t), "some/prefix", nil)
+	})
+}
+
+// TestConformanceMultipart runs the suite with every object from 5 MiB up
+// uploaded in parts.
+func TestConformanceMultipart(t *testing.T) {
+	srv := testserver.S3(t)
+	client := srv.Client(t, nil)
+	opts := &s3store.Options{PartSize: s3store.MinPartSize, MultipartThreshold: s3store.MinPartSize}
+	storetest.RunDriverTests(t, func(t *testing.T) store.Driver {
+		return s3store.New(client, srv.NewBucket(t), "", opts)
+	})
+}
+
+// tag is the name of the object most tests below use.
+var tag = store.TagName("t")
+
+// open returns a Store over a driver made by s3store.Open for a new
+// bucket of srv, with opts (whose Credentials it sets).
+func open(t *testing.T, srv *testserver.S3Server, opts s3store.Options) *store.Store {
+	t.Helper()
+	u, err := url.Parse(srv.URL(srv.NewBucket(t), "repo"))
+	require.NoError(t, err)
+	opts.Credentials = srv.Credentials()
+	drv, err := s3store.Open(t.Context(), u, &opts)
+	require.NoError(t, err)
+	st := store.New(drv, store.Redact(u))
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestOpenEnvironment opens URLs whose credentials, and region and
+// endpoint when they are missing, come from the environment, as the SDK
+// reads it.
+func TestOpenEnvironment(t *testing.T) {
+	srv := testserver.S3(t)
+	srv.SetEnv(t)
+	raw := srv.Client(t, nil)
+	for _, tc := range []struct {
+		name string
+		url  func(bucket string) string
+		env  []string
+	}{
+		{"EndpointInURL", func(bucket string) string { return srv.URL(bucket, "repo") }, nil},
+		{"EndpointInEnvironment", func(bucket string) string { return "s3://" + bucket + "/repo" }, []string{"AWS_ENDPOINT_URL_S3", srv.Endpoint}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != nil {
+				t.Setenv(tc.env[0], tc.env[1])
+			}
+			bucket := srv.NewBucket(t)
+			u, err := url.Parse(tc.url(bucket))
+			require.NoError(t, err)
+			drv, err := s3store.Open(t.Context(), u, nil)
+			require.NoError(t, err)
+			defer drv.Close()
+			st := store.New(drv, store.Redact(u))
+			require.NoError(t, st.PutBytes(t.Context(), tag, []byte("hello"), store.PutOptions{}))
+
+			out, err := raw.GetObject(t.Context(), &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("repo/" + tag)})
+			require.NoError(t, err)
+			defer out.Body.Close()
+			data, err := io.ReadAll(out.Body)
+			require.NoError(t, err)
+			assert.Equal(t, "hello", string(data))
+		})
+	}
+}
+
+func TestMissingBucket(t *testing.T) {
+	srv := testserver.S3(t)
+	bucket := "statebucket-missing-" + fmt.Sprint(time.Now().UnixNano())
+	st := store.New(s3store.New(srv.Client(t, nil), bucket, "p", nil), "s3://"+bucket+"/p")
+	for op, err := range everyOperation(t, st) {
+		require.ErrorIs(t, err, core.ErrBucketNotFound, op)
+		assert.NotErrorIs(t, err, core.ErrNotFound, op)
+		assert.Contains(t, err.Error(), fmt.Sprintf("bucket %q does not exist at %s: create it or fix the URL", bucket, srv.Endpoint), op)
+	}
+}
+
+func TestWrongSecret(t *testing.T) {
+	srv := testserver.S3(t)
+	bucket := srv.NewBucket(t)
+	const secret = "not-the-secret-0123456789"
+	client := s3.New(s3.Options{
+		BaseEndpoint: aws.String(srv.Endpoint),
+		Region:       srv.Region,
+		Credentials:  credentials.NewStaticCredentialsProvider(srv.AccessKey, secret, ""),
+		UsePathStyle: true,
+	})
+	st := store.New(s3store.New(client, bucket, "", nil), "s3://"+bucket)
+	for op, err := range everyOperation(t, st) {
+		require.ErrorIs(t, err, core.ErrPermission, op)
+		assert.Contains(t, err.Error(), "check the credentials", op)
+		assert.NotContains(t, err.Error(), secret, op)
+		assert.NotContains(t, err.Error(), srv.SecretKey, op)
+	}
+}
+
+func TestNoServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	endpoint := "http://" + l.Addr().String()
+	require.NoError(t, l.Close()) // nothing listens there now
+	client := s3.New(s3.Options{
+		BaseEndpoint:     aws.String(endpoint),
+		Region:           "us-east-1",
+		Credentials:      credentials.NewStaticCredentialsProvider("id", "secret", ""),
+		UsePathStyle:     true,
+		RetryMaxAttempts: 1,
+	})
+	st := store.New(s3store.New(client, "bucket", "", nil), "s3://bucket")
+	for op, err := range everyOperation(t, st) {
+		require.Error(t, err, op)
+		assert.Contains(t, err.Error(), "s3store: cannot connect to "+endpoint+": check the endpoint and that the server is running", op)
+	}
+}
+
+// everyOperation runs each operation of st on tag and returns its error,
+// by operation.
+func everyOperation(t *testing.T, st *store.Store) map[string]error {
+	ctx := t.Context()
+	_, statErr := st.Stat(ctx, tag)
+	_, getErr := st.Get(ctx, tag)
+	return map[string]error{
+		"put":    st.PutBytes(ctx, tag, []byte("x"), store.PutOptions{}),
+		"stat":   statErr,
+		"get":    getErr,
+		"list":   st.List(ctx, "", func(store.ObjectInfo) error { return nil }),
+		"delete": st.Delete(ctx, tag),
+	}
+}
+
+// TestMultipart uploads an object in five parts.
+func TestMultipart(t *testing.T) {
+	srv := testserver.S3(t)
+	client := srv.Client(t, nil)
+	bucket := srv.NewBucket(t)
+	drv := s3store.New(client, bucket, "mp", &s3store.Options{PartSize: 5 << 20, MultipartThreshold: 8 << 20})
+	st := store.New(drv, "s3://"+bucket+"/mp")
+	ctx := t.Context()
+	data := randomBytes(1, 23<<20)
+	sum := sha256.Sum256(data)
+	name := store.BlobName(fmt.Sprintf("%x", sum))
+
+	wrong := sha256.Sum256([]byte("other"))
+	err := st.PutBytes(ctx, name, data, store.PutOptions{SHA256: wrong[:], CreateOnly: true})
+	require.ErrorIs(t, err, core.ErrChecksumMismatch)
+	_, err = st.Stat(ctx, name)
+	require.ErrorIs(t, err, core.ErrNotFound)
+
+	require.NoError(t, st.PutBytes(ctx, name, data, store.PutOptions{SHA256: sum[:], CreateOnly: true}))
+	got, err := st.GetBytes(ctx, name, 1<<30)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, got), "content read back differs")
+
+	err = st.PutBytes(ctx, name, randomBytes(2, 23<<20), store.PutOptions{CreateOnly: true})
+	require.ErrorIs(t, err, core.ErrExists)
+	got, err = st.GetBytes(ctx, name, 1<<30)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, got), "a refused create-only upload changed the object")
+
+	uploads, err := client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &bucket})
+	require.NoError(t, err)
+	assert.Empty(t, uploads.Uploads, "failed uploads were not aborted")
+}
+
+// retryer retries up to attempts times, waiting at most maxBackoff, with
+// no retry quota: the faults tests fail many requests on purpose.
+func retryer(attempts int, maxBackoff time.Duration) func() aws.Retryer {
+	return func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = attempts
+			o.MaxBackoff = maxBackoff
+			o.RateLimiter = ratelimit.None
+		})
+	}
+}
+
+// TestFaults round-trips objects, small and multipart, through a
+// transport that fails one request in five.
+func TestFaults(t *testing.T) {
+	srv := testserver.S3(t)
+	rt := &faults.RoundTripper{Base: s3store.NewTransport(16), Rate: 0.2, Seed: 42}
+	st := open(t, srv, s3store.Options{
+		Transport:          rt,
+		Retryer:            retryer(10, 20*time.Millisecond),
+		PartSize:           5 << 20,
+		MultipartThreshold: 6 << 20,
+	})
+	ctx := t.Context()
+
+	const n = 200
+	rng := rand.New(rand.NewPCG(7, 7))
+	objects := make([][]byte, n)
+	for i := range objects {
+		size := rng.IntN(64 << 10)
+		if i%50 == 0 {
+			size = 11<<20 + rng.IntN(1<<20) // multipart: three parts
+		}
+		objects[i] = randomBytes(uint64(i), size)
+	}
+	name := func(i int) string { return store.TagName(fmt.Sprintf("obj-%03d", i)) }
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, data := range objects {
+		g.Go(func() error {
+			sum := sha256.Sum256(data)
+			// Half the objects are created, as the engine commits a
+			// manifest: a retried create-only request whose first try
+			// landed answers "exists", and the engine compares.
+			createOnly := i%2 == 1
+			err := st.PutBytes(gctx, name(i), data, store.PutOptions{SHA256: sum[:], CreateOnly: createOnly})
+			if createOnly && errors.Is(err, core.ErrExists) {
+				got, rerr := st.GetBytes(gctx, name(i), 1<<30)
+				if rerr != nil {
+					return rerr
+				}
+				if !bytes.Equal(got, data) {
+					return fmt.Errorf("%s exists with other content", name(i))
+				}
+				return nil
+			}
+			return err
+		})
+	}
+	require.NoError(t, g.Wait())
+
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, want := range objects {
+		g.Go(func() error {
+			got, err := st.GetBytes(gctx, name(i), 1<<30)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(got, want) {
+				return fmt.Errorf("%s: read back %d bytes, not the %d written", name(i), len(got), len(want))
+			}
+			return nil
+		})
+	}
+	require.NoError(t, g.Wait())
+
+	t.Logf("injected: %s", rt)
+	for _, k := range faults.AllKinds {
+		assert.Positive(t, rt.Count(k), "no %s injected", k)
+	}
+}
+
+// TestFaultsEveryRequest fails every request: a Put gives up within its
+// deadline, with an error that wraps the last attempt's failure.
+func TestFaultsEveryRequest(t *testing.T) {
+	srv := testserver.S3(t)
+	isCause := func(err error) bool {
+		return errors.Is(err, faults.ErrInjected) || strings.Contains(err.Error(), faults.SlowDownMessage)
+	}
+	tests := []struct {
+		name    string
+		retryer func() aws.Retryer
+		check   func(t *testing.T, err error)
+	}{
+		{"AttemptsExhausted", retryer(10, 20*time.Millisecond), func(t *testing.T, err error) {
+			var maxErr *retry.MaxAttemptsError
+			require.ErrorAs(t, err, &maxErr)
+			assert.True(t, isCause(maxErr.Err), "not the last cause: %v", maxErr.Err)
+		}},
+		{"DeadlineReached", retryer(1000, 300*time.Millisecond), func(t *testing.T, err error) {
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.True(t, isCause(err), "the last cause is missing: %v", err)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := &faults.RoundTripper{Rate: 1, Seed: 1}
+			st := open(t, srv, s3store.Options{Transport: rt, Retryer: tc.retryer})
+			const deadline = 2 * time.Second
+			ctx, cancel := context.WithTimeout(t.Context(), deadline)
+			defer cancel()
+			start := time.Now()
+			err := st.PutBytes(ctx, tag, []byte("never stored"), store.PutOptions{})
+			elapsed := time.Since(start)
+			require.Error(t, err)
+			t.Logf("after %v: %v", elapsed.Round(time.Millisecond), err)
+			assert.Less(t, elapsed, deadline+500*time.Millisecond, "Put outlived its deadline")
+			tc.check(t, err)
+			assert.Positive(t, rt.Total())
+		})
+	}
+}
+
+func randomBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16)}).Read(b)
+	return b
+}
+
+// loseCompletion is a transport that loses the answer to the first
+// CompleteMultipartUpload after the server has applied it.
+type loseCompletion struct {
+	base http.RoundTripper
+	lost atomic.Bool
+}
+
+func (l *loseCompletion) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := l.base.RoundTrip(req)
+	if err != nil || req.Method != http.MethodPost || !req.URL.Query().Has("uploadId") || !l.lost.CompareAndSwap(false, true) {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil, &faults.Error{Kind: faults.ResetAfterSend, Err: syscall.ECONNRESET}
+}
+
+// TestLostCompletion loses the answer to a completion that landed: its
+// retry fails, but the Put succeeds, create-only or not.
+func TestLostCompletion(t *testing.T) {
+	srv := testserver.S3(t)
+	for _, createOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("CreateOnly=%v", createOnly), func(t *testing.T) {
+			rt := &loseCompletion{base: s3store.NewTransport(4)}
+			st := open(t, srv, s3store.Options{Transport: rt, PartSize: 5 << 20, MultipartThreshold: 5 << 20})
+			data := randomBytes(3, 11<<20)
+			require.NoError(t, st.PutBytes(t.Context(), tag, data, store.PutOptions{CreateOnly: createOnly}))
+			require.True(t, rt.lost.Load(), "no completion was lost")
+			got, err := st.GetBytes(t.Context(), tag, 1<<30)
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(data, got), "content read back differs")
+			err = st.PutBytes(t.Context(), tag, data, store.PutOptions{CreateOnly: true})
+			require.ErrorIs(t, err, core.ErrExists, "a second writer")
+		})
+	}
+}
+
+// TestGetResumes reads objects whose response bodies break off half the
+// time: the reads resume where they broke and return the exact bytes.
+func TestGetResumes(t *testing.T) {
+	srv := testserver.S3(t)
+	rt := &faults.RoundTripper{Base: s3store.NewTransport(4), Rate: 0.5, Seed: 3, Kinds: []faults.Kind{faults.TruncatedBody}}
+	st := open(t, srv, s3store.Options{Transport: rt, Retryer: retryer(10, 20*time.Millisecond)})
+	data := randomBytes(4, 3<<20)
+	require.NoError(t, st.PutBytes(t.Context(), tag, data, store.PutOptions{}))
+	for range 10 {
+		got, err := st.GetBytes(t.Context(), tag, 1<<30)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(data, got), "content read back differs")
+	}
+	t.Logf("injected: %s", rt)
+	assert.Positive(t, rt.Count(faults.TruncatedBody))
+}
