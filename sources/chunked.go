@@ -212,6 +212,7 @@ func (r *chunkReader) Close() error {
 		r.cancel()
 		r.wg.Wait()
 		r.budget.ReleaseBytes(int64(r.owned) * (r.chunk + 1))
+		r.cur, r.curBuf = nil, nil
 		if r.err == nil {
 			r.err = errors.New("sources: read after close")
 		}

@@ -8,6 +8,12 @@
 // call Fetch one key at a time, the Source prefetches the entries that
 // follow the last key asked for, in manifest order, under the store's
 // shared [store.Budget], so a restore runs at download speed.
+//
+// Blobs of Options.LargeThreshold bytes and more, on drivers that can read
+// ranges ([store.RangeReader]), are not spooled: they stream to the
+// service in chunks downloaded in parallel ahead of the reader, with their
+// size and digest checked as the bytes pass; a mismatch is returned by
+// Read in place of io.EOF, and the service then fails its restore.
 package sources
 
 import (
