@@ -27,6 +27,19 @@ type ExportOptions struct {
 	Stats *visitors.Stats
 }
 
+// check returns o, or the defaults when o is nil, after validating it.
+func (o *ExportOptions) check() (*ExportOptions, error) {
+	if o == nil {
+		return &ExportOptions{}, nil
+	}
+	if o.Tag != "" {
+		if err := store.ValidTag(o.Tag); err != nil {
+			return nil, fmt.Errorf("snapshot: export: %w", err)
+		}
+	}
+	return o, nil
+}
+
 // Export writes the state of svc for accountID and region into repo as a
 // snapshot and returns its manifest. Blobs stream through the export
 // engine; the view follows, then the manifest, written create-only, which
@@ -34,13 +47,9 @@ type ExportOptions struct {
 // and the second export uploads nothing. If ctx is cancelled, or anything
 // fails, no manifest is written.
 func Export[V any](ctx context.Context, repo *Repo, svc core.BlobBackedService[V], accountID, region string, opts *ExportOptions) (*manifest.Manifest, error) {
-	if opts == nil {
-		opts = &ExportOptions{}
-	}
-	if opts.Tag != "" {
-		if err := store.ValidTag(opts.Tag); err != nil {
-			return nil, fmt.Errorf("snapshot: export: %w", err)
-		}
+	opts, err := opts.check()
+	if err != nil {
+		return nil, err
 	}
 	v := visitors.New(repo.st, &opts.Visitor)
 	view, err := svc.SnapshotWithBlobs(ctx, accountID, region, v)
@@ -56,13 +65,9 @@ func Export[V any](ctx context.Context, repo *Repo, svc core.BlobBackedService[V
 // ExportState writes the state of a service without blobs into repo as a
 // snapshot and returns its manifest (see [Export]).
 func ExportState[V any](ctx context.Context, repo *Repo, svc core.StatefulService[V], accountID, region string, opts *ExportOptions) (*manifest.Manifest, error) {
-	if opts == nil {
-		opts = &ExportOptions{}
-	}
-	if opts.Tag != "" {
-		if err := store.ValidTag(opts.Tag); err != nil {
-			return nil, fmt.Errorf("snapshot: export: %w", err)
-		}
+	opts, err := opts.check()
+	if err != nil {
+		return nil, err
 	}
 	view, err := svc.Snapshot(ctx, accountID, region)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -48,13 +49,8 @@ func (a *app) lsCmd() *cobra.Command {
 		Use:   "ls",
 		Short: "List the snapshots in the repository, newest first",
 		Args:  exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, err := a.openRepo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			ms, err := repo.List(cmd.Context(), f)
+		RunE: a.withRepo(func(ctx context.Context, repo *snapshot.Repo, _ []string) error {
+			ms, err := repo.List(ctx, f)
 			if err != nil {
 				return err
 			}
@@ -73,7 +69,7 @@ func (a *app) lsCmd() *cobra.Command {
 					s.Service, s.Account, s.Region, s.Blobs, humanBytes(s.Bytes))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	filterFlags(cmd, &f)
 	return cmd
@@ -86,13 +82,8 @@ func (a *app) showCmd() *cobra.Command {
 		Use:   "show REF",
 		Short: "Show one snapshot: REF is an id, a unique id prefix, a tag, or latest",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, err := a.openRepo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			m, err := repo.Show(cmd.Context(), args[0], f)
+		RunE: a.withRepo(func(ctx context.Context, repo *snapshot.Repo, args []string) error {
+			m, err := repo.Show(ctx, args[0], f)
 			if err != nil {
 				return err
 			}
@@ -125,7 +116,7 @@ func (a *app) showCmd() *cobra.Command {
 				}
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	filterFlags(cmd, &f)
 	cmd.Flags().BoolVar(&blobs, "blobs", false, "list every blob (with --json: print the whole manifest)")
@@ -161,13 +152,8 @@ func (a *app) verifyCmd() *cobra.Command {
 		Use:   "verify REF",
 		Short: "Check that a snapshot is whole; with --read-data, re-hash every blob",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, err := a.openRepo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			m, err := repo.Show(cmd.Context(), args[0], opts.Filter)
+		RunE: a.withRepo(func(ctx context.Context, repo *snapshot.Repo, args []string) error {
+			m, err := repo.Show(ctx, args[0], opts.Filter)
 			if err != nil {
 				return err
 			}
@@ -177,7 +163,7 @@ func (a *app) verifyCmd() *cobra.Command {
 			}
 			bar := a.newProgress(label, int64(len(m.Blobs)))
 			opts.OnBlob = func(int64) { bar.add(1) }
-			rep, verr := repo.Verify(cmd.Context(), m.ID, &opts)
+			rep, verr := repo.Verify(ctx, m.ID, &opts)
 			bar.finish()
 			if rep == nil {
 				return verr
@@ -203,7 +189,7 @@ func (a *app) verifyCmd() *cobra.Command {
 				}
 			}
 			return verr
-		},
+		}),
 	}
 	filterFlags(cmd, &opts.Filter)
 	cmd.Flags().BoolVar(&opts.ReadData, "read-data", false, "download every blob and check its SHA-256")
@@ -215,20 +201,18 @@ func (a *app) tagCmd() *cobra.Command {
 		Use:   "tag NAME REF",
 		Short: "Point the tag NAME at a snapshot (creating or moving it)",
 		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		PreRunE: func(_ *cobra.Command, args []string) error {
 			if err := store.ValidTag(args[0]); err != nil {
 				return usageError{err}
 			}
-			repo, err := a.openRepo(cmd.Context())
+			return nil
+		},
+		RunE: a.withRepo(func(ctx context.Context, repo *snapshot.Repo, args []string) error {
+			m, err := repo.Show(ctx, args[1], snapshot.Filter{})
 			if err != nil {
 				return err
 			}
-			defer repo.Close()
-			m, err := repo.Show(cmd.Context(), args[1], snapshot.Filter{})
-			if err != nil {
-				return err
-			}
-			if err := repo.Tag(cmd.Context(), args[0], m.ID); err != nil {
+			if err := repo.Tag(ctx, args[0], m.ID); err != nil {
 				return err
 			}
 			if a.json {
@@ -237,6 +221,6 @@ func (a *app) tagCmd() *cobra.Command {
 				fmt.Fprintf(a.stdout, "tag %s -> %s\n", args[0], m.ID)
 			}
 			return nil
-		},
+		}),
 	}
 }

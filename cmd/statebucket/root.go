@@ -127,6 +127,19 @@ func (a *app) openRepo(ctx context.Context) (*snapshot.Repo, error) {
 	return r, err
 }
 
+// withRepo makes a command's RunE that opens --repo, calls fn, and closes
+// the repository.
+func (a *app) withRepo(fn func(ctx context.Context, repo *snapshot.Repo, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		repo, err := a.openRepo(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer repo.Close()
+		return fn(cmd.Context(), repo, args)
+	}
+}
+
 // exactArgs is cobra.ExactArgs returning a usage error.
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
