@@ -16,7 +16,7 @@ import (
 // Default caps of Decode.
 const (
 	DefaultMaxBytes     = 256 << 20 // 256 MiB of manifest JSON
-	DefaultMaxEntries   = 2_000_000 // blob entries
+	DefaultMaxEntries   = 1_000_000 // blob entries (~175 bytes each: within DefaultMaxBytes)
 	DefaultMaxTotalSize = 1 << 40   // 1 TiB of view and blobs
 )
 

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/snapshot"
 	"github.com/statebucket/statebucket/snapshot/repotest"
 )
@@ -60,4 +62,37 @@ func TestOpenRefusesAFileAsRoot(t *testing.T) {
 	_, err := snapshot.Open(t.Context(), f)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "file")
+}
+
+func TestSignedSnapshots(t *testing.T) {
+	ctx := t.Context()
+	repo, err := snapshot.Open(ctx, t.TempDir())
+	require.NoError(t, err)
+	defer repo.Close()
+	svc := coretest.NewKV()
+	require.NoError(t, svc.Put(ctx, "a", "r", "/k", "v"))
+	key := []byte("ci-signing-key")
+
+	signed, err := snapshot.ExportState(ctx, repo, svc, "a", "r", &snapshot.ExportOptions{SigningKey: key})
+	require.NoError(t, err)
+	require.NotEmpty(t, signed.Signature)
+
+	verify := func(k []byte, require bool) *snapshot.ImportOptions {
+		return &snapshot.ImportOptions{Manifest: manifest.DecodeOptions{HMACKey: k, RequireSignature: require}}
+	}
+	_, err = snapshot.ImportState(ctx, repo, coretest.NewKV(), "a", "r", signed.ID, verify(key, true))
+	require.NoError(t, err)
+	_, err = snapshot.ImportState(ctx, repo, coretest.NewKV(), "a", "r", signed.ID, verify([]byte("wrong"), false))
+	require.ErrorIs(t, err, core.ErrInvalid)
+	assert.NotContains(t, err.Error(), signed.Signature, "errors never show the signature")
+
+	// The same state unsigned is the same snapshot id, already stored
+	// signed; a snapshot of other state, unsigned, is refused when a
+	// signature is required.
+	require.NoError(t, svc.Put(ctx, "a", "r", "/k2", "v2"))
+	unsigned, err := snapshot.ExportState(ctx, repo, svc, "a", "r", nil)
+	require.NoError(t, err)
+	assert.Empty(t, unsigned.Signature)
+	_, err = snapshot.ImportState(ctx, repo, coretest.NewKV(), "a", "r", unsigned.ID, verify(key, true))
+	require.ErrorIs(t, err, core.ErrInvalid)
 }
