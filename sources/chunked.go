@@ -23,7 +23,7 @@ const (
 	// DefaultChunkSize is the size of one ranged read of a large blob.
 	DefaultChunkSize = 8 << 20
 	// maxChunks is the most chunks of one blob downloaded at once.
-	maxChunks = 6
+	maxChunks = 4
 )
 
 // chunked reports whether e is read in chunks.
@@ -42,7 +42,8 @@ type chunkReader struct {
 	chunk   int64
 	results []chan chunkResult
 	free    chan []byte
-	owned   int // buffers taken from the budget; dispatcher only
+	bufs    [][]byte // every buffer taken from the budget; dispatcher only
+	pool    *sync.Pool
 
 	next   int
 	cur    []byte
@@ -73,13 +74,13 @@ func (s *Source) openChunked(ctx context.Context, e manifest.Entry) *chunkReader
 		e: e, budget: budget, chunk: chunk,
 		results: make([]chan chunkResult, n),
 		free:    make(chan []byte, maxChunks),
-		owned:   1,
+		pool:    &s.chunkBufs,
 		h:       sha256.New(),
 	}
 	for i := range r.results {
 		r.results[i] = make(chan chunkResult, 1)
 	}
-	r.free <- make([]byte, chunk+1)
+	r.free <- r.newBuffer()
 	ctx, r.cancel = context.WithCancel(ctx)
 	r.wg.Add(1)
 	go r.dispatch(ctx, s)
@@ -118,9 +119,8 @@ func (r *chunkReader) buffer(ctx context.Context) ([]byte, error) {
 		return b, nil
 	default:
 	}
-	if r.owned < maxChunks && r.budget.TryAcquireBytes(r.chunk+1) {
-		r.owned++
-		return make([]byte, r.chunk+1), nil
+	if len(r.bufs) < maxChunks && r.budget.TryAcquireBytes(r.chunk+1) {
+		return r.newBuffer(), nil
 	}
 	select {
 	case b := <-r.free:
@@ -128,6 +128,19 @@ func (r *chunkReader) buffer(ctx context.Context) ([]byte, error) {
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
+}
+
+// newBuffer returns a chunk buffer, reused from an earlier reader of the
+// same Source when one is free, for memory already taken from the budget.
+func (r *chunkReader) newBuffer() []byte {
+	var b []byte
+	if p, ok := r.pool.Get().(*[]byte); ok && int64(len(*p)) == r.chunk+1 {
+		b = *p
+	} else {
+		b = make([]byte, r.chunk+1)
+	}
+	r.bufs = append(r.bufs, b)
+	return b
 }
 
 // download reads chunk i into buf, trying again after transient failures.
@@ -211,7 +224,10 @@ func (r *chunkReader) Close() error {
 	r.closeOnce.Do(func() {
 		r.cancel()
 		r.wg.Wait()
-		r.budget.ReleaseBytes(int64(r.owned) * (r.chunk + 1))
+		for i := range r.bufs {
+			r.pool.Put(&r.bufs[i])
+		}
+		r.budget.ReleaseBytes(int64(len(r.bufs)) * (r.chunk + 1))
 		r.cur, r.curBuf = nil, nil
 		if r.err == nil {
 			r.err = errors.New("sources: read after close")

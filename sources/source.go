@@ -96,6 +96,8 @@ type Source struct {
 	next  int           // lowest index not yet scheduled ahead
 	stats Stats
 	wg    sync.WaitGroup
+
+	chunkBufs sync.Pool // *[]byte of ChunkSize+1, shared by chunk readers
 }
 
 type slot struct {
