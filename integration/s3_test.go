@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,4 +190,50 @@ func sameState(t *testing.T, a, b *coretest.ObjectStore) error {
 	assert.Equal(t, viewA, viewB)
 	assert.Equal(t, va.Blobs(), vb.Blobs())
 	return nil
+}
+
+// lostManifestAnswer lands the first PUT of a manifest on the server and
+// then reports a connection reset, as when a response is lost on the way
+// back; the SDK retries the PUT, which then meets its own manifest.
+type lostManifestAnswer struct {
+	base http.RoundTripper
+	puts atomic.Int32
+}
+
+func (l *lostManifestAnswer) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPut || !strings.HasSuffix(req.URL.Path, "/manifest.json") {
+		return l.base.RoundTrip(req)
+	}
+	resp, err := l.base.RoundTrip(req)
+	if l.puts.Add(1) > 1 || err != nil {
+		return resp, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil, &faults.Error{Kind: faults.ResetAfterSend, Err: syscall.ECONNRESET}
+}
+
+// TestS3RetriedCommitIsSuccess: the create-only manifest PUT whose first
+// try landed answers 412 on its retry; the export reads the manifest back,
+// finds its own, and succeeds.
+func TestS3RetriedCommitIsSuccess(t *testing.T) {
+	srv := testserver.S3(t)
+	u, err := url.Parse(srv.URL(srv.NewBucket(t), "repo"))
+	require.NoError(t, err)
+	rt := &lostManifestAnswer{base: s3store.NewTransport(8)}
+	drv, err := s3store.Open(t.Context(), u, &s3store.Options{Transport: rt, Credentials: srv.Credentials()})
+	require.NoError(t, err)
+	repo := snapshot.New(store.New(drv, store.Redact(u)))
+	defer repo.Close()
+
+	src := coretest.NewObjectStore()
+	_, _, err = coretest.Fill(t.Context(), src, acct, region, coretest.FillOptions{Objects: 10, Seed: 4})
+	require.NoError(t, err)
+	m, err := snapshot.Export(t.Context(), repo, src, acct, region, nil)
+	require.NoError(t, err)
+	assert.Equal(t, int32(2), rt.puts.Load(), "the manifest PUT was not retried")
+	ms, err := repo.List(t.Context(), snapshot.Filter{})
+	require.NoError(t, err)
+	require.Len(t, ms, 1)
+	assert.Equal(t, m.ID, ms[0].ID)
 }
