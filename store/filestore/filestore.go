@@ -53,7 +53,10 @@ type Driver struct {
 	dir  string
 }
 
-var _ store.Driver = (*Driver)(nil)
+var (
+	_ store.Driver      = (*Driver)(nil)
+	_ store.RangeReader = (*Driver)(nil)
+)
 
 // New returns a Driver over the directory root. A missing directory is an
 // error matching core.ErrBucketNotFound, unless opts.Create is set. A nil
@@ -188,6 +191,27 @@ func writeBody(ctx context.Context, f *os.File, body io.ReaderAt, size int64, wa
 // Get opens the object name for reading (see [store.Driver.Get]). ctx
 // governs the opening only.
 func (d *Driver) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	return d.open(ctx, name)
+}
+
+// GetRange opens length bytes of the object name from offset for reading
+// (see [store.RangeReader]). ctx governs the opening only.
+func (d *Driver) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if offset < 0 || length < 0 {
+		return nil, fmt.Errorf("filestore: range of %d bytes from %d: %w", length, offset, core.ErrInvalid)
+	}
+	f, err := d.open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(f, offset, length), f}, nil
+}
+
+// open opens the regular file name.
+func (d *Driver) open(ctx context.Context, name string) (*os.File, error) {
 	if err := check(ctx, name); err != nil {
 		return nil, err
 	}

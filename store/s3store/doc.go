@@ -23,29 +23,41 @@
 // every request body is an io.SectionReader the SDK can rewind to retry,
 // and nothing is buffered in memory.
 //
+// Every upload carries a checksum header the server verifies before it
+// stores anything, and is signed without its body (UNSIGNED-PAYLOAD): over
+// plain HTTP, SigV4 would otherwise have the client hash every byte with
+// SHA-256 once more. A body corrupted on its way is refused; a mismatch is
+// an error matching core.ErrChecksumMismatch. The header is signed, so a
+// SHA-256 one also guards the body against tampering; a CRC32C one (parts,
+// and objects whose digest is unknown) guards it against corruption only:
+// over plain HTTP, whoever can alter the traffic could alter those bodies
+// unseen by the server. Use HTTPS where that matters.
+//
 // Objects smaller than Options.MultipartThreshold go up in one PutObject.
 // When the engine knows the content's SHA-256, it is sent as the
-// x-amz-checksum-sha256 header and the server verifies it, so a corrupted
-// upload is never stored; a mismatch is an error matching
-// core.ErrChecksumMismatch.
+// x-amz-checksum-sha256 header: the server checks the engine's own digest,
+// and the client hashes nothing. Otherwise the driver sends the body's
+// CRC32C (x-amz-checksum-crc32c), which costs next to nothing to compute.
 //
 // Larger objects go up in parts of Options.PartSize, Options.PartConcurrency
-// at a time, each part a section of the body with its own SHA-256 checksum
-// that the server verifies. S3 has no whole-object SHA-256 for multipart
-// uploads (its full-object checksums are CRCs, its SHA-256 ones are
-// checksums of the parts' checksums), so when the content's SHA-256 is
-// given, the driver hashes the body itself while the parts upload and
-// completes the upload only if the digest matches; otherwise it aborts it
-// and nothing is stored. Any failure aborts the upload. When the answer to
-// a completion that landed is lost, the retry finds the upload gone (or,
-// create-only, the object there); the driver then compares the object's
-// ETag with the one S3 gives the upload's parts and, if it matches,
-// reports success. A CreateMultipartUpload whose answer is lost leaves an
-// upload no one completes: a bucket lifecycle rule
-// (AbortIncompleteMultipartUpload) removes such leftovers. (The SDK's
-// transfermanager is not used: it reads an io.Reader into part-sized
-// buffers, holding PartSize × concurrency bytes in memory, where sections
-// of the spool cost nothing.)
+// at a time, each part a section of the body with its CRC32C checksum. S3
+// has no whole-object SHA-256 for multipart uploads (its full-object
+// checksums are CRCs, its SHA-256 ones are checksums of the parts'
+// checksums), so when the content's SHA-256 is given, the driver hashes
+// the body itself. One goroutine reads the body once, in order, computing
+// both the SHA-256 and the parts' CRC32C; each part goes up as soon as its
+// CRC32C is known, so hashing overlaps the uploads, and the bytes the
+// server accepts are the ones that were hashed. The driver completes the
+// upload only if the digest matches; otherwise it aborts it and nothing is
+// stored. Any failure aborts the upload. When the answer to a completion
+// that landed is lost, the retry finds the upload gone (or, create-only,
+// the object there); the driver then compares the object's ETag with the
+// one S3 gives the upload's parts and, if it matches, reports success. A
+// CreateMultipartUpload whose answer is lost leaves an upload no one
+// completes: a bucket lifecycle rule (AbortIncompleteMultipartUpload)
+// removes such leftovers. (The SDK's transfermanager is not used: it reads
+// an io.Reader into part-sized buffers, holding PartSize × concurrency
+// bytes in memory, where sections of the spool cost nothing.)
 //
 // A create-only Put sends If-None-Match: * with the PutObject or the
 // CompleteMultipartUpload, so the server refuses to replace an object:
@@ -59,10 +71,10 @@
 // Requests are retried by the client's retryer (the SDK's standard one
 // unless Options.Retryer or the client says otherwise), which the driver
 // extends to responses cut short (io.ErrUnexpectedEOF). A read of an
-// object whose connection breaks resumes with a ranged GetObject
-// conditional on the object's ETag. When a context ends while a request is
-// being retried, the error wraps both the context's error and the last
-// attempt's.
+// object, or of a range of it (GetRange), whose connection breaks resumes
+// with a ranged GetObject of the rest, conditional on the object's ETag.
+// When a context ends while a request is being retried, the error wraps
+// both the context's error and the last attempt's.
 //
 // Errors match the sentinels of package core: core.ErrNotFound for a
 // missing object, core.ErrBucketNotFound for a missing bucket (naming the

@@ -1,16 +1,13 @@
 package s3store
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/store"
 )
 
@@ -36,7 +32,7 @@ func (d *Driver) putMultipart(ctx context.Context, name string, body io.ReaderAt
 		Bucket:            &d.bucket,
 		Key:               key,
 		ContentType:       contentType(opts),
-		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
 	}, optFn)
 	if err != nil {
 		return d.fail(ctx, err, att)
@@ -90,25 +86,28 @@ func (d *Driver) landed(ctx context.Context, key, uploadID *string, size int64, 
 }
 
 // uploadParts uploads the parts of body, PartConcurrency at a time, each
-// an io.SectionReader over body with a SHA-256 checksum the server
-// verifies. If want is not nil, it also hashes body and fails with
-// core.ErrChecksumMismatch unless the digest is want.
+// an io.SectionReader over body with the CRC32C checksum the server
+// verifies. One goroutine reads body once, in order, to compute the parts'
+// checksums and, if want is not nil, the body's SHA-256 (see scanParts); a
+// part goes up as soon as its checksum is known, and the reading, faster
+// than any upload, soon runs ahead. It fails with core.ErrChecksumMismatch
+// unless the digest is want.
 func (d *Driver) uploadParts(ctx context.Context, key, uploadID *string, body io.ReaderAt, size int64, want []byte) ([]types.CompletedPart, error) {
 	partSize := max(d.opts.PartSize, (size+maxParts-1)/maxParts)
 	n := int((size + partSize - 1) / partSize)
 	parts := make([]types.CompletedPart, n)
+	scanned := make(chan int, n) // parts whose checksum is known
 	g, gctx := errgroup.WithContext(ctx)
-	if want != nil {
-		g.Go(func() error { return verifySHA256(gctx, body, size, want) })
-	}
-	var next atomic.Int64
+	g.Go(func() error {
+		defer close(scanned)
+		return scanParts(gctx, body, size, partSize, want, func(i int, crc32c string) {
+			parts[i] = types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ChecksumCRC32C: aws.String(crc32c)}
+			scanned <- i
+		})
+	})
 	for range min(n, d.opts.PartConcurrency) {
 		g.Go(func() error {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return nil
-				}
+			for i := range scanned {
 				off := int64(i) * partSize
 				length := min(partSize, size-off)
 				att, optFn := newAttempts()
@@ -116,45 +115,24 @@ func (d *Driver) uploadParts(ctx context.Context, key, uploadID *string, body io
 					Bucket:            &d.bucket,
 					Key:               key,
 					UploadId:          uploadID,
-					PartNumber:        aws.Int32(int32(i + 1)),
+					PartNumber:        parts[i].PartNumber,
 					Body:              section(body, size, off, length),
 					ContentLength:     aws.Int64(length),
-					ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
-				}, optFn)
+					ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+					ChecksumCRC32C:    parts[i].ChecksumCRC32C,
+				}, optFn, unsignedPayload)
 				if err != nil {
 					return d.fail(ctx, err, att)
 				}
-				parts[i] = types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.ETag, ChecksumSHA256: out.ChecksumSHA256}
+				parts[i].ETag = out.ETag
 			}
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	return parts, nil
-}
-
-// verifySHA256 fails with core.ErrChecksumMismatch unless the first size
-// bytes of body have the SHA-256 digest want.
-func verifySHA256(ctx context.Context, body io.ReaderAt, size int64, want []byte) error {
-	h := sha256.New()
-	buf := make([]byte, 1<<20)
-	for off := int64(0); off < size; {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		chunk := buf[:min(int64(len(buf)), size-off)]
-		n, err := sizedReaderAt{body, size}.ReadAt(chunk, off)
-		if n < len(chunk) {
-			return fmt.Errorf("s3store: read the body to hash it: %w", err)
-		}
-		h.Write(chunk)
-		off += int64(n)
-	}
-	if got := h.Sum(nil); !bytes.Equal(got, want) {
-		return fmt.Errorf("s3store: the body's SHA-256 is %x, not the expected %x; upload aborted: %w", got, want, core.ErrChecksumMismatch)
-	}
-	return nil
 }
 
 // abort aborts a failed multipart upload, so that its parts do not linger,

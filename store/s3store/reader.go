@@ -16,11 +16,12 @@ import (
 	"github.com/statebucket/statebucket/core"
 )
 
-// objectReader reads an object, and when the connection breaks part-way
-// (a read fails with io.ErrUnexpectedEOF or a connection error), goes on
-// with a GetObject of the rest, conditional on the object's ETag so that
-// the bytes all come from the same version. It gives up after the
-// client's retryer's MaxAttempts attempts in a row that yield no byte.
+// objectReader reads an object, or a range of it, and when the connection
+// breaks part-way (a read fails with io.ErrUnexpectedEOF or a connection
+// error), goes on with a GetObject of the rest of the range, conditional
+// on the object's ETag so that the bytes all come from the same version.
+// It gives up after the client's retryer's MaxAttempts attempts in a row
+// that yield no byte.
 //
 // It holds the context of the Get that opened it, as an HTTP response
 // body does, and uses it for the GetObjects that resume.
@@ -29,11 +30,11 @@ type objectReader struct {
 	d    *Driver
 	key  *string
 	etag *string
-	size int64 // -1: unknown
+	off  int64 // the offset in the object of the next byte to read
+	end  int64 // the offset where the range ends, exclusive; -1: unknown
 
 	closed   bool
 	body     io.ReadCloser // nil between a failure and its resumption
-	off      int64         // bytes read so far
 	failures int           // failed attempts since the last byte read
 	cause    error         // the last failure
 }
@@ -44,7 +45,7 @@ func (r *objectReader) Read(p []byte) (int, error) {
 	}
 	for {
 		if r.body == nil {
-			if r.size >= 0 && r.off >= r.size {
+			if r.end >= 0 && r.off >= r.end {
 				return 0, io.EOF
 			}
 			if err := r.resume(); err != nil {
@@ -77,11 +78,11 @@ func resumable(err error) bool {
 	return errors.Is(err, io.ErrUnexpectedEOF) || retry.RetryableConnectionError{}.IsErrorRetryable(err) == aws.TrueTernary
 }
 
-// resume opens the rest of the object, after waiting as the retryer says.
+// resume opens the rest of the range, after waiting as the retryer says.
 func (r *objectReader) resume() error {
 	retryer := r.d.client.Options().Retryer
 	if r.failures >= retryer.MaxAttempts() {
-		return fmt.Errorf("s3store: reading %q broke off %d times at byte %d of %d: %w", aws.ToString(r.key), r.failures, r.off, r.size, r.cause)
+		return fmt.Errorf("s3store: reading %q broke off %d times at byte %d: %w", aws.ToString(r.key), r.failures, r.off, r.cause)
 	}
 	if delay, err := retryer.RetryDelay(r.failures, r.cause); err == nil && delay > 0 {
 		t := time.NewTimer(delay)
@@ -96,7 +97,7 @@ func (r *objectReader) resume() error {
 	out, err := r.d.client.GetObject(r.ctx, &s3.GetObjectInput{
 		Bucket:  &r.d.bucket,
 		Key:     r.key,
-		Range:   aws.String("bytes=" + strconv.FormatInt(r.off, 10) + "-"),
+		Range:   byteRange(r.off, r.end),
 		IfMatch: r.etag,
 	}, optFn, noResponseChecksum)
 	if err != nil {
@@ -107,6 +108,16 @@ func (r *objectReader) resume() error {
 	}
 	r.body = out.Body
 	return nil
+}
+
+// byteRange returns the Range header of the bytes from off to end,
+// exclusive, or to the object's end if end is -1.
+func byteRange(off, end int64) *string {
+	r := "bytes=" + strconv.FormatInt(off, 10) + "-"
+	if end >= 0 {
+		r += strconv.FormatInt(end-1, 10)
+	}
+	return &r
 }
 
 func (r *objectReader) Close() error {

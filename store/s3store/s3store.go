@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -20,10 +21,17 @@ import (
 )
 
 // Defaults and limits of [Options].
+//
+// The defaults favour one PutObject: the server then verifies the
+// content's SHA-256 itself (see the package documentation), where an
+// upload in parts costs the client a pass of SHA-256 over the object; the
+// engine keeps many uploads in flight at once, so that an object need not
+// be split to use the link. Parts are large, as they cost no memory (each
+// is a section of the engine's spool) and each costs a request.
 const (
 	DefaultMaxConcurrency     = 32
-	DefaultPartSize           = 16 << 20
-	DefaultMultipartThreshold = 32 << 20
+	DefaultPartSize           = 64 << 20
+	DefaultMultipartThreshold = 512 << 20
 	DefaultPartConcurrency    = 4
 
 	// MinPartSize is the smallest part S3 accepts (but for the last).
@@ -46,7 +54,10 @@ type Options struct {
 	// size grows as needed to keep an object within S3's 10,000 parts.
 	PartSize int64
 	// MultipartThreshold is the size from which objects are uploaded in
-	// parts. Default DefaultMultipartThreshold; at most MaxPutSize.
+	// parts. Default DefaultMultipartThreshold; at most MaxPutSize. Lower
+	// it where one connection cannot fill the link (a distant region) and
+	// few large objects go up at once, at the cost of a pass of SHA-256 on
+	// the client for each object uploaded in parts whose digest is known.
 	MultipartThreshold int64
 	// PartConcurrency is the number of parts of one object uploaded at
 	// once. Default DefaultPartConcurrency.
@@ -106,6 +117,7 @@ type Driver struct {
 var (
 	_ store.Driver      = (*Driver)(nil)
 	_ store.Concurrency = (*Driver)(nil)
+	_ store.RangeReader = (*Driver)(nil)
 )
 
 // New returns a driver over the objects under prefix in bucket, reached
@@ -149,12 +161,19 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 	if opts.SHA256 != nil {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmSha256
 		in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(opts.SHA256))
+	} else {
+		sum, err := crc32cOf(ctx, body, size)
+		if err != nil {
+			return err
+		}
+		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
+		in.ChecksumCRC32C = aws.String(sum)
 	}
 	if opts.CreateOnly {
 		in.IfNoneMatch = aws.String("*")
 	}
 	att, optFn := newAttempts()
-	_, err := d.client.PutObject(ctx, in, optFn)
+	_, err := d.client.PutObject(ctx, in, optFn, unsignedPayload)
 	return d.fail(ctx, err, att)
 }
 
@@ -199,17 +218,67 @@ func contentType(opts store.PutOptions) *string {
 // Get implements [store.Driver.Get]. The returned reader resumes a read
 // whose connection breaks (see objectReader); it is bound to ctx.
 func (d *Driver) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	return d.get(ctx, name, 0, -1)
+}
+
+// GetRange implements [store.RangeReader]. Like Get's, the returned reader
+// resumes a read whose connection breaks, within the range, and is bound
+// to ctx.
+func (d *Driver) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if offset < 0 || length < 0 {
+		return nil, fmt.Errorf("s3store: range of %d bytes from %d: %w", length, offset, core.ErrInvalid)
+	}
+	if length == 0 {
+		// No Range header asks for no byte: only check that the object
+		// is there.
+		if _, err := d.Stat(ctx, name); err != nil {
+			return nil, err
+		}
+		return http.NoBody, nil
+	}
+	end := int64(-1) // the range runs past math.MaxInt64: to the object's end
+	if length <= math.MaxInt64-offset {
+		end = offset + length
+	}
+	return d.get(ctx, name, offset, end)
+}
+
+// get opens the bytes of the object name from offset to end, exclusive,
+// or to the object's end if end is -1; the whole object when offset is 0
+// and end -1.
+func (d *Driver) get(ctx context.Context, name string, offset, end int64) (io.ReadCloser, error) {
+	in := &s3.GetObjectInput{Bucket: &d.bucket, Key: d.key(name)}
+	if offset > 0 || end >= 0 {
+		in.Range = byteRange(offset, end)
+	}
 	att, optFn := newAttempts()
-	out, err := d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &d.bucket, Key: d.key(name)}, optFn, noResponseChecksum)
+	out, err := d.client.GetObject(ctx, in, optFn, noResponseChecksum)
+	if statusCode(err) == http.StatusRequestedRangeNotSatisfiable {
+		return d.rangeNotSatisfiable(ctx, name, offset, err, att)
+	}
 	if err != nil {
 		return nil, d.fail(ctx, err, att)
 	}
 	d.bucketSeen.Store(true)
-	size := int64(-1)
 	if out.ContentLength != nil {
-		size = *out.ContentLength
+		end = offset + *out.ContentLength // the range ends early at the object's end
 	}
-	return &objectReader{ctx: ctx, d: d, key: d.key(name), etag: out.ETag, size: size, body: out.Body}, nil
+	return &objectReader{ctx: ctx, d: d, key: in.Key, etag: out.ETag, off: offset, end: end, body: out.Body}, nil
+}
+
+// rangeNotSatisfiable handles the answer 416 Range Not Satisfiable (err)
+// to a GetObject of a range from offset: S3 gives it for a range that
+// starts at or past the object's end, where a RangeReader yields an empty
+// reader. It asks for the object's size to make sure.
+func (d *Driver) rangeNotSatisfiable(ctx context.Context, name string, offset int64, err error, att *attempts) (io.ReadCloser, error) {
+	info, serr := d.Stat(ctx, name)
+	if serr != nil {
+		return nil, serr
+	}
+	if offset >= info.Size {
+		return http.NoBody, nil
+	}
+	return nil, d.fail(ctx, err, att)
 }
 
 // noResponseChecksum turns off the SDK's verification of downloads:

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -376,8 +377,9 @@ func TestLostCompletion(t *testing.T) {
 	}
 }
 
-// TestGetResumes reads objects whose response bodies break off half the
-// time: the reads resume where they broke and return the exact bytes.
+// TestGetResumes reads objects, and ranges of them, whose response bodies
+// break off half the time: the reads resume where they broke and return
+// the exact bytes, and no byte past a range.
 func TestGetResumes(t *testing.T) {
 	srv := testserver.S3(t)
 	rt := &faults.RoundTripper{Base: s3store.NewTransport(4), Rate: 0.5, Seed: 3, Kinds: []faults.Kind{faults.TruncatedBody}}
@@ -389,6 +391,99 @@ func TestGetResumes(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, bytes.Equal(data, got), "content read back differs")
 	}
+	truncated := rt.Count(faults.TruncatedBody)
+	ranges := [][2]int{{0, 1 << 20}, {1<<20 + 7, 1 << 20}, {2 << 20, 2 << 20}}
+	for _, r := range slices.Concat(ranges, ranges, ranges, ranges) {
+		rc, err := st.GetRange(t.Context(), tag, int64(r[0]), int64(r[1]))
+		require.NoError(t, err)
+		got, err := io.ReadAll(rc)
+		require.NoError(t, err)
+		require.NoError(t, rc.Close())
+		want := data[r[0]:min(r[0]+r[1], len(data))]
+		require.True(t, bytes.Equal(want, got), "range of %d bytes from %d: read %d bytes that differ", r[1], r[0], len(got))
+	}
+	assert.Greater(t, rt.Count(faults.TruncatedBody), truncated, "no range read broke off")
 	t.Logf("injected: %s", rt)
 	assert.Positive(t, rt.Count(faults.TruncatedBody))
+}
+
+// corruptUploads is a transport that flips a bit in the middle of the
+// body of every upload (PUT) it carries, as a faulty network card or proxy
+// might, after checking that the request does not sign its body: the
+// server must then refuse it by its checksum header alone.
+type corruptUploads struct {
+	base      http.RoundTripper
+	corrupted atomic.Int64
+	signed    atomic.Int64 // uploads whose body is signed, or without a checksum
+}
+
+func (c *corruptUploads) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPut || req.ContentLength <= 0 {
+		return c.base.RoundTrip(req)
+	}
+	checksummed := req.Header.Get("X-Amz-Checksum-Sha256") != "" || req.Header.Get("X-Amz-Checksum-Crc32c") != ""
+	if req.Header.Get("X-Amz-Content-Sha256") != "UNSIGNED-PAYLOAD" || !checksummed {
+		c.signed.Add(1)
+	}
+	c.corrupted.Add(1)
+	req = req.Clone(req.Context())
+	req.Body = &flipReader{rc: req.Body, at: req.ContentLength / 2}
+	return c.base.RoundTrip(req)
+}
+
+// flipReader flips the lowest bit of the byte at offset at.
+type flipReader struct {
+	rc  io.ReadCloser
+	at  int64
+	off int64
+}
+
+func (f *flipReader) Read(p []byte) (int, error) {
+	n, err := f.rc.Read(p)
+	if i := f.at - f.off; i >= 0 && i < int64(n) {
+		p[i] ^= 1
+	}
+	f.off += int64(n)
+	return n, err
+}
+
+func (f *flipReader) Close() error { return f.rc.Close() }
+
+// TestCorruptedInTransit flips a bit of every upload's body on its way to
+// the server, which signs none (UNSIGNED-PAYLOAD): the server refuses each
+// by its checksum, x-amz-checksum-sha256 when the content's SHA-256 is
+// known and CRC32C otherwise and for parts, and nothing is stored.
+func TestCorruptedInTransit(t *testing.T) {
+	srv := testserver.S3(t)
+	for _, tc := range []struct {
+		name string
+		size int
+	}{
+		{"PutObject", 100 << 10},
+		{"Multipart", 11 << 20},
+	} {
+		for _, withSHA256 := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/SHA256=%v", tc.name, withSHA256), func(t *testing.T) {
+				rt := &corruptUploads{base: s3store.NewTransport(4)}
+				bucket := srv.NewBucket(t)
+				client := srv.Client(t, &testserver.ClientOptions{Transport: rt})
+				st := store.New(s3store.New(client, bucket, "", &s3store.Options{PartSize: 5 << 20, MultipartThreshold: 5 << 20}), "s3://"+bucket)
+				data := randomBytes(5, tc.size)
+				var opts store.PutOptions
+				if withSHA256 {
+					sum := sha256.Sum256(data)
+					opts.SHA256 = sum[:]
+				}
+				err := st.PutBytes(t.Context(), tag, data, opts)
+				require.ErrorIs(t, err, core.ErrChecksumMismatch)
+				assert.Positive(t, rt.corrupted.Load(), "no upload was corrupted")
+				assert.Zero(t, rt.signed.Load(), "uploads signed their body or carried no checksum")
+				_, err = st.Stat(t.Context(), tag)
+				require.ErrorIs(t, err, core.ErrNotFound)
+				uploads, err := srv.Client(t, nil).ListMultipartUploads(t.Context(), &s3.ListMultipartUploadsInput{Bucket: &bucket})
+				require.NoError(t, err)
+				assert.Empty(t, uploads.Uploads, "the failed upload was not aborted")
+			})
+		}
+	}
 }

@@ -11,7 +11,8 @@
 //
 // The suite makes no assumption about where a driver keeps its objects, so
 // it serves local, S3, GCS and gocloud.dev drivers alike. Optional
-// abilities, such as [store.Concurrency], are found by type assertion.
+// abilities, such as [store.Concurrency] and [store.RangeReader], are found
+// by type assertion, and their tests skipped when a driver lacks them.
 package storetest
 
 import (
@@ -23,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,6 +81,7 @@ func RunDriverTests(t *testing.T, newDriver func(t *testing.T) store.Driver) {
 		{"CancelledDuringPut", testCancelledDuringPut},
 		{"ErrorWrapping", testErrorWrapping},
 		{"Concurrency", testConcurrency},
+		{"GetRange", testGetRange},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -214,6 +217,15 @@ func testLarge(t *testing.T, f *fixture) {
 	require.NoError(t, rc.Close())
 	assert.Equal(t, int64(largeSize), n)
 	assert.Equal(t, hex.EncodeToString(sum), hex.EncodeToString(h.Sum(nil)), "content read back differs")
+
+	if f.st.RangeReads() {
+		// Across 5 and 16 MiB, where parts of common sizes end.
+		const offset, length = 5<<20 - 100, 11<<20 + 200
+		want := make([]byte, length)
+		_, err := body.ReadAt(want, offset)
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(want, readRange(t, f.st, name, offset, length)), "range read back differs")
+	}
 }
 
 func testNotFound(t *testing.T, f *fixture) {
@@ -608,6 +620,95 @@ func testConcurrency(t *testing.T, f *fixture) {
 		t.Skip("the driver does not implement store.Concurrency")
 	}
 	assert.Positive(t, c.MaxConcurrency())
+}
+
+// ranges is what *store.Store and store.RangeReader have in common.
+type ranges interface {
+	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
+}
+
+// testGetRange reads ranges of an object: at its start, in its middle, at
+// its end, running past its end (the bytes there are read), starting at
+// or past its end and of no byte (none are).
+func testGetRange(t *testing.T, f *fixture) {
+	ctx := t.Context()
+	name, empty, missing := store.TagName("ranges"), store.TagName("empty"), store.TagName("missing")
+	rr, ok := f.drv.(store.RangeReader)
+	if !ok {
+		assert.False(t, f.st.RangeReads())
+		_, err := f.st.GetRange(ctx, name, 0, 1)
+		require.ErrorIs(t, err, errors.ErrUnsupported)
+		t.Skip("the driver does not implement store.RangeReader")
+	}
+	assert.True(t, f.st.RangeReads())
+	const size = 1000
+	data := make([]byte, size)
+	_, err := pattern{size: size}.ReadAt(data, 0)
+	require.NoError(t, err)
+	require.NoError(t, f.st.PutBytes(ctx, name, data, store.PutOptions{}))
+	require.NoError(t, f.st.PutBytes(ctx, empty, nil, store.PutOptions{}))
+
+	none := []byte{}
+	cases := []struct {
+		name           string
+		object         string
+		offset, length int64
+		want           []byte
+	}{
+		{"Start", name, 0, 10, data[:10]},
+		{"Middle", name, 300, 123, data[300:423]},
+		{"End", name, size - 10, 10, data[size-10:]},
+		{"Whole", name, 0, size, data},
+		{"PastEnd", name, size - 10, 11, data[size-10:]},
+		{"FarPastEnd", name, 1, math.MaxInt64, data[1:]},
+		{"AtEnd", name, size, 10, none},
+		{"BeyondEnd", name, size + 100, 10, none},
+		{"NoByte", name, 300, 0, none},
+		{"NoByteAtStart", name, 0, 0, none},
+		{"NoByteBeyondEnd", name, size + 100, 0, none},
+		{"EmptyObject", empty, 0, 10, none},
+		{"EmptyObjectPastEnd", empty, 5, 10, none},
+		{"EmptyObjectNoByte", empty, 0, 0, none},
+	}
+	for _, b := range []struct {
+		via string
+		o   ranges
+	}{{"Store", f.st}, {"Driver", rr}} {
+		for _, c := range cases {
+			got := readRange(t, b.o, c.object, c.offset, c.length)
+			assert.Equal(t, c.want, got, "%s: %s: %d bytes from %d", b.via, c.name, c.length, c.offset)
+		}
+		for _, length := range []int64{0, 10} {
+			_, err := b.o.GetRange(ctx, missing, 0, length)
+			requireNotFound(t, err)
+		}
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err := b.o.GetRange(cancelled, name, 0, 10)
+		require.ErrorIs(t, err, context.Canceled, b.via)
+	}
+
+	for _, r := range [][2]int64{{-1, 10}, {0, -1}} {
+		_, err := f.st.GetRange(ctx, name, r[0], r[1])
+		require.ErrorIs(t, err, core.ErrInvalid, "%d bytes from %d", r[1], r[0])
+	}
+	_, err = f.st.GetRange(ctx, missing, 0, 10)
+	var se *store.Error
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "get", se.Op)
+	assert.Equal(t, missing, se.Name)
+}
+
+// readRange returns the bytes of a range of the object name.
+func readRange(t *testing.T, o ranges, name string, offset, length int64) []byte {
+	t.Helper()
+	rc, err := o.GetRange(t.Context(), name, offset, length)
+	require.NoError(t, err, "get %d bytes from %d of %q", length, offset, name)
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	require.NoError(t, err, "read %d bytes from %d of %q", length, offset, name)
+	require.NoError(t, rc.Close(), "close %q", name)
+	return data
 }
 
 // requireNotFound fails unless err says an object, not the bucket, is
