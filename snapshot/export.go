@@ -106,6 +106,11 @@ func commit(ctx context.Context, repo *Repo, service, accountID, region string, 
 	} else if !errors.Is(err, core.ErrNotFound) {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
+	// Blobs first, durable, then the view, then the manifest: a snapshot
+	// whose manifest survives a crash has all it references.
+	if err := repo.st.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
+	}
 	if err := repo.st.PutBytes(ctx, store.ViewName(hexID), viewJSON, store.PutOptions{SHA256: sum[:], ContentType: "application/json"}); err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: view: %w", where, err)
 	}

@@ -1,8 +1,12 @@
 package snapshot_test
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,6 +17,8 @@ import (
 	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/snapshot"
 	"github.com/statebucket/statebucket/snapshot/repotest"
+	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/store/filestore"
 )
 
 func TestFileRepository(t *testing.T) {
@@ -95,4 +101,46 @@ func TestSignedSnapshots(t *testing.T) {
 	assert.Empty(t, unsigned.Signature)
 	_, err = snapshot.ImportState(ctx, repo, coretest.NewKV(), "a", "r", unsigned.ID, verify(key, true))
 	require.ErrorIs(t, err, core.ErrInvalid)
+}
+
+// orderDriver records the operations that matter for durability.
+type orderDriver struct {
+	store.Driver
+	mu  sync.Mutex
+	ops []string
+}
+
+func (d *orderDriver) record(op string) {
+	d.mu.Lock()
+	d.ops = append(d.ops, op)
+	d.mu.Unlock()
+}
+
+func (d *orderDriver) Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions) error {
+	switch {
+	case strings.HasSuffix(name, "/view.json"):
+		d.record("view")
+	case strings.HasSuffix(name, "/manifest.json"):
+		d.record("manifest")
+	}
+	return d.Driver.Put(ctx, name, body, size, opts)
+}
+
+func (d *orderDriver) Sync(ctx context.Context) error {
+	d.record("sync")
+	return d.Driver.(store.Syncer).Sync(ctx)
+}
+
+func TestExportSyncsBlobsBeforeCommit(t *testing.T) {
+	fs, err := filestore.New(t.TempDir(), nil)
+	require.NoError(t, err)
+	drv := &orderDriver{Driver: fs}
+	repo := snapshot.New(store.New(drv, "test"))
+	defer repo.Close()
+	svc := coretest.NewObjectStore()
+	_, _, err = coretest.Fill(t.Context(), svc, "a", "r", coretest.FillOptions{Objects: 20, Seed: 1})
+	require.NoError(t, err)
+	_, err = snapshot.Export(t.Context(), repo, svc, "a", "r", nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"sync", "view", "manifest"}, drv.ops)
 }

@@ -98,3 +98,11 @@ type RangeReader interface {
 	// reader (or one that ends at once), not an error.
 	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
 }
+
+// Syncer is implemented by drivers whose Puts of blobs may return before
+// they are durable, to save a sync per blob. Sync makes every Put that has
+// returned durable; the flows call it before they commit a manifest.
+// Drivers whose Puts are durable when they return need not implement it.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}

@@ -15,7 +15,7 @@ import (
 // object's name, the repository's (redacted) location, and the driver's
 // error, which it unwraps to.
 type Error struct {
-	Op       string // "put", "get", "read", "stat", "list", "delete"
+	Op       string // "put", "get", "read", "stat", "list", "delete", "sync"
 	Name     string // object name or list prefix
 	Location string // repository URL, credentials removed
 	Err      error
@@ -212,6 +212,15 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		return s.wrap("delete", name, err)
 	}
 	return s.wrap("delete", name, s.drv.Delete(ctx, name))
+}
+
+// Sync makes every Put that has returned durable, on drivers that defer
+// it (see [Syncer]); on others it does nothing.
+func (s *Store) Sync(ctx context.Context) error {
+	if sy, ok := s.drv.(Syncer); ok {
+		return s.wrap("sync", "", sy.Sync(ctx))
+	}
+	return nil
 }
 
 // Close closes the driver.

@@ -16,7 +16,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/store"
@@ -51,11 +54,15 @@ type Options struct {
 type Driver struct {
 	root *os.Root
 	dir  string
+
+	mu    sync.Mutex
+	dirty map[string]struct{} // directories holding blobs not yet synced
 }
 
 var (
 	_ store.Driver      = (*Driver)(nil)
 	_ store.RangeReader = (*Driver)(nil)
+	_ store.Syncer      = (*Driver)(nil)
 )
 
 // New returns a Driver over the directory root. A missing directory is an
@@ -81,7 +88,7 @@ func New(root string, opts *Options) (*Driver, error) {
 	if err != nil {
 		return nil, osError(err)
 	}
-	return &Driver{root: r, dir: dir}, nil
+	return &Driver{root: r, dir: dir, dirty: map[string]struct{}{}}, nil
 }
 
 // Root returns the absolute path of the Driver's directory.
@@ -144,7 +151,61 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 	if err != nil {
 		return osError(err)
 	}
+	if strings.HasPrefix(name, store.BlobsPrefix) {
+		// The file itself is synced; its directory entry is made durable
+		// by Sync, which the flows call before they commit, so a large
+		// export pays one directory sync per fan-out directory, not one
+		// per blob.
+		d.mu.Lock()
+		d.dirty[dir] = struct{}{}
+		d.mu.Unlock()
+		return nil
+	}
 	return d.syncDir(dir)
+}
+
+// Sync makes every blob stored so far durable, with their directories up
+// to the root (see [store.Syncer]). Other objects are durable when Put
+// returns.
+func (d *Driver) Sync(ctx context.Context) error {
+	d.mu.Lock()
+	dirs := d.dirty
+	d.dirty = map[string]struct{}{}
+	d.mu.Unlock()
+	if len(dirs) == 0 {
+		return nil
+	}
+	for _, parent := range []string{"blobs/sha256", "blobs", "."} {
+		dirs[parent] = struct{}{}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	var mu sync.Mutex
+	var failed []string
+	for dir := range dirs {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			if err := d.syncDir(dir); err != nil {
+				mu.Lock()
+				failed = append(failed, dir)
+				mu.Unlock()
+				return err
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	if err != nil {
+		d.mu.Lock()
+		for dir := range dirs { // try them all again next time
+			d.dirty[dir] = struct{}{}
+		}
+		d.mu.Unlock()
+		return fmt.Errorf("filestore: sync %d directories (%v…): %w", len(dirs), failed, err)
+	}
+	return nil
 }
 
 var errExists = fmt.Errorf("filestore: %w", core.ErrExists)

@@ -2,6 +2,9 @@ package filestore_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -264,4 +267,22 @@ func walkFiles(t *testing.T, root string) []string {
 		return err
 	}))
 	return names
+}
+
+func TestSync(t *testing.T) {
+	d, err := filestore.New(t.TempDir(), nil)
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, d.Sync(t.Context()), "nothing to sync")
+	st := store.New(d, "test")
+	for i := range 40 {
+		data := []byte{byte(i)}
+		sum := sha256.Sum256(data)
+		require.NoError(t, st.PutBytes(t.Context(), store.BlobName(hex.EncodeToString(sum[:])), data, store.PutOptions{}))
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.ErrorIs(t, d.Sync(ctx), context.Canceled)
+	require.NoError(t, d.Sync(t.Context()), "directories left dirty by a failed sync are synced again")
+	require.NoError(t, st.Sync(t.Context()))
 }
