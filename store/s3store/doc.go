@@ -68,8 +68,9 @@
 //
 // # Failures
 //
-// Requests are retried by the client's retryer (the SDK's standard one
-// unless Options.Retryer or the client says otherwise), which the driver
+// Requests are retried by the client's retryer (for a driver made by Open,
+// [DefaultRetryer] unless Options.Retryer, AWS_MAX_ATTEMPTS or
+// AWS_RETRY_MODE say otherwise; for New, the client's own), which the driver
 // extends to responses cut short (io.ErrUnexpectedEOF). A read of an
 // object, or of a range of it (GetRange), whose connection breaks resumes
 // with a ranged GetObject of the rest, conditional on the object's ETag.
