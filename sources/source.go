@@ -137,9 +137,11 @@ func (s *Source) Stats() Stats {
 	return s.stats
 }
 
-// Fetch returns the verified bytes of key. A key the manifest does not
-// list yields an error matching core.ErrNotFound; bytes that differ from
-// the manifest yield a [*MismatchError].
+// Fetch returns the bytes of key, verified before they are handed over
+// or, for a large blob streamed in chunks, as they pass. A key the
+// manifest does not list yields an error matching core.ErrNotFound; bytes
+// that differ from the manifest yield a [*MismatchError], from Fetch or,
+// for a streamed blob, from the reader's last Read.
 func (s *Source) Fetch(ctx context.Context, key string) (io.ReadCloser, error) {
 	idx := s.m.Index(key)
 	if idx < 0 {
