@@ -315,7 +315,7 @@ func (s *Source) loadOnce(ctx context.Context, e manifest.Entry) (*spool.Spool, 
 	}
 	defer rc.Close()
 	// Read at most one byte more than recorded, enough to tell a longer
-	// blob, also for an empty entry (a spool Limit of 0 means no limit).
+	// blob.
 	sp, err := spool.Fill(ctx, io.LimitReader(rc, e.Size+1), budget, spool.Options{
 		MemoryThreshold: s.opts.MemoryThreshold,
 		TempDir:         s.opts.TempDir,

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"math"
 	"os"
 	"sync"
 
@@ -32,10 +31,6 @@ type Options struct {
 	TempDir string
 	// SizeHint is the expected size, or < 0 when unknown.
 	SizeHint int64
-	// Limit stops reading after Limit+1 bytes, enough to tell a stream
-	// longer than Limit: the spool then holds Limit+1 bytes and
-	// [Spool.Truncated] reports true. 0 means no limit.
-	Limit int64
 	// NoWait makes Fill spill to a temporary file rather than wait for
 	// memory. Use it when spools may be held while others are filled, as
 	// a prefetcher does, so that filling never waits on a held spool.
@@ -46,13 +41,12 @@ type Options struct {
 // their SHA-256 sum. Close releases them. A Spool is safe for concurrent
 // reads through ReaderAt.
 type Spool struct {
-	mem       []byte
-	file      *os.File
-	size      int64
-	sum       []byte
-	truncated bool
-	budget    *store.Budget
-	held      int64 // budget bytes held
+	mem    []byte
+	file   *os.File
+	size   int64
+	sum    []byte
+	budget *store.Budget
+	held   int64 // budget bytes held
 }
 
 // Size returns the number of bytes held.
@@ -60,9 +54,6 @@ func (s *Spool) Size() int64 { return s.size }
 
 // Sum returns the SHA-256 of the bytes held.
 func (s *Spool) Sum() []byte { return s.sum }
-
-// Truncated reports whether the stream held more than Options.Limit bytes.
-func (s *Spool) Truncated() bool { return s.truncated }
 
 // ReaderAt returns the bytes for random access.
 func (s *Spool) ReaderAt() io.ReaderAt {
@@ -110,8 +101,8 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// Fill reads r to its end (or to opts.Limit bytes, plus one to detect
-// overflow) into a new Spool, hashing the bytes. Memory for blobs up to the
+// Fill reads r to its end into a new Spool, hashing the bytes (bound r
+// with io.LimitReader to cap what is read). Memory for blobs up to the
 // threshold is taken from budget: Fill waits for the first chunk and spills
 // to a temporary file rather than wait for more. The caller closes the
 // Spool; on error nothing is left behind.
@@ -119,9 +110,6 @@ func Fill(ctx context.Context, r io.Reader, budget *store.Budget, opts Options) 
 	threshold := opts.MemoryThreshold
 	if threshold <= 0 {
 		threshold = DefaultMemoryThreshold
-	}
-	if opts.Limit > 0 {
-		r = io.LimitReader(r, min(opts.Limit, math.MaxInt64-1)+1)
 	}
 	s := &Spool{budget: budget}
 	h := sha256.New()
@@ -156,14 +144,14 @@ func Fill(ctx context.Context, r io.Reader, budget *store.Budget, opts Options) 
 			return nil, err
 		}
 		if done {
-			return s.finish(h, opts.Limit), nil
+			return s.finish(h), nil
 		}
 	}
 	if err := s.spill(r, h, opts.TempDir); err != nil {
 		s.Close()
 		return nil, err
 	}
-	return s.finish(h, opts.Limit), nil
+	return s.finish(h), nil
 }
 
 // fillMemory reads into s.mem, growing it while the budget allows, and
@@ -217,13 +205,10 @@ func (s *Spool) spill(r io.Reader, h hash.Hash, dir string) error {
 	return nil
 }
 
-func (s *Spool) finish(h hash.Hash, limit int64) *Spool {
+func (s *Spool) finish(h hash.Hash) *Spool {
 	if s.file == nil {
 		s.size = int64(len(s.mem))
 		h.Write(s.mem)
-	}
-	if limit > 0 && s.size > limit {
-		s.truncated = true
 	}
 	s.sum = h.Sum(nil)
 	return s

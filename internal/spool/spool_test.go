@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
-	"math"
 	"os"
 	"sync"
 	"testing"
@@ -28,18 +27,6 @@ func pattern(n int) []byte {
 		b[i] = byte(i*31 + i>>8)
 	}
 	return b
-}
-
-// countingReader counts the bytes read from r.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // requireBudgetFree fails unless every byte of b is free.
@@ -104,7 +91,6 @@ func TestFillPlacement(t *testing.T) {
 			})
 			require.NoError(t, err)
 			assert.Equal(t, tc.inMemory, sp.InMemory())
-			assert.False(t, sp.Truncated())
 			requireContent(t, sp, want)
 			entries, err := os.ReadDir(dir)
 			require.NoError(t, err)
@@ -163,61 +149,6 @@ func TestFillBudgetSmallerThanBlob(t *testing.T) {
 		require.NoError(t, sp.Close())
 		requireBudgetFree(t, budget)
 	}
-}
-
-func TestFillLimit(t *testing.T) {
-	const limit = 1000
-	for _, tc := range []struct {
-		name      string
-		size      int
-		threshold int64
-		hint      int64
-		truncated bool
-	}{
-		{"below, memory", limit - 1, 0, -1, false},
-		{"exactly, memory", limit, 0, -1, false},
-		{"exactly, memory, known", limit, 0, limit, false},
-		{"exactly, file", limit, 100, -1, false},
-		{"one more, memory", limit + 1, 0, -1, true},
-		{"one more, file", limit + 1, 100, -1, true},
-		{"many more, memory, known", 50 * limit, 0, limit, true},
-		{"many more, memory", 50 * limit, 0, -1, true},
-		{"many more, file", 50 * limit, 100, -1, true},
-		{"many more, file, known", 50 * limit, 100, limit, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			budget := store.NewBudget(1, 1<<20)
-			data := pattern(tc.size)
-			src := &countingReader{r: bytes.NewReader(data)}
-			sp, err := spool.Fill(t.Context(), src, budget, spool.Options{
-				MemoryThreshold: tc.threshold,
-				TempDir:         dir,
-				SizeHint:        tc.hint,
-				Limit:           limit,
-			})
-			require.NoError(t, err)
-			assert.LessOrEqual(t, src.n, int64(limit+1), "read past the limit")
-			assert.Equal(t, tc.truncated, sp.Truncated())
-			if tc.truncated {
-				assert.Equal(t, int64(limit+1), sp.Size(), "a truncated spool holds Limit+1 bytes")
-			} else {
-				requireContent(t, sp, data)
-			}
-			require.NoError(t, sp.Close())
-			requireEmptyDir(t, dir)
-			requireBudgetFree(t, budget)
-		})
-	}
-}
-
-func TestFillLargestLimit(t *testing.T) {
-	want := pattern(100)
-	sp, err := spool.Fill(t.Context(), bytes.NewReader(want), store.NewBudget(1, 0), spool.Options{SizeHint: -1, Limit: math.MaxInt64})
-	require.NoError(t, err)
-	defer sp.Close()
-	assert.False(t, sp.Truncated())
-	requireContent(t, sp, want)
 }
 
 func TestFillNoWaitSpillsWhenBudgetExhausted(t *testing.T) {
