@@ -16,9 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -58,14 +55,7 @@ func openFaulty(t *testing.T, srv *testserver.S3Server, bucket string, rt *fault
 	t.Helper()
 	u, err := url.Parse(srv.URL(bucket, "repo"))
 	require.NoError(t, err)
-	retryer := func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = 12
-			o.MaxBackoff = time.Second
-			o.RateLimiter = ratelimit.None
-		})
-	}
-	drv, err := s3store.Open(t.Context(), u, &s3store.Options{Transport: rt, Credentials: srv.Credentials(), Retryer: retryer})
+	drv, err := s3store.Open(t.Context(), u, &s3store.Options{Transport: rt, Credentials: srv.Credentials(), Retryer: testserver.Retryer(12, time.Second)})
 	require.NoError(t, err)
 	r := snapshot.New(store.New(drv, store.Redact(u)))
 	t.Cleanup(func() { r.Close() })

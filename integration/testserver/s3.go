@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -270,4 +272,18 @@ func (s *S3Server) removeBucket(name string) error {
 	}
 	_, err = s.admin.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: bucket})
 	return err
+}
+
+// Retryer returns a retryer maker for tests that fail requests on purpose:
+// the SDK's standard retryer with up to attempts attempts, backoff capped at
+// maxBackoff, and no client-side retry quota (which injected faults would
+// drain).
+func Retryer(attempts int, maxBackoff time.Duration) func() aws.Retryer {
+	return func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = attempts
+			o.MaxBackoff = maxBackoff
+			o.RateLimiter = ratelimit.None
+		})
+	}
 }

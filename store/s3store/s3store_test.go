@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -209,18 +208,6 @@ func TestMultipart(t *testing.T) {
 	assert.Empty(t, uploads.Uploads, "failed uploads were not aborted")
 }
 
-// retryer retries up to attempts times, waiting at most maxBackoff, with
-// no retry quota: the faults tests fail many requests on purpose.
-func retryer(attempts int, maxBackoff time.Duration) func() aws.Retryer {
-	return func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = attempts
-			o.MaxBackoff = maxBackoff
-			o.RateLimiter = ratelimit.None
-		})
-	}
-}
-
 // TestFaults round-trips objects, small and multipart, through a
 // transport that fails one request in five.
 func TestFaults(t *testing.T) {
@@ -228,7 +215,7 @@ func TestFaults(t *testing.T) {
 	rt := &faults.RoundTripper{Base: s3store.NewTransport(16), Rate: 0.2, Seed: 42}
 	st := open(t, srv, s3store.Options{
 		Transport:          rt,
-		Retryer:            retryer(10, 20*time.Millisecond),
+		Retryer:            testserver.Retryer(10, 20*time.Millisecond),
 		PartSize:           5 << 20,
 		MultipartThreshold: 6 << 20,
 	})
@@ -305,12 +292,12 @@ func TestFaultsEveryRequest(t *testing.T) {
 		retryer func() aws.Retryer
 		check   func(t *testing.T, err error)
 	}{
-		{"AttemptsExhausted", retryer(10, 20*time.Millisecond), func(t *testing.T, err error) {
+		{"AttemptsExhausted", testserver.Retryer(10, 20*time.Millisecond), func(t *testing.T, err error) {
 			var maxErr *retry.MaxAttemptsError
 			require.ErrorAs(t, err, &maxErr)
 			assert.True(t, isCause(maxErr.Err), "not the last cause: %v", maxErr.Err)
 		}},
-		{"DeadlineReached", retryer(1000, 300*time.Millisecond), func(t *testing.T, err error) {
+		{"DeadlineReached", testserver.Retryer(1000, 300*time.Millisecond), func(t *testing.T, err error) {
 			require.ErrorIs(t, err, context.DeadlineExceeded)
 			assert.True(t, isCause(err), "the last cause is missing: %v", err)
 		}},
@@ -383,7 +370,7 @@ func TestLostCompletion(t *testing.T) {
 func TestGetResumes(t *testing.T) {
 	srv := testserver.S3(t)
 	rt := &faults.RoundTripper{Base: s3store.NewTransport(4), Rate: 0.5, Seed: 3, Kinds: []faults.Kind{faults.TruncatedBody}}
-	st := open(t, srv, s3store.Options{Transport: rt, Retryer: retryer(10, 20*time.Millisecond)})
+	st := open(t, srv, s3store.Options{Transport: rt, Retryer: testserver.Retryer(10, 20*time.Millisecond)})
 	data := randomBytes(4, 3<<20)
 	require.NoError(t, st.PutBytes(t.Context(), tag, data, store.PutOptions{}))
 	for range 10 {
