@@ -31,6 +31,11 @@ var (
 	ErrChecksumMismatch = errors.New("checksum mismatch")
 	// ErrSizeMismatch: bytes whose length is not the recorded one.
 	ErrSizeMismatch = errors.New("size mismatch")
+	// ErrTransient: a failure that may not happen again if the operation
+	// is tried again: throttling, a server error, a broken or stalled
+	// connection. Drivers wrap such failures with it once their client's
+	// own retries are spent; the portable store layer retries them.
+	ErrTransient = errors.New("transient failure")
 )
 
 // ViewErrorKind says what went wrong with a state view. It mirrors the

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"iter"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -563,4 +564,17 @@ func (e *fileError) Unwrap() []error {
 		return []error{e.err}
 	}
 	return []error{e.kind, e.err}
+}
+
+func init() { store.Register("file", openURL) }
+
+// openURL opens a file:///absolute/path URL, creating the directory.
+func openURL(_ context.Context, u *url.URL) (store.Driver, error) {
+	if u.Host != "" && u.Host != "localhost" {
+		return nil, fmt.Errorf("filestore: file URL with host %q: want file:///absolute/path: %w", u.Host, core.ErrInvalid)
+	}
+	if u.RawQuery != "" {
+		return nil, fmt.Errorf("filestore: file URL takes no query parameters: %w", core.ErrInvalid)
+	}
+	return New(filepath.FromSlash(u.Path), &Options{Create: true})
 }

@@ -231,3 +231,7 @@ func endpointOf(o s3.Options) string {
 
 // sensitiveParams are query parameters whose values Redact hides: those of
 // presigned S3 URLs, and any whose name says it holds a secret.
+
+func init() {
+	store.Register("s3", func(ctx context.Context, u *url.URL) (store.Driver, error) { return Open(ctx, u, nil) })
+}
