@@ -212,7 +212,7 @@ func (a *app) tagCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := repo.Tag(ctx, args[0], m.ID); err != nil {
+			if _, err := repo.Tag(ctx, args[0], m.ID); err != nil {
 				return err
 			}
 			if a.json {
