@@ -1,6 +1,7 @@
 package snapshot_test
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -17,7 +18,9 @@ import (
 // openTemp opens a repository in a new temporary directory.
 func openTemp(t *testing.T) *snapshot.Repo {
 	t.Helper()
-	repo, err := snapshot.Open(t.Context(), filepath.Join(t.TempDir(), "repo"))
+	dir := filepath.Join(t.TempDir(), "repo")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	repo, err := snapshot.Open(t.Context(), dir)
 	require.NoError(t, err)
 	t.Cleanup(func() { repo.Close() })
 	return repo
