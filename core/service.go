@@ -53,8 +53,9 @@ type BlobExportEntry struct {
 	// Reader streams the blob's bytes. The visitor that receives the entry
 	// owns it and closes it, whether or not it reads it to the end.
 	Reader io.ReadCloser
-	// Size is the blob's length in bytes, or a negative number when it is
-	// not known in advance (versioned blobs arrive with unknown size).
+	// Size is the blob's length in bytes, or [UnknownSize] when it is not
+	// known in advance (versioned blobs arrive with unknown size). The
+	// zero value declares an empty blob.
 	Size int64
 }
 

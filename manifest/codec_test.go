@@ -235,6 +235,7 @@ func TestDecodeRejects(t *testing.T) {
 			got, err := manifest.Decode(tc.data, tc.opts)
 			assert.Nil(t, got)
 			requireInvalid(t, err, tc.field, tc.index, tc.key)
+			assert.ErrorIs(t, err, core.ErrCorrupt, "a stored manifest that fails is bad data")
 			assert.Contains(t, err.Error(), tc.msg)
 			if strings.Contains(string(tc.data), `"signature"`) {
 				var doc struct{ Signature string }
@@ -321,7 +322,7 @@ func TestSignVerify(t *testing.T) {
 
 func TestDecodeErrorUnwrapsToCause(t *testing.T) {
 	_, err := manifest.Decode([]byte(`{"format": x}`), nil)
-	require.ErrorIs(t, err, core.ErrInvalid)
+	require.ErrorIs(t, err, core.ErrCorrupt)
 	var syntax *json.SyntaxError
 	require.ErrorAs(t, err, &syntax)
 	assert.Equal(t, int64(12), syntax.Offset)

@@ -43,7 +43,7 @@ func Example() {
 	// A change to the content that does not come with a new id is detected.
 	tampered := bytes.Replace(data, []byte(`"size": 20`), []byte(`"size": 21`), 1)
 	_, err = manifest.Decode(tampered, nil)
-	fmt.Println(errors.Is(err, core.ErrInvalid))
+	fmt.Println(errors.Is(err, core.ErrCorrupt))
 	// Output:
 	// {
 	//   "format": "statebucket.manifest.v1",

@@ -10,6 +10,7 @@
 package manifest
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -61,9 +62,9 @@ type Entry struct {
 // whose view is view and whose blobs are blobs, in any order. It copies and
 // sorts blobs by key bytes, records the current time (UTC, truncated to the
 // millisecond), the producer "statebucket" and Version, and computes the
-// id. A duplicate key,
-// a malformed digest or a negative size is a *ValidationError naming the
-// entry.
+// id. A duplicate key, a malformed digest or a negative size is a
+// *ValidationError naming the entry, which matches core.ErrInvalid: the
+// arguments are at fault.
 func New(service, account, region string, view Object, blobs []Entry) (*Manifest, error) {
 	sorted := slices.Clone(blobs)
 	slices.SortStableFunc(sorted, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
@@ -80,6 +81,10 @@ func New(service, account, region string, view Object, blobs []Entry) (*Manifest
 	}
 	c, err := m.Canonical()
 	if err != nil {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			ve.args = true
+		}
 		return nil, err
 	}
 	m.ID = idOf(c)

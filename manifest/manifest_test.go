@@ -56,13 +56,14 @@ func fixture(t testing.TB) *manifest.Manifest {
 	return m
 }
 
-// requireInvalid asserts that err is a *manifest.ValidationError matching
-// core.ErrInvalid about field of entry index (-1 for none) with key, whose
-// message names them, and returns it.
+// requireInvalid asserts that err is a *manifest.ValidationError about
+// field of entry index (-1 for none) with key, whose message names them,
+// matching core.ErrCorrupt (bad data) or core.ErrInvalid (bad arguments)
+// but not both, and returns it.
 func requireInvalid(t *testing.T, err error, field string, index int, key string) *manifest.ValidationError {
 	t.Helper()
 	require.Error(t, err)
-	require.ErrorIs(t, err, core.ErrInvalid)
+	require.NotEqual(t, errors.Is(err, core.ErrCorrupt), errors.Is(err, core.ErrInvalid), "exactly one of ErrCorrupt and ErrInvalid; error: %v", err)
 	var ve *manifest.ValidationError
 	require.ErrorAs(t, err, &ve)
 	assert.Equal(t, field, ve.Field, "field; error: %v", err)
@@ -135,6 +136,7 @@ func TestNewRejects(t *testing.T) {
 			m, err := manifest.New(tc.service, tc.account, "r", tc.view, tc.blobs)
 			assert.Nil(t, m)
 			requireInvalid(t, err, tc.field, tc.index, tc.key)
+			assert.ErrorIs(t, err, core.ErrInvalid, "New's arguments are at fault: bad usage, not bad data")
 		})
 	}
 }
@@ -301,7 +303,8 @@ func TestValidationErrorMessage(t *testing.T) {
 		{manifest.ValidationError{Index: -1}, `manifest: invalid`},
 	} {
 		assert.Equal(t, tc.want, tc.err.Error())
-		assert.ErrorIs(t, &tc.err, core.ErrInvalid)
+		assert.ErrorIs(t, &tc.err, core.ErrCorrupt)
+		assert.NotErrorIs(t, &tc.err, core.ErrInvalid)
 		if tc.err.Err != nil {
 			assert.ErrorIs(t, &tc.err, tc.err.Err)
 		}

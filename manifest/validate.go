@@ -11,8 +11,11 @@ import (
 // ValidationError reports a manifest that does not satisfy the v1 format:
 // malformed JSON, an unknown format, a bad field or entry, a cap exceeded,
 // an id that does not match the content (a tampered or corrupted
-// manifest), or a bad or missing signature. It matches core.ErrInvalid
-// with errors.Is and unwraps to its cause.
+// manifest), or a bad or missing signature. It unwraps to its cause.
+//
+// A ValidationError is bad data and matches core.ErrCorrupt with
+// errors.Is, except one returned by [New], which validates its caller's
+// arguments and matches core.ErrInvalid instead.
 type ValidationError struct {
 	// Field is the JSON field at fault, such as "id", "view.digest",
 	// "digest" or "key"; empty when the fault is in the document as a
@@ -25,6 +28,8 @@ type ValidationError struct {
 	Key string
 	// Err says what is wrong.
 	Err error
+
+	args bool // from New: bad arguments rather than bad data
 }
 
 // Error returns a message such as
@@ -50,7 +55,7 @@ func (e *ValidationError) Error() string {
 	if e.Err != nil {
 		b.WriteString(e.Err.Error())
 	} else {
-		b.WriteString(core.ErrInvalid.Error())
+		b.WriteString("invalid")
 	}
 	return b.String()
 }
@@ -58,9 +63,14 @@ func (e *ValidationError) Error() string {
 // Unwrap returns the cause.
 func (e *ValidationError) Unwrap() error { return e.Err }
 
-// Is reports whether target is core.ErrInvalid, which every
-// *ValidationError matches.
-func (e *ValidationError) Is(target error) bool { return target == core.ErrInvalid }
+// Is reports whether target is core.ErrCorrupt, or core.ErrInvalid for an
+// error returned by New.
+func (e *ValidationError) Is(target error) bool {
+	if e.args {
+		return target == core.ErrInvalid
+	}
+	return target == core.ErrCorrupt
+}
 
 // invalid returns a *ValidationError about field of the whole manifest.
 func invalid(field, format string, args ...any) *ValidationError {

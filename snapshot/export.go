@@ -63,8 +63,15 @@ func Export[V any](ctx context.Context, repo *Repo, svc core.BlobBackedService[V
 }
 
 // ExportState writes the state of a service without blobs into repo as a
-// snapshot and returns its manifest (see [Export]).
+// snapshot and returns its manifest (see [Export]). A service that is
+// also a core.BlobBackedService is refused with an error matching
+// core.ErrInvalid: its snapshot would lack the blobs its view references.
+// Use [Export] for it.
 func ExportState[V any](ctx context.Context, repo *Repo, svc core.StatefulService[V], accountID, region string, opts *ExportOptions) (*manifest.Manifest, error) {
+	if _, ok := svc.(core.BlobBackedService[V]); ok {
+		return nil, fmt.Errorf("snapshot: export %s %s/%s: %T is a blob-backed service (core.BlobBackedService), and ExportState would commit its view without its blobs: use snapshot.Export: %w",
+			svc.ServiceName(), accountID, region, svc, core.ErrInvalid)
+	}
 	opts, err := opts.check()
 	if err != nil {
 		return nil, err
@@ -100,7 +107,7 @@ func commit(ctx context.Context, repo *Repo, service, accountID, region string, 
 	hexID := m.HexID()
 	if stored, err := repo.readManifest(ctx, hexID, nil); err == nil {
 		if !stored.Equal(m) {
-			return nil, fmt.Errorf("snapshot: export %s: stored snapshot %s differs from its own id: %w", where, m.ID, core.ErrInvalid)
+			return nil, fmt.Errorf("snapshot: export %s: stored snapshot %s differs from its own id: %w", where, m.ID, core.ErrCorrupt)
 		}
 		return stored, repo.tagAfterExport(ctx, opts.Tag, stored)
 	} else if !errors.Is(err, core.ErrNotFound) {
@@ -141,7 +148,7 @@ func (r *Repo) tagAfterExport(ctx context.Context, tag string, m *manifest.Manif
 	if tag == "" {
 		return nil
 	}
-	if err := r.Tag(ctx, tag, m.ID); err != nil {
+	if _, err := r.Tag(ctx, tag, m.ID); err != nil {
 		return fmt.Errorf("snapshot: export: snapshot %s committed, but: %w", m.ID, err)
 	}
 	return nil

@@ -36,8 +36,12 @@ func (f Filter) match(m *manifest.Manifest) bool {
 
 // List returns the committed snapshots that match f, newest first (ties
 // broken by id). Snapshots without a manifest (an export in progress or
-// abandoned) are not listed. A manifest that fails validation is an error
-// naming it.
+// abandoned) are not listed.
+//
+// A manifest that fails decoding or validation does not hide the others:
+// List returns every valid snapshot that matches f together with a
+// *[ListError] naming the invalid ones, whatever f (their service, account
+// and region cannot be trusted). Any other failure returns no snapshots.
 func (r *Repo) List(ctx context.Context, f Filter) ([]*manifest.Manifest, error) {
 	var ids []string
 	err := r.st.List(ctx, store.SnapshotsPrefix, func(info store.ObjectInfo) error {
@@ -50,12 +54,18 @@ func (r *Repo) List(ctx context.Context, f Filter) ([]*manifest.Manifest, error)
 		return nil, fmt.Errorf("snapshot: list: %w", err)
 	}
 	ms := make([]*manifest.Manifest, len(ids))
+	errs := make([]error, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.st.Budget().MaxRequests())
 	for i, hexID := range ids {
 		g.Go(func() error {
 			m, err := r.readManifest(gctx, hexID, nil)
-			if err != nil {
+			switch {
+			case errors.Is(err, core.ErrCorrupt):
+				errs[i] = err
+			case isNotFound(err):
+				// Deleted since it was listed: no longer a snapshot.
+			case err != nil:
 				return fmt.Errorf("snapshot: list: %w", err)
 			}
 			ms[i] = m
@@ -66,8 +76,12 @@ func (r *Repo) List(ctx context.Context, f Filter) ([]*manifest.Manifest, error)
 		return nil, err
 	}
 	out := ms[:0]
-	for _, m := range ms {
-		if f.match(m) {
+	var lerr ListError
+	for i, m := range ms {
+		switch {
+		case errs[i] != nil:
+			lerr.Invalid = append(lerr.Invalid, InvalidSnapshot{ID: "sha256:" + ids[i], Err: errs[i]})
+		case m != nil && f.match(m):
 			out = append(out, m)
 		}
 	}
@@ -77,25 +91,85 @@ func (r *Repo) List(ctx context.Context, f Filter) ([]*manifest.Manifest, error)
 		}
 		return out[i].ID < out[j].ID
 	})
+	if len(lerr.Invalid) > 0 {
+		sort.Slice(lerr.Invalid, func(i, j int) bool { return lerr.Invalid[i].ID < lerr.Invalid[j].ID })
+		return out, &lerr
+	}
 	return out, nil
+}
+
+// InvalidSnapshot is a snapshot whose manifest is stored but fails
+// decoding or validation.
+type InvalidSnapshot struct {
+	ID  string // "sha256:<hex>", the name of the snapshot's folder
+	Err error  // what is wrong; matches core.ErrCorrupt
+}
+
+// ListError reports the snapshots [Repo.List] left out because their
+// manifests are invalid. It matches core.ErrCorrupt with errors.Is, and
+// errors.As reaches each snapshot's error.
+type ListError struct {
+	Invalid []InvalidSnapshot // sorted by id; never empty
+}
+
+// Error returns a message naming every invalid manifest and its fault.
+func (e *ListError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "snapshot: list: %d invalid manifest(s) left out", len(e.Invalid))
+	for _, s := range e.Invalid {
+		fmt.Fprintf(&b, "; %v", s.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the error of each invalid snapshot.
+func (e *ListError) Unwrap() []error {
+	errs := make([]error, len(e.Invalid))
+	for i, s := range e.Invalid {
+		errs[i] = s.Err
+	}
+	return errs
 }
 
 // Show returns the manifest of the snapshot named by ref: a full id
 // ("sha256:<hex>" or the hex alone), a unique prefix of at least 4 hex
-// digits, a tag, or "latest" (the newest snapshot matching f).
+// digits, a tag, or "latest" (the newest snapshot matching f). A ref that
+// names no snapshot yields an error matching core.ErrNotFound that says
+// so; a manifest that fails validation, one matching core.ErrCorrupt.
 func (r *Repo) Show(ctx context.Context, ref string, f Filter) (*manifest.Manifest, error) {
-	hexID, err := r.resolve(ctx, ref, f)
+	m, err := r.lookup(ctx, ref, f, nil)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: show %q: %w", ref, err)
-	}
-	m, err := r.readManifest(ctx, hexID, nil)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: show %q: %w", ref, err)
+		return nil, fmt.Errorf("snapshot: show: %w", err)
 	}
 	return m, nil
 }
 
-// resolve turns ref into a snapshot's hex id.
+// lookup resolves ref and reads the manifest it names with opts, which may
+// be nil. Its errors name ref; one that matches core.ErrNotFound begins
+// "no snapshot matches ref".
+func (r *Repo) lookup(ctx context.Context, ref string, f Filter, opts *manifest.DecodeOptions) (*manifest.Manifest, error) {
+	hexID, err := r.resolve(ctx, ref, f)
+	if err == nil {
+		var m *manifest.Manifest
+		if m, err = r.readManifest(ctx, hexID, opts); err == nil {
+			return m, nil
+		}
+	}
+	if isNotFound(err) {
+		return nil, fmt.Errorf("no snapshot matches ref %q: %w", ref, err)
+	}
+	return nil, fmt.Errorf("ref %q: %w", ref, err)
+}
+
+// isNotFound reports whether err says that an object is missing, rather
+// than the whole repository.
+func isNotFound(err error) bool {
+	return errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrBucketNotFound)
+}
+
+// resolve turns ref into a snapshot's hex id; an error matching
+// core.ErrNotFound says why no snapshot matches. "latest" skips snapshots
+// whose manifests are invalid.
 func (r *Repo) resolve(ctx context.Context, ref string, f Filter) (string, error) {
 	id := strings.TrimPrefix(ref, "sha256:")
 	if store.IsHexDigest(id) {
@@ -103,11 +177,11 @@ func (r *Repo) resolve(ctx context.Context, ref string, f Filter) (string, error
 	}
 	if ref == Latest {
 		ms, err := r.List(ctx, f)
-		if err != nil {
+		if le := (*ListError)(nil); err != nil && !errors.As(err, &le) {
 			return "", err
 		}
 		if len(ms) == 0 {
-			return "", fmt.Errorf("no snapshot matches %s: %w", f.describe(), core.ErrNotFound)
+			return "", fmt.Errorf("no snapshot of %s: %w", f.describe(), core.ErrNotFound)
 		}
 		return ms[0].HexID(), nil
 	}
@@ -116,12 +190,12 @@ func (r *Repo) resolve(ctx context.Context, ref string, f Filter) (string, error
 		if err == nil {
 			return strings.TrimPrefix(t.Snapshot, "sha256:"), nil
 		}
-		if !errors.Is(err, core.ErrNotFound) {
+		if !isNotFound(err) {
 			return "", err
 		}
 	}
 	if len(id) < 4 || !isHex(id) {
-		return "", fmt.Errorf("no tag %q, and it is not an id prefix (4 or more lowercase hex digits): %w", ref, core.ErrNotFound)
+		return "", fmt.Errorf("no tag has that name, and it is not an id prefix (4 or more lowercase hex digits): %w", core.ErrNotFound)
 	}
 	var matches []string
 	err := r.st.List(ctx, store.SnapshotsPrefix+id[:2], func(info store.ObjectInfo) error {
@@ -135,7 +209,7 @@ func (r *Repo) resolve(ctx context.Context, ref string, f Filter) (string, error
 	}
 	switch len(matches) {
 	case 0:
-		return "", fmt.Errorf("no snapshot id starts with %q and no tag has that name: %w", id, core.ErrNotFound)
+		return "", fmt.Errorf("no tag has that name, and no snapshot id starts with %q: %w", id, core.ErrNotFound)
 	case 1:
 		return matches[0], nil
 	}
@@ -183,7 +257,7 @@ func (r *Repo) readManifest(ctx context.Context, hexID string, opts *manifest.De
 	}
 	if m.HexID() != hexID {
 		return nil, fmt.Errorf("%s: %w", name, &manifest.ValidationError{Field: "id", Index: -1,
-			Err: fmt.Errorf("manifest of %s is stored under another id: %w", m.ID, core.ErrInvalid)})
+			Err: fmt.Errorf("manifest of %s is stored under another id", m.ID)})
 	}
 	return m, nil
 }
@@ -195,24 +269,26 @@ type TagInfo struct {
 	Updated  time.Time `json:"updated"`
 }
 
-// Tag points the tag name at the snapshot named by ref, creating or moving
-// it. The snapshot must exist.
-func (r *Repo) Tag(ctx context.Context, name, ref string) error {
+// Tag points the tag name at the snapshot named by ref (see [Repo.Show]),
+// creating or moving it, and returns that snapshot's manifest. The
+// snapshot must exist: a ref that matches none is an error matching
+// core.ErrNotFound.
+func (r *Repo) Tag(ctx context.Context, name, ref string) (*manifest.Manifest, error) {
 	if err := store.ValidTag(name); err != nil {
-		return fmt.Errorf("snapshot: tag: %w", err)
+		return nil, fmt.Errorf("snapshot: tag: %w", err)
 	}
-	m, err := r.Show(ctx, ref, Filter{})
+	m, err := r.lookup(ctx, ref, Filter{}, nil)
 	if err != nil {
-		return fmt.Errorf("snapshot: tag %q: %w", name, err)
+		return nil, fmt.Errorf("snapshot: tag %q: %w", name, err)
 	}
 	data, err := json.MarshalIndent(TagInfo{Name: name, Snapshot: m.ID, Updated: time.Now().UTC()}, "", "  ")
 	if err != nil {
-		return fmt.Errorf("snapshot: tag %q: %w", name, err)
+		return nil, fmt.Errorf("snapshot: tag %q: %w", name, err)
 	}
 	if err := r.st.PutBytes(ctx, store.TagName(name), append(data, '\n'), store.PutOptions{ContentType: "application/json"}); err != nil {
-		return fmt.Errorf("snapshot: tag %q: %w", name, err)
+		return nil, fmt.Errorf("snapshot: tag %q: %w", name, err)
 	}
-	return nil
+	return m, nil
 }
 
 // Tags returns every tag, sorted by name.
@@ -246,10 +322,10 @@ func (r *Repo) readTag(ctx context.Context, name string) (TagInfo, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&t); err != nil {
-		return TagInfo{}, fmt.Errorf("tag %q: %w: %w", name, core.ErrInvalid, err)
+		return TagInfo{}, fmt.Errorf("tag %q: %w: %w", name, core.ErrCorrupt, err)
 	}
 	if _, err := store.HexFromDigest(t.Snapshot); err != nil || t.Name != name {
-		return TagInfo{}, fmt.Errorf("tag %q: malformed (names %q, snapshot %q): %w", name, t.Name, t.Snapshot, core.ErrInvalid)
+		return TagInfo{}, fmt.Errorf("tag %q: malformed (names %q, snapshot %q): %w", name, t.Name, t.Snapshot, core.ErrCorrupt)
 	}
 	return t, nil
 }

@@ -89,7 +89,7 @@ func TestSignedSnapshots(t *testing.T) {
 	_, err = snapshot.ImportState(ctx, repo, coretest.NewKV(), "a", "r", signed.ID, verify(key, true))
 	require.NoError(t, err)
 	_, err = snapshot.ImportState(ctx, repo, coretest.NewKV(), "a", "r", signed.ID, verify([]byte("wrong"), false))
-	require.ErrorIs(t, err, core.ErrInvalid)
+	require.ErrorIs(t, err, core.ErrCorrupt)
 	assert.NotContains(t, err.Error(), signed.Signature, "errors never show the signature")
 
 	// The same state unsigned is the same snapshot id, already stored
@@ -100,7 +100,7 @@ func TestSignedSnapshots(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, unsigned.Signature)
 	_, err = snapshot.ImportState(ctx, repo, coretest.NewKV(), "a", "r", unsigned.ID, verify(key, true))
-	require.ErrorIs(t, err, core.ErrInvalid)
+	require.ErrorIs(t, err, core.ErrCorrupt)
 }
 
 // orderDriver records the operations that matter for durability.

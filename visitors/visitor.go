@@ -165,6 +165,9 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 		return fmt.Errorf("read: %w", err)
 	}
 	defer sp.Close()
+	if e.Size == 0 && sp.Size() > 0 {
+		return fmt.Errorf("BlobExportEntry.Size is 0 (an empty blob), but the reader gave %d bytes; declare a size not known in advance as core.UnknownSize (-1): %w", sp.Size(), core.ErrSizeMismatch)
+	}
 	if e.Size >= 0 && sp.Size() != e.Size {
 		return fmt.Errorf("service announced %d bytes, reader gave %d: %w", e.Size, sp.Size(), core.ErrSizeMismatch)
 	}

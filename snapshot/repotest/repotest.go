@@ -317,7 +317,7 @@ func testTamperedManifest(t *testing.T, repo *snapshot.Repo) {
 			t.Cleanup(func() { require.NoError(t, repo.Store().PutBytes(ctx, mname, orig, store.PutOptions{})) })
 
 			_, err = snapshot.Import(ctx, watched, coretest.NewObjectStore(), acct, region, m.ID, nil)
-			require.ErrorIs(t, err, core.ErrInvalid)
+			require.ErrorIs(t, err, core.ErrCorrupt)
 			assert.Contains(t, err.Error(), m.HexID())
 			assert.Zero(t, counting.blobGets.Load(), "a blob was read from a tampered snapshot")
 		})
