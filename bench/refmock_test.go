@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"text/tabwriter"
@@ -26,43 +27,61 @@ const (
 // runRefMock measures an import into the reference mock,
 // coretest.ObjectStore, holding the same bytes as the synthetic service, so
 // that what service authors copy from it cannot become slow unseen. On a
-// local directory it also measures, in the same run, a bare loop doing the
-// work no import into an in-memory service can avoid: allocate one buffer
-// of each blob's size, read the stored file into it, hash it with SHA-256.
+// local directory it also measures, before each import (interleaved, so
+// both see the same machine), a bare loop doing the work no import into
+// an in-memory service can avoid: allocate one buffer of each blob's size,
+// read the stored file into it, hash it with SHA-256. The table keeps the
+// fastest of the iterations of each.
 func runRefMock(b *testing.B, t target, c benchCase, repo *snapshot.Repo) {
 	if repo == nil {
 		b.Skip("the export case did not run")
 	}
 	id := exportObjectStore(b, repo, c)
+	var files []blobFile
 	if root, ok := strings.CutPrefix(repo.Location(), "file://"); ok {
-		files := blobFiles(b, root)
-		b.Run(opBareLoop, func(b *testing.B) {
-			b.SetBytes(c.bytes())
-			for b.Loop() {
+		files = blobFiles(b, root)
+	}
+	b.Run(opImportMock, func(b *testing.B) {
+		b.SetBytes(c.bytes())
+		for b.Loop() {
+			if files != nil {
+				b.StopTimer()
 				p := startPeak()
 				start := time.Now()
 				if err := bareLoop(files); err != nil {
 					b.Fatal(err)
 				}
-				measure(t, c, opBareLoop, start, p)
+				measureBest(t, c, opBareLoop, start, p)
+				b.StartTimer()
 			}
-		})
-	}
-	b.Run(opImportMock, func(b *testing.B) {
-		b.SetBytes(c.bytes())
-		for b.Loop() {
 			dst := coretest.NewObjectStore()
 			p := startPeak()
 			start := time.Now()
 			if _, err := snapshot.Import(b.Context(), repo, dst, acct, region, id, nil); err != nil {
 				b.Fatal(err)
 			}
-			measure(t, c, opImportMock, start, p)
+			measureBest(t, c, opImportMock, start, p)
 			if n, size := dst.Stats(acct, region); n != c.count || size != c.bytes() {
 				b.Fatalf("imported %d objects, %d bytes; want %d, %d", n, size, c.count, c.bytes())
 			}
 		}
 	})
+}
+
+// measureBest records an operation like measure, but keeps the fastest of
+// the iterations (-benchtime Nx), so that a busy machine disturbs the
+// ratio of the reference-mock rows less.
+func measureBest(t target, c benchCase, op string, start time.Time, p *peak) {
+	key := t.name + "|" + c.String() + "|" + op
+	resultsMu.Lock()
+	prev, ok := results[key]
+	resultsMu.Unlock()
+	measure(t, c, op, start, p)
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	if ok && results[key].mibps < prev.mibps {
+		results[key] = prev
+	}
 }
 
 // exportObjectStore fills an ObjectStore with c.count objects holding the
@@ -125,9 +144,14 @@ func isHexDigest(name string) bool {
 }
 
 // bareLoop reads every file into a fresh buffer of its size and hashes it.
+// It keeps every buffer until it returns, as an in-memory service keeps
+// every blob it imports: touching that much fresh memory is part of the
+// unavoidable work, and costly on small machines.
 func bareLoop(files []blobFile) error {
+	held := make([][]byte, 0, len(files))
 	for _, bf := range files {
 		buf := make([]byte, bf.size)
+		held = append(held, buf)
 		f, err := os.Open(bf.path)
 		if err != nil {
 			return err
@@ -139,6 +163,7 @@ func bareLoop(files []blobFile) error {
 		}
 		sha256.Sum256(buf)
 	}
+	runtime.KeepAlive(held)
 	return nil
 }
 
