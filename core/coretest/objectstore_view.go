@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"math"
 	"slices"
@@ -180,19 +181,12 @@ func (s *ObjectStore) RestoreWithBlobs(ctx context.Context, accountID, region st
 		return core.NewViewError(core.KindInvalid, ObjectStoreName, err)
 	}
 	imported := make(map[string][]byte)
-	for _, b := range buckets {
-		for _, o := range b.Objects {
-			for _, v := range o.Versions {
-				if v.DeleteMarker {
-					continue
-				}
-				data, err := fetchBlob(ctx, source, v)
-				if err != nil {
-					return core.NewBlobError(ObjectStoreName, string(v.Blob), err)
-				}
-				imported[v.SHA256] = data
-			}
+	for _, v := range versionsWithBytes(buckets) {
+		data, err := fetchBlob(ctx, source, v)
+		if err != nil {
+			return core.NewBlobError(ObjectStoreName, string(v.Blob), err)
 		}
+		imported[v.SHA256] = data
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -246,21 +240,14 @@ func (s *ObjectStore) install(accountID, region string, buckets []BucketView, me
 		old = newRegionState()
 	}
 	blobs := make(map[string][]byte)
-	for _, bv := range buckets {
-		for _, ov := range bv.Objects {
-			for _, v := range ov.Versions {
-				if v.DeleteMarker {
-					continue
-				}
-				data, ok := old.resolve(string(bv.Name), string(ov.Key), v)
-				if !ok {
-					return core.NewBlobError(ObjectStoreName, string(v.Blob), fmt.Errorf(
-						"no bytes of size %d and sha256 %s in the backing store (import them with RestoreWithBlobs first): %w",
-						v.Size, v.SHA256, core.ErrNotFound))
-				}
-				blobs[string(v.Blob)] = data
-			}
+	for obj, v := range versionsWithBytes(buckets) {
+		data, ok := old.resolve(obj, v)
+		if !ok {
+			return core.NewBlobError(ObjectStoreName, string(v.Blob), fmt.Errorf(
+				"no bytes of size %d and sha256 %s in the backing store (import them with RestoreWithBlobs first): %w",
+				v.Size, v.SHA256, core.ErrNotFound))
 		}
+		blobs[string(v.Blob)] = data
 	}
 	rs := old
 	if !merge {
@@ -299,12 +286,31 @@ func (s *ObjectStore) install(accountID, region string, buckets []BucketView, me
 	return nil
 }
 
-// resolve returns the bytes of version v of key in bucket: those of the
-// same version in rs if its size and SHA-256 are v's, else those imported
-// with v's size and SHA-256.
-func (rs *regionState) resolve(bucket, key string, v VersionView) ([]byte, bool) {
-	if b := rs.buckets[bucket]; b != nil {
-		for _, held := range b.objects[key] {
+// objectName names an object: its bucket and key.
+type objectName struct{ bucket, key string }
+
+// versionsWithBytes yields every version of buckets that is not a delete
+// marker, with the name of its object.
+func versionsWithBytes(buckets []BucketView) iter.Seq2[objectName, VersionView] {
+	return func(yield func(objectName, VersionView) bool) {
+		for _, b := range buckets {
+			for _, o := range b.Objects {
+				for _, v := range o.Versions {
+					if !v.DeleteMarker && !yield(objectName{string(b.Name), string(o.Key)}, v) {
+						return
+					}
+				}
+			}
+		}
+	}
+}
+
+// resolve returns the bytes of version v of obj: those of the same version
+// in rs if its size and SHA-256 are v's, else those imported with v's size
+// and SHA-256.
+func (rs *regionState) resolve(obj objectName, v VersionView) ([]byte, bool) {
+	if b := rs.buckets[obj.bucket]; b != nil {
+		for _, held := range b.objects[obj.key] {
 			if held.VersionID == v.VersionID && !held.DeleteMarker && held.Size == v.Size && held.SHA256 == v.SHA256 {
 				return rs.blobs[string(held.Blob)], true
 			}
