@@ -15,9 +15,13 @@ import (
 // ImportOptions configure [Import] and [ImportState]. The zero value is
 // ready to use; nil means the zero value.
 type ImportOptions struct {
-	// Merge makes [ImportState] add the snapshot to the service's state
-	// through Merge instead of replacing it through Restore. [Import]
-	// always replaces.
+	// Merge makes [Import] and [ImportState] add the snapshot to the
+	// service's state through Merge instead of replacing it through
+	// Restore. Merging a blob-backed snapshot needs a service whose
+	// RestoreWithBlobs leaves the visible state alone (see
+	// [core.BlobBackedService]); one that replaces its state there, as the
+	// Rust original's S3 and EBS mocks do, ends up holding the snapshot
+	// alone.
 	Merge bool
 	// Manifest configures decoding: caps, and the HMAC key that verifies
 	// signed manifests.
@@ -30,15 +34,22 @@ type ImportOptions struct {
 }
 
 // Import loads the snapshot named by ref into svc for accountID and
-// region, replacing its state, and returns the snapshot's manifest.
+// region, replacing its state (or adding to it, with opts.Merge), and
+// returns the snapshot's manifest.
 //
 // ref is a full id, a unique id prefix, a tag, or "latest" (the newest
 // snapshot of svc's service for accountID and region). The manifest is
 // read and validated and the view fetched and verified before the service
-// is called; every blob is verified while it streams, and a mismatch fails
-// the import with a [*sources.MismatchError] naming the key. A failed
-// import leaves the service's visible state as it was, provided the
-// service honours RestoreWithBlobs's contract.
+// is called. Then, in the order of the Rust original, svc.RestoreWithBlobs
+// imports the snapshot's blobs into the service's backing store, each
+// verified while it streams (a mismatch fails the import with a
+// [*sources.MismatchError] naming the key), and only once every blob is in
+// does svc.Restore, or svc.Merge, make the view visible.
+//
+// A failed import therefore leaves the service's visible state as it was,
+// provided the service keeps the contract of [core.BlobBackedService]; its
+// backing store may keep blobs imported before the failure, which nothing
+// references (see the service's documentation for what becomes of them).
 //
 // The snapshot must be of svc's service; it may come from another account
 // or region.
@@ -59,6 +70,9 @@ func Import[V any](ctx context.Context, repo *Repo, svc core.BlobBackedService[V
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: import %s into %s %s/%s: %w", m.ID, m.Service, accountID, region, err)
 	}
+	if err := apply(ctx, svc, accountID, region, m, view, opts.Merge); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -76,15 +90,23 @@ func ImportState[V any](ctx context.Context, repo *Repo, svc core.StatefulServic
 	if len(m.Blobs) > 0 {
 		return nil, fmt.Errorf("snapshot: import %s: it references %d blobs, and %s is not a blob-backed service: %w", m.ID, len(m.Blobs), m.Service, core.ErrInvalid)
 	}
-	if opts.Merge {
-		err = svc.Merge(ctx, accountID, region, view)
-	} else {
-		err = svc.Restore(ctx, accountID, region, view)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: import %s into %s %s/%s: %w", m.ID, m.Service, accountID, region, err)
+	if err := apply(ctx, svc, accountID, region, m, view, opts.Merge); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// apply makes view, the view of m, the visible state of svc: through
+// Merge if merge is set, else through Restore.
+func apply[V any](ctx context.Context, svc core.StatefulService[V], accountID, region string, m *manifest.Manifest, view V, merge bool) error {
+	op, do := "restore", svc.Restore
+	if merge {
+		op, do = "merge", svc.Merge
+	}
+	if err := do(ctx, accountID, region, view); err != nil {
+		return fmt.Errorf("snapshot: import %s into %s %s/%s: %s: %w", m.ID, m.Service, accountID, region, op, err)
+	}
+	return nil
 }
 
 // load resolves ref, reads and validates the manifest, and fetches,

@@ -68,6 +68,9 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	if err := dst.Restore(ctx, "123456789012", "eu-west-1", view); err != nil {
+		log.Fatal(err)
+	}
 	data, err := dst.GetObject(ctx, "123456789012", "eu-west-1", "pets", "dog.txt")
 	if err != nil {
 		log.Fatal(err)
