@@ -16,8 +16,9 @@ import (
 )
 
 // Driver is the contract a storage backend implements. Names given to a
-// driver are always valid repository names (see [ValidName]); a driver may
-// check them again but never has to escape them.
+// driver are always valid object names (see [ValidName]); a driver may
+// check them again but never has to escape them. A driver knows nothing
+// of what the names mean.
 //
 // Errors must match the sentinels of package core through errors.Is:
 // core.ErrNotFound for a missing object, core.ErrBucketNotFound for a
@@ -47,7 +48,7 @@ type Driver interface {
 	// List calls fn for every object whose name starts with prefix, once
 	// each, in no particular order, and stops at the first error fn
 	// returns, returning it or an error wrapping it. Objects whose names are
-	// not repository names may be skipped.
+	// not valid object names may be skipped.
 	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
 
 	// Delete removes the object name. Deleting a missing object is an error
@@ -71,6 +72,11 @@ type PutOptions struct {
 	// ContentType is the object's media type; empty means
 	// application/octet-stream.
 	ContentType string
+	// DeferSync lets Put return before the object is durable, on drivers
+	// that implement [Syncer]: their Sync then makes it durable. Writers
+	// of many objects set it, and call [Store.Sync] before they write the
+	// object that commits them. Other drivers ignore it.
+	DeferSync bool
 }
 
 // ObjectInfo describes a stored object.
@@ -99,10 +105,11 @@ type RangeReader interface {
 	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
 }
 
-// Syncer is implemented by drivers whose Puts of blobs may return before
-// they are durable, to save a sync per blob. Sync makes every Put that has
-// returned durable; the flows call it before they commit a manifest.
-// Drivers whose Puts are durable when they return need not implement it.
+// Syncer is implemented by drivers that can defer the durability of Puts
+// made with PutOptions.DeferSync, to save a sync per object (a local file
+// system: one directory sync for many files). Sync makes every such Put
+// that has returned durable. Drivers whose Puts are durable when they
+// return need not implement it.
 type Syncer interface {
 	Sync(ctx context.Context) error
 }

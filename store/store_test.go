@@ -41,7 +41,7 @@ func (d *stubDriver) List(_ context.Context, _ string, fn func(store.ObjectInfo)
 	return d.list(fn)
 }
 
-var tag = store.TagName("t")
+const tag = "tags/t.json"
 
 func TestErrorWrapsOnce(t *testing.T) {
 	boom := errors.New("boom")
@@ -140,7 +140,7 @@ func TestPutChecksBeforeTheDriver(t *testing.T) {
 
 func TestListFiltersNames(t *testing.T) {
 	st := store.New(&stubDriver{list: func(fn func(store.ObjectInfo) error) error {
-		for _, name := range []string{tag, "tags/.tmp-x", "blobs/junk", "README", store.TagName("u")} {
+		for _, name := range []string{tag, "tags/.tmp-x", "a b", "tags/", "README", "../x"} {
 			if err := fn(store.ObjectInfo{Name: name}); err != nil {
 				return err
 			}
@@ -152,7 +152,7 @@ func TestListFiltersNames(t *testing.T) {
 		names = append(names, info.Name)
 		return nil
 	}))
-	assert.Equal(t, []string{tag, store.TagName("u")}, names)
+	assert.Equal(t, []string{tag, "README"}, names)
 
 	errStop := errors.New("stop")
 	err := st.List(t.Context(), "", func(store.ObjectInfo) error { return errStop })
@@ -163,12 +163,12 @@ func TestListWrapsDriverErrors(t *testing.T) {
 	st := store.New(&stubDriver{list: func(func(store.ObjectInfo) error) error {
 		return core.ErrPermission
 	}}, "loc")
-	err := st.List(t.Context(), store.TagsPrefix, func(store.ObjectInfo) error { return nil })
+	err := st.List(t.Context(), "tags/", func(store.ObjectInfo) error { return nil })
 	require.ErrorIs(t, err, core.ErrPermission)
 	var se *store.Error
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, "list", se.Op)
-	assert.Equal(t, store.TagsPrefix, se.Name)
+	assert.Equal(t, "tags/", se.Name)
 }
 
 func TestAccessors(t *testing.T) {

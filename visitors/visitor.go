@@ -144,7 +144,9 @@ func (v *Visitor) loadPresent(ctx context.Context) error {
 	v.listOnce.Do(func() {
 		present := map[string]int64{}
 		v.listErr = v.st.List(ctx, store.BlobsPrefix, func(info store.ObjectInfo) error {
-			present[info.Name[len(info.Name)-64:]] = info.Size
+			if h := info.Name[max(len(info.Name)-64, 0):]; store.IsHexDigest(h) && info.Name == store.BlobName(h) {
+				present[h] = info.Size
+			}
 			return nil
 		})
 		v.present = present
@@ -190,7 +192,7 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 	v.mu.Unlock()
 
 	if upload {
-		err := v.st.Put(ctx, store.BlobName(hexDigest), sp.ReaderAt(), sp.Size(), store.PutOptions{SHA256: sp.Sum()})
+		err := v.st.Put(ctx, store.BlobName(hexDigest), sp.ReaderAt(), sp.Size(), store.PutOptions{SHA256: sp.Sum(), DeferSync: true})
 		if err != nil {
 			return err
 		}

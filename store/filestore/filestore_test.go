@@ -37,17 +37,50 @@ func newDriver(t *testing.T, dir string) *filestore.Driver {
 
 var (
 	hexA = "ab" + strings.Repeat("0", 62)
-	blob = store.BlobName(hexA)
+	blob = "blobs/sha256/ab/" + hexA
 )
+
+// TestMissingDirectory opens a directory that does not exist: every
+// operation but Put fails naming it, and the first Put creates it.
+func TestMissingDirectory(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "repo", "nested")
+	drv := newDriver(t, missing)
+	st := store.New(drv, missing)
+	ctx := t.Context()
+	assert.NoDirExists(t, missing, "opening created the directory")
+
+	_, getErr := st.Get(ctx, blob)
+	_, rangeErr := st.GetRange(ctx, blob, 0, 1)
+	_, statErr := st.Stat(ctx, blob)
+	_, existsErr := st.Exists(ctx, blob)
+	for op, err := range map[string]error{
+		"get":    getErr,
+		"range":  rangeErr,
+		"stat":   statErr,
+		"exists": existsErr,
+		"list":   st.List(ctx, "", func(store.ObjectInfo) error { return nil }),
+		"delete": st.Delete(ctx, blob),
+		"sync":   drv.Sync(ctx),
+	} {
+		if op == "sync" {
+			assert.NoError(t, err, "nothing to sync")
+			continue
+		}
+		require.ErrorIs(t, err, core.ErrBucketNotFound, op)
+		assert.NotErrorIs(t, err, core.ErrNotFound, op)
+		assert.Contains(t, err.Error(), "repository directory "+missing+" does not exist", op)
+	}
+	assert.NoDirExists(t, missing, "reading created the directory")
+
+	require.NoError(t, st.PutBytes(ctx, blob, []byte("x"), store.PutOptions{}))
+	assert.FileExists(t, filepath.Join(missing, filepath.FromSlash(blob)))
+	got, err := st.GetBytes(ctx, blob, 10)
+	require.NoError(t, err)
+	assert.Equal(t, []byte("x"), got)
+}
 
 func TestNew(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "repo", "nested")
-
-	_, err := filestore.New(missing, nil)
-	require.ErrorIs(t, err, core.ErrBucketNotFound)
-	assert.Contains(t, err.Error(), missing)
-	assert.NoDirExists(t, missing)
-
 	drv, err := filestore.New(missing, &filestore.Options{Create: true})
 	require.NoError(t, err)
 	defer drv.Close()
@@ -86,10 +119,14 @@ func TestSymlinkedDirectory(t *testing.T) {
 			st := store.New(newDriver(t, root), root)
 
 			requireRefused(t, st, blob)
-			err := st.PutBytes(t.Context(), store.BlobName("ab"+strings.Repeat("1", 62)), []byte("new"), store.PutOptions{})
+			err := st.PutBytes(t.Context(), "blobs/sha256/ab/"+"ab"+strings.Repeat("1", 62), []byte("new"), store.PutOptions{})
 			require.ErrorIs(t, err, core.ErrInvalidPath)
-			assert.Empty(t, listNames(t, st, ""))
-			assert.Empty(t, listNames(t, st, store.BlobsPrefix+"ab/"))
+			var want []string // the file is listed once, where it is
+			if target == "inside" {
+				want = []string{"blobs/sha256/cd/" + hexA}
+			}
+			assert.Equal(t, want, listNames(t, st, ""))
+			assert.Empty(t, listNames(t, st, "blobs/sha256/ab/"))
 
 			entries, err := os.ReadDir(dest)
 			require.NoError(t, err)
@@ -108,9 +145,9 @@ func TestSymlinkedTopFolder(t *testing.T) {
 	require.NoError(t, os.Symlink(outside, filepath.Join(root, "snapshots")))
 	st := store.New(newDriver(t, root), root)
 
-	err := st.PutBytes(t.Context(), store.ViewName(hexA), []byte("{}"), store.PutOptions{})
+	err := st.PutBytes(t.Context(), "snapshots/"+hexA+"/view.json", []byte("{}"), store.PutOptions{})
 	require.ErrorIs(t, err, core.ErrInvalidPath)
-	assert.Empty(t, listNames(t, st, store.SnapshotsPrefix))
+	assert.Empty(t, listNames(t, st, "snapshots/"))
 	entries, err := os.ReadDir(outside)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
@@ -140,7 +177,7 @@ func TestSymlinkedObject(t *testing.T) {
 
 func TestDirectoryWhereObjectBelongs(t *testing.T) {
 	root := t.TempDir()
-	tag := store.TagName("t")
+	tag := "tags/t.json"
 	require.NoError(t, os.MkdirAll(filepath.Join(root, filepath.FromSlash(tag)), 0o777))
 	st := store.New(newDriver(t, root), root)
 
@@ -160,7 +197,7 @@ func TestNoTempFilesLeft(t *testing.T) {
 	require.NoError(t, st.PutBytes(ctx, blob, data, store.PutOptions{}))
 	require.NoError(t, st.PutBytes(ctx, blob, data, store.PutOptions{}))
 	require.Error(t, st.PutBytes(ctx, blob, data, store.PutOptions{CreateOnly: true}))
-	tag := store.TagName("t")
+	tag := "tags/t.json"
 	require.NoError(t, st.PutBytes(ctx, tag, data, store.PutOptions{CreateOnly: true}))
 	require.Error(t, st.PutBytes(ctx, tag, data, store.PutOptions{SHA256: wrong}))
 	require.Error(t, st.Put(ctx, tag, bytes.NewReader(data), 10, store.PutOptions{}))
@@ -270,19 +307,30 @@ func walkFiles(t *testing.T, root string) []string {
 }
 
 func TestSync(t *testing.T) {
-	d, err := filestore.New(t.TempDir(), nil)
-	require.NoError(t, err)
-	defer d.Close()
+	d := newDriver(t, t.TempDir())
 	require.NoError(t, d.Sync(t.Context()), "nothing to sync")
 	st := store.New(d, "test")
 	for i := range 40 {
 		data := []byte{byte(i)}
 		sum := sha256.Sum256(data)
-		require.NoError(t, st.PutBytes(t.Context(), store.BlobName(hex.EncodeToString(sum[:])), data, store.PutOptions{}))
+		h := hex.EncodeToString(sum[:])
+		require.NoError(t, st.PutBytes(t.Context(), "blobs/"+h[:2]+"/"+h, data, store.PutOptions{DeferSync: true}))
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	require.ErrorIs(t, d.Sync(ctx), context.Canceled)
 	require.NoError(t, d.Sync(t.Context()), "directories left dirty by a failed sync are synced again")
 	require.NoError(t, st.Sync(t.Context()))
+}
+
+// TestFileWhereFolderBelongs stores "a", then fails to store "a/b", which
+// a file system cannot hold beside it, and the other way round.
+func TestFileWhereFolderBelongs(t *testing.T) {
+	st := store.New(newDriver(t, t.TempDir()), "test")
+	ctx := t.Context()
+	require.NoError(t, st.PutBytes(ctx, "a", []byte("file"), store.PutOptions{}))
+	require.ErrorIs(t, st.PutBytes(ctx, "a/b", []byte("x"), store.PutOptions{}), core.ErrInvalidPath)
+	require.NoError(t, st.PutBytes(ctx, "c/d", []byte("x"), store.PutOptions{}))
+	require.ErrorIs(t, st.PutBytes(ctx, "c", []byte("x"), store.PutOptions{}), core.ErrInvalidPath)
+	assert.ElementsMatch(t, []string{"a", "c/d"}, listNames(t, st, ""))
 }
