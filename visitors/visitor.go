@@ -11,6 +11,7 @@ package visitors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -140,6 +141,8 @@ func closeAll(batch []core.BlobExportEntry) {
 
 // loadPresent lists the blobs the repository holds, once per export, so
 // that each blob costs one upload or nothing rather than a lookup first.
+// A repository whose bucket or directory is missing holds none: the first
+// upload creates the directory, or fails naming the bucket.
 func (v *Visitor) loadPresent(ctx context.Context) error {
 	v.listOnce.Do(func() {
 		present := map[string]int64{}
@@ -149,6 +152,9 @@ func (v *Visitor) loadPresent(ctx context.Context) error {
 			}
 			return nil
 		})
+		if errors.Is(v.listErr, core.ErrBucketNotFound) {
+			v.listErr = nil
+		}
 		v.present = present
 	})
 	if v.listErr != nil {

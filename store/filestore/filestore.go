@@ -671,7 +671,8 @@ func (e *fileError) Unwrap() []error {
 
 func init() { store.Register("file", openURL) }
 
-// openURL opens a file:///absolute/path URL, creating the directory.
+// openURL opens a file:///absolute/path URL. It does not create the
+// directory: the first Put does.
 func openURL(_ context.Context, u *url.URL) (store.Driver, error) {
 	if u.Host != "" && u.Host != "localhost" {
 		return nil, fmt.Errorf("filestore: file URL with host %q: want file:///absolute/path: %w", u.Host, core.ErrInvalid)
@@ -679,5 +680,5 @@ func openURL(_ context.Context, u *url.URL) (store.Driver, error) {
 	if u.RawQuery != "" {
 		return nil, fmt.Errorf("filestore: file URL takes no query parameters: %w", core.ErrInvalid)
 	}
-	return New(filepath.FromSlash(u.Path), &Options{Create: true})
+	return New(filepath.FromSlash(u.Path), nil)
 }

@@ -40,43 +40,57 @@ var (
 	blob = "blobs/sha256/ab/" + hexA
 )
 
-// TestMissingDirectory opens a directory that does not exist: every
-// operation but Put fails naming it, and the first Put creates it.
+// TestMissingDirectory opens a directory that does not exist, by New and
+// by URL: every operation but Put fails naming it, and the first Put
+// creates it, with its missing parents.
 func TestMissingDirectory(t *testing.T) {
-	missing := filepath.Join(t.TempDir(), "repo", "nested")
-	drv := newDriver(t, missing)
-	st := store.New(drv, missing)
-	ctx := t.Context()
-	assert.NoDirExists(t, missing, "opening created the directory")
+	for _, via := range []string{"New", "URL", "Path"} {
+		t.Run(via, func(t *testing.T) {
+			missing := filepath.Join(t.TempDir(), "repo", "nested")
+			var st *store.Store
+			switch via {
+			case "New":
+				st = store.New(newDriver(t, missing), missing)
+			case "URL", "Path":
+				u := missing
+				if via == "URL" {
+					u = "file://" + filepath.ToSlash(missing)
+				}
+				var err error
+				st, err = store.Open(t.Context(), u)
+				require.NoError(t, err)
+				t.Cleanup(func() { st.Close() })
+			}
+			ctx := t.Context()
+			assert.NoDirExists(t, missing, "opening created the directory")
+			require.NoError(t, st.Sync(ctx), "nothing to sync")
 
-	_, getErr := st.Get(ctx, blob)
-	_, rangeErr := st.GetRange(ctx, blob, 0, 1)
-	_, statErr := st.Stat(ctx, blob)
-	_, existsErr := st.Exists(ctx, blob)
-	for op, err := range map[string]error{
-		"get":    getErr,
-		"range":  rangeErr,
-		"stat":   statErr,
-		"exists": existsErr,
-		"list":   st.List(ctx, "", func(store.ObjectInfo) error { return nil }),
-		"delete": st.Delete(ctx, blob),
-		"sync":   drv.Sync(ctx),
-	} {
-		if op == "sync" {
-			assert.NoError(t, err, "nothing to sync")
-			continue
-		}
-		require.ErrorIs(t, err, core.ErrBucketNotFound, op)
-		assert.NotErrorIs(t, err, core.ErrNotFound, op)
-		assert.Contains(t, err.Error(), "repository directory "+missing+" does not exist", op)
+			_, getErr := st.Get(ctx, blob)
+			_, rangeErr := st.GetRange(ctx, blob, 0, 1)
+			_, statErr := st.Stat(ctx, blob)
+			_, existsErr := st.Exists(ctx, blob)
+			for op, err := range map[string]error{
+				"get":    getErr,
+				"range":  rangeErr,
+				"stat":   statErr,
+				"exists": existsErr,
+				"list":   st.List(ctx, "", func(store.ObjectInfo) error { return nil }),
+				"delete": st.Delete(ctx, blob),
+			} {
+				require.ErrorIs(t, err, core.ErrBucketNotFound, op)
+				assert.NotErrorIs(t, err, core.ErrNotFound, op)
+				assert.Contains(t, err.Error(), "repository directory "+missing+" does not exist", op)
+			}
+			assert.NoDirExists(t, missing, "reading created the directory")
+
+			require.NoError(t, st.PutBytes(ctx, blob, []byte("x"), store.PutOptions{DeferSync: true}))
+			assert.FileExists(t, filepath.Join(missing, filepath.FromSlash(blob)))
+			require.NoError(t, st.Sync(ctx))
+			got, err := st.GetBytes(ctx, blob, 10)
+			require.NoError(t, err)
+			assert.Equal(t, []byte("x"), got)
+		})
 	}
-	assert.NoDirExists(t, missing, "reading created the directory")
-
-	require.NoError(t, st.PutBytes(ctx, blob, []byte("x"), store.PutOptions{}))
-	assert.FileExists(t, filepath.Join(missing, filepath.FromSlash(blob)))
-	got, err := st.GetBytes(ctx, blob, 10)
-	require.NoError(t, err)
-	assert.Equal(t, []byte("x"), got)
 }
 
 func TestNew(t *testing.T) {
