@@ -87,16 +87,13 @@ func (s *Source) openChunked(ctx context.Context, e manifest.Entry) *chunkReader
 	return r
 }
 
-// dispatch starts the download of each chunk in order as buffers and
-// request slots allow.
+// dispatch starts the download of each chunk in order as buffers allow;
+// each download takes a request slot of the store's budget while it runs.
 func (r *chunkReader) dispatch(ctx context.Context, s *Source) {
 	defer r.wg.Done()
 	name := store.BlobName(r.e.Digest[len("sha256:"):])
 	for i := range r.results {
 		buf, err := r.buffer(ctx)
-		if err == nil {
-			err = r.budget.AcquireRequest(ctx)
-		}
 		if err != nil {
 			r.results[i] <- chunkResult{buf: buf, err: fmt.Errorf("sources: blob %q: %w", r.e.Key, err)}
 			return
@@ -104,7 +101,6 @@ func (r *chunkReader) dispatch(ctx context.Context, s *Source) {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			defer r.budget.ReleaseRequest()
 			data, err := r.download(ctx, s, name, i, buf)
 			r.results[i] <- chunkResult{buf: buf, data: data, err: err}
 		}()

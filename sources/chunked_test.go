@@ -66,8 +66,7 @@ func largeFixture(t *testing.T, sizes ...int) (*fixture, *rangeDriver) {
 	t.Helper()
 	f := newRepo(t)
 	rd := &rangeDriver{getDriver: f.drv, calls: map[int64]int{}}
-	f.st = store.New(rd, "test")
-	f.st.SetBudget(store.NewBudget(8, 8*(chunk+1)))
+	f.st = store.New(rd, "test", &store.Options{Budget: store.NewBudget(8, 8*(chunk+1))})
 	for i, n := range sizes {
 		data := make([]byte, n)
 		for j := range data {
@@ -170,7 +169,7 @@ func TestChunkedReadsDoNotRetryMissingBlobs(t *testing.T) {
 
 func TestChunkedReadsFallBackToSpoolWithoutMemory(t *testing.T) {
 	f, rd := largeFixture(t, large)
-	f.st.SetBudget(store.NewBudget(4, chunk)) // less than one chunk + 1
+	f.st = store.New(rd, "test", &store.Options{Budget: store.NewBudget(4, chunk)}) // less than one chunk + 1
 	s := f.source(t, chunkedOptions())
 	f.fetch(t, t.Context(), s, f.keys()[0])
 	assert.Zero(t, rd.ranges.Load())

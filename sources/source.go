@@ -304,19 +304,15 @@ func (s *Source) loadOnce(ctx context.Context, e manifest.Entry) (*spool.Spool, 
 	if err != nil {
 		return nil, err
 	}
-	budget := s.st.Budget()
-	if err := budget.AcquireRequest(ctx); err != nil {
-		return nil, err
-	}
-	defer budget.ReleaseRequest()
 	rc, err := s.st.Get(ctx, store.BlobName(hexDigest))
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
 	// Read at most one byte more than recorded, enough to tell a longer
-	// blob.
-	sp, err := spool.Fill(ctx, io.LimitReader(rc, e.Size+1), budget, spool.Options{
+	// blob. The reader holds a request slot until it is closed: filling
+	// must not wait for memory, which a held spool may keep (NoWait).
+	sp, err := spool.Fill(ctx, io.LimitReader(rc, e.Size+1), s.st.Budget(), spool.Options{
 		MemoryThreshold: s.opts.MemoryThreshold,
 		TempDir:         s.opts.TempDir,
 		SizeHint:        e.Size,

@@ -90,7 +90,7 @@ func newRepo(t *testing.T) *fixture {
 	fs, err := filestore.New(t.TempDir(), nil)
 	require.NoError(t, err)
 	f := &fixture{drv: &getDriver{Driver: fs, gets: map[string]int{}}, data: map[string][]byte{}, tmp: t.TempDir()}
-	f.st = store.New(f.drv, "test")
+	f.st = store.New(f.drv, "test", nil)
 	t.Cleanup(func() { f.st.Close() })
 	return f
 }

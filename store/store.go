@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync/atomic"
 
 	"github.com/statebucket/statebucket/core"
 )
@@ -29,28 +30,48 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Store is the portable handle on a repository's storage that the engines
-// use. It validates names, calls the driver, and wraps the driver's errors
+// use. It validates names, takes a request slot of its [Budget] for each
+// call to the driver, calls the driver, and wraps the driver's errors
 // exactly once in an [*Error]. A Store is safe for concurrent use.
+//
+// Every method that reaches the driver (Put, Get, GetRange, Stat, List,
+// Delete, Sync) holds one request slot while it runs; a reader returned by
+// Get or GetRange holds its slot until it is closed or has returned its
+// last byte or an error. So a goroutine that holds such a reader, or runs
+// inside List's callback, must not wait for another call on the same
+// Store to finish: with a budget of one request that would never happen.
 type Store struct {
 	drv      Driver
 	location string
 	budget   *Budget
 }
 
-// New returns a Store over drv. location names the repository in errors
-// and must not hold secrets. Its [Budget] allows the driver's
-// MaxConcurrency requests (see [Concurrency]), or DefaultConcurrency, and
-// DefaultBufferBytes buffered bytes.
-func New(drv Driver, location string) *Store {
-	n := DefaultConcurrency
-	if c, ok := drv.(Concurrency); ok && c.MaxConcurrency() > 0 {
-		n = c.MaxConcurrency()
-	}
-	return &Store{drv: drv, location: location, budget: NewBudget(n, DefaultBufferBytes)}
+// Options configure a [Store]. The zero value, like a nil *Options, means
+// the defaults.
+type Options struct {
+	// Budget limits the requests in flight and the bytes buffered by every
+	// transfer on the Store. nil means a Budget of the driver's
+	// MaxConcurrency requests (see [Concurrency]), or DefaultConcurrency,
+	// and DefaultBufferBytes bytes.
+	Budget *Budget
 }
 
-// SetBudget replaces the Store's budget. Call it before the Store is used.
-func (s *Store) SetBudget(b *Budget) { s.budget = b }
+// New returns a Store over drv. location names the repository in errors
+// and must not hold secrets. A nil opts means the defaults.
+func New(drv Driver, location string, opts *Options) *Store {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Budget == nil {
+		n := DefaultConcurrency
+		if c, ok := drv.(Concurrency); ok && c.MaxConcurrency() > 0 {
+			n = c.MaxConcurrency()
+		}
+		o.Budget = NewBudget(n, DefaultBufferBytes)
+	}
+	return &Store{drv: drv, location: location, budget: o.Budget}
+}
 
 // Budget returns the limits shared by every transfer on this Store.
 func (s *Store) Budget() *Budget { return s.budget }
@@ -81,9 +102,10 @@ func (s *Store) Put(ctx context.Context, name string, body io.ReaderAt, size int
 	if size < 0 {
 		return s.wrap("put", name, fmt.Errorf("negative size %d: %w", size, core.ErrInvalid))
 	}
-	if err := ctx.Err(); err != nil {
+	if err := s.budget.acquireRequest(ctx); err != nil {
 		return s.wrap("put", name, err)
 	}
+	defer s.budget.releaseRequest()
 	return s.wrap("put", name, s.drv.Put(ctx, name, body, size, opts))
 }
 
@@ -97,14 +119,15 @@ func (s *Store) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	if err := ValidName(name); err != nil {
 		return nil, s.wrap("get", name, err)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := s.budget.acquireRequest(ctx); err != nil {
 		return nil, s.wrap("get", name, err)
 	}
 	rc, err := s.drv.Get(ctx, name)
 	if err != nil {
+		s.budget.releaseRequest()
 		return nil, s.wrap("get", name, err)
 	}
-	return &wrappedReader{rc: rc, s: s, name: name}, nil
+	return &reader{rc: rc, s: s, name: name}, nil
 }
 
 // RangeReads reports whether the driver can read parts of objects (see
@@ -128,14 +151,15 @@ func (s *Store) GetRange(ctx context.Context, name string, offset, length int64)
 	if offset < 0 || length < 0 {
 		return nil, s.wrap("get", name, fmt.Errorf("range %d+%d: %w", offset, length, core.ErrInvalid))
 	}
-	if err := ctx.Err(); err != nil {
+	if err := s.budget.acquireRequest(ctx); err != nil {
 		return nil, s.wrap("get", name, err)
 	}
 	rc, err := rr.GetRange(ctx, name, offset, length)
 	if err != nil {
+		s.budget.releaseRequest()
 		return nil, s.wrap("get", name, err)
 	}
-	return &wrappedReader{rc: rc, s: s, name: name}, nil
+	return &reader{rc: rc, s: s, name: name}, nil
 }
 
 // GetBytes reads the object name whole, failing with an error matching
@@ -161,9 +185,10 @@ func (s *Store) Stat(ctx context.Context, name string) (ObjectInfo, error) {
 	if err := ValidName(name); err != nil {
 		return ObjectInfo{}, s.wrap("stat", name, err)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := s.budget.acquireRequest(ctx); err != nil {
 		return ObjectInfo{}, s.wrap("stat", name, err)
 	}
+	defer s.budget.releaseRequest()
 	info, err := s.drv.Stat(ctx, name)
 	return info, s.wrap("stat", name, err)
 }
@@ -177,15 +202,18 @@ func (s *Store) Exists(ctx context.Context, name string) (bool, error) {
 	return err == nil, err
 }
 
-// List calls fn for every object with a valid repository name that starts
-// with prefix. Errors returned by fn are passed back unwrapped.
+// List calls fn for every object with a valid name (see [ValidName]) that
+// starts with prefix. Errors returned by fn are passed back unwrapped. fn
+// runs while List holds a request slot: it must not wait for other calls
+// on the Store (see [Store]).
 func (s *Store) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
 	if err := ValidPrefix(prefix); err != nil {
 		return s.wrap("list", prefix, err)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := s.budget.acquireRequest(ctx); err != nil {
 		return s.wrap("list", prefix, err)
 	}
+	defer s.budget.releaseRequest()
 	var fnErr error
 	err := s.drv.List(ctx, prefix, func(info ObjectInfo) error {
 		if ValidName(info.Name) != nil {
@@ -208,37 +236,59 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := ValidName(name); err != nil {
 		return s.wrap("delete", name, err)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := s.budget.acquireRequest(ctx); err != nil {
 		return s.wrap("delete", name, err)
 	}
+	defer s.budget.releaseRequest()
 	return s.wrap("delete", name, s.drv.Delete(ctx, name))
 }
 
 // Sync makes every Put that has returned durable, on drivers that defer
 // it (see [Syncer]); on others it does nothing.
 func (s *Store) Sync(ctx context.Context) error {
-	if sy, ok := s.drv.(Syncer); ok {
-		return s.wrap("sync", "", sy.Sync(ctx))
+	sy, ok := s.drv.(Syncer)
+	if !ok {
+		return nil
 	}
-	return nil
+	if err := s.budget.acquireRequest(ctx); err != nil {
+		return s.wrap("sync", "", err)
+	}
+	defer s.budget.releaseRequest()
+	return s.wrap("sync", "", sy.Sync(ctx))
 }
 
 // Close closes the driver.
 func (s *Store) Close() error { return s.drv.Close() }
 
-// wrappedReader wraps read errors of a Get in an *Error once.
-type wrappedReader struct {
-	rc   io.ReadCloser
-	s    *Store
-	name string
+// reader is the reader of a Get or GetRange: it wraps read errors in an
+// *Error once, and returns its request slot when it is closed or has
+// returned io.EOF or an error, whichever comes first.
+type reader struct {
+	rc       io.ReadCloser
+	s        *Store
+	name     string
+	released atomic.Bool
 }
 
-func (r *wrappedReader) Read(p []byte) (int, error) {
+func (r *reader) Read(p []byte) (int, error) {
 	n, err := r.rc.Read(p)
-	if err != nil && err != io.EOF {
-		err = r.s.wrap("read", r.name, err)
+	if err != nil {
+		r.release()
+		if err != io.EOF {
+			err = r.s.wrap("read", r.name, err)
+		}
 	}
 	return n, err
 }
 
-func (r *wrappedReader) Close() error { return r.rc.Close() }
+func (r *reader) Close() error {
+	err := r.rc.Close()
+	r.release()
+	return err
+}
+
+func (r *reader) release() {
+	if r.released.CompareAndSwap(false, true) {
+		r.s.budget.releaseRequest()
+	}
+}

@@ -105,8 +105,10 @@ func (v *Visitor) Visit(ctx context.Context, batch []core.BlobExportEntry) error
 		closeAll(batch)
 		return err
 	}
+	// As many blobs are spooled and uploaded at once as the store's budget
+	// lets requests run; each upload takes its request slot in the store.
 	g, gctx := errgroup.WithContext(ctx)
-	budget := v.st.Budget()
+	g.SetLimit(v.st.Budget().MaxRequests())
 	for i := range batch {
 		e := batch[i]
 		g.Go(func() error {
@@ -114,10 +116,6 @@ func (v *Visitor) Visit(ctx context.Context, batch []core.BlobExportEntry) error
 				return blobErr(e.Key, fmt.Errorf("nil reader: %w", core.ErrInvalid))
 			}
 			defer e.Reader.Close()
-			if err := budget.AcquireRequest(gctx); err != nil {
-				return blobErr(e.Key, err)
-			}
-			defer budget.ReleaseRequest()
 			if err := v.store(gctx, e); err != nil {
 				return blobErr(e.Key, err)
 			}

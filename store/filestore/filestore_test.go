@@ -50,7 +50,7 @@ func TestMissingDirectory(t *testing.T) {
 			var st *store.Store
 			switch via {
 			case "New":
-				st = store.New(newDriver(t, missing), missing)
+				st = store.New(newDriver(t, missing), missing, nil)
 			case "URL", "Path":
 				u := missing
 				if via == "URL" {
@@ -130,7 +130,7 @@ func TestSymlinkedDirectory(t *testing.T) {
 			require.NoError(t, os.Symlink(dest, filepath.Join(root, "blobs", "sha256", "ab")))
 			secret := []byte("secret")
 			require.NoError(t, os.WriteFile(filepath.Join(dest, hexA), secret, 0o666))
-			st := store.New(newDriver(t, root), root)
+			st := store.New(newDriver(t, root), root, nil)
 
 			requireRefused(t, st, blob)
 			err := st.PutBytes(t.Context(), "blobs/sha256/ab/"+"ab"+strings.Repeat("1", 62), []byte("new"), store.PutOptions{})
@@ -157,7 +157,7 @@ func TestSymlinkedDirectory(t *testing.T) {
 func TestSymlinkedTopFolder(t *testing.T) {
 	root, outside := t.TempDir(), t.TempDir()
 	require.NoError(t, os.Symlink(outside, filepath.Join(root, "snapshots")))
-	st := store.New(newDriver(t, root), root)
+	st := store.New(newDriver(t, root), root, nil)
 
 	err := st.PutBytes(t.Context(), "snapshots/"+hexA+"/view.json", []byte("{}"), store.PutOptions{})
 	require.ErrorIs(t, err, core.ErrInvalidPath)
@@ -176,7 +176,7 @@ func TestSymlinkedObject(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "blobs", "sha256", "ab"), 0o777))
 	link := filepath.Join(root, filepath.FromSlash(blob))
 	require.NoError(t, os.Symlink(hostname, link))
-	st := store.New(newDriver(t, root), root)
+	st := store.New(newDriver(t, root), root, nil)
 
 	requireRefused(t, st, blob)
 	assert.Empty(t, listNames(t, st, ""))
@@ -193,7 +193,7 @@ func TestDirectoryWhereObjectBelongs(t *testing.T) {
 	root := t.TempDir()
 	tag := "tags/t.json"
 	require.NoError(t, os.MkdirAll(filepath.Join(root, filepath.FromSlash(tag)), 0o777))
-	st := store.New(newDriver(t, root), root)
+	st := store.New(newDriver(t, root), root, nil)
 
 	requireRefused(t, st, tag)
 	assert.Empty(t, listNames(t, st, ""))
@@ -203,7 +203,7 @@ func TestDirectoryWhereObjectBelongs(t *testing.T) {
 // file remains.
 func TestNoTempFilesLeft(t *testing.T) {
 	root := t.TempDir()
-	st := store.New(newDriver(t, root), root)
+	st := store.New(newDriver(t, root), root, nil)
 	ctx := t.Context()
 	data := []byte("data")
 	wrong := bytes.Repeat([]byte{1}, 32)
@@ -221,7 +221,7 @@ func TestNoTempFilesLeft(t *testing.T) {
 
 func TestListSkipsForeignFiles(t *testing.T) {
 	root := t.TempDir()
-	st := store.New(newDriver(t, root), root)
+	st := store.New(newDriver(t, root), root, nil)
 	require.NoError(t, st.PutBytes(t.Context(), blob, []byte("x"), store.PutOptions{}))
 	fan := filepath.Join(root, "blobs", "sha256", "ab")
 	for _, name := range []string{".tmp-CRASHED", ".hidden"} {
@@ -245,7 +245,7 @@ func TestListSkipsForeignFiles(t *testing.T) {
 func TestRemoveStaleTemp(t *testing.T) {
 	root := t.TempDir()
 	drv := newDriver(t, root)
-	st := store.New(drv, root)
+	st := store.New(drv, root, nil)
 	require.NoError(t, st.PutBytes(t.Context(), blob, []byte("x"), store.PutOptions{}))
 	fan := filepath.Join(root, "blobs", "sha256", "ab")
 	stale, fresh := filepath.Join(fan, ".tmp-STALE"), filepath.Join(fan, ".tmp-FRESH")
@@ -268,7 +268,7 @@ func TestPermission(t *testing.T) {
 		t.Skip("root ignores file permissions")
 	}
 	root := t.TempDir()
-	st := store.New(newDriver(t, root), root)
+	st := store.New(newDriver(t, root), root, nil)
 	require.NoError(t, st.PutBytes(t.Context(), blob, []byte("x"), store.PutOptions{}))
 	file := filepath.Join(root, filepath.FromSlash(blob))
 	require.NoError(t, os.Chmod(file, 0))
@@ -323,7 +323,7 @@ func walkFiles(t *testing.T, root string) []string {
 func TestSync(t *testing.T) {
 	d := newDriver(t, t.TempDir())
 	require.NoError(t, d.Sync(t.Context()), "nothing to sync")
-	st := store.New(d, "test")
+	st := store.New(d, "test", nil)
 	for i := range 40 {
 		data := []byte{byte(i)}
 		sum := sha256.Sum256(data)
@@ -340,7 +340,7 @@ func TestSync(t *testing.T) {
 // TestFileWhereFolderBelongs stores "a", then fails to store "a/b", which
 // a file system cannot hold beside it, and the other way round.
 func TestFileWhereFolderBelongs(t *testing.T) {
-	st := store.New(newDriver(t, t.TempDir()), "test")
+	st := store.New(newDriver(t, t.TempDir()), "test", nil)
 	ctx := t.Context()
 	require.NoError(t, st.PutBytes(ctx, "a", []byte("file"), store.PutOptions{}))
 	require.ErrorIs(t, st.PutBytes(ctx, "a/b", []byte("x"), store.PutOptions{}), core.ErrInvalidPath)

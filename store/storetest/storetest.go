@@ -111,7 +111,7 @@ func newFixture(t *testing.T, newDriver func(t *testing.T) store.Driver) *fixtur
 	drv := newDriver(t)
 	require.NotNil(t, drv, "newDriver returned nil")
 	t.Cleanup(func() { assert.NoError(t, drv.Close(), "Close") })
-	f := &fixture{drv: drv, st: store.New(drv, location)}
+	f := &fixture{drv: drv, st: store.New(drv, location, nil)}
 	require.Empty(t, list(t, f.drv, ""), "newDriver must return a driver over an empty repository")
 	return f
 }
@@ -476,7 +476,7 @@ func testInvalidNames(t *testing.T, f *fixture) {
 		strings.Repeat("x", store.MaxNameLength+1),
 	}
 	spy := &spyDriver{Driver: f.drv}
-	st := store.New(spy, location)
+	st := store.New(spy, location, nil)
 	for _, name := range names {
 		for op, err := range map[string]error{
 			"put":    st.PutBytes(ctx, name, []byte("x"), store.PutOptions{}),
