@@ -14,8 +14,7 @@ import (
 	"github.com/statebucket/statebucket/store"
 )
 
-// Defaults for large blobs, which are read in parallel chunks when the
-// driver can read ranges.
+// Defaults for large blobs, which are read in parallel chunks.
 const (
 	// DefaultLargeThreshold is the size from which a blob is streamed in
 	// chunks rather than spooled whole.
@@ -28,7 +27,7 @@ const (
 
 // chunked reports whether e is read in chunks.
 func (s *Source) chunked(e manifest.Entry) bool {
-	return s.opts.LargeThreshold > 0 && e.Size >= s.opts.LargeThreshold && s.st.RangeReads()
+	return s.opts.LargeThreshold > 0 && e.Size >= s.opts.LargeThreshold
 }
 
 // chunkReader streams a large blob: up to maxChunks ranged reads run
@@ -139,7 +138,8 @@ func (r *chunkReader) newBuffer() []byte {
 	return b
 }
 
-// download reads chunk i into buf, trying again after transient failures.
+// download reads chunk i into buf; the store resumes a read that breaks
+// off.
 func (r *chunkReader) download(ctx context.Context, s *Source, name string, i int, buf []byte) ([]byte, error) {
 	off := int64(i) * r.chunk
 	want := min(r.chunk, r.e.Size-off)
@@ -148,19 +148,15 @@ func (r *chunkReader) download(ctx context.Context, s *Source, name string, i in
 	if last {
 		ask++ // one more: an object longer than recorded shows here
 	}
-	var n int64
-	err := s.retry(ctx, r.e.Key, func() error {
-		rc, err := s.st.GetRange(ctx, name, off, ask)
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		n, err = readUpTo(rc, buf[:ask])
-		return err
-	})
+	rc, err := s.st.GetRange(ctx, name, off, ask)
+	if err != nil {
+		return nil, fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
+	}
+	defer rc.Close()
+	n, err := readUpTo(rc, buf[:ask])
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
 	case n < want:
 		return nil, &MismatchError{Key: r.e.Key, Expected: sizeText(r.e.Size), Actual: sizeText(off + n), Err: core.ErrSizeMismatch}
 	case last && n > want:

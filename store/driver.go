@@ -22,9 +22,15 @@ import (
 //
 // Errors must match the sentinels of package core through errors.Is:
 // core.ErrNotFound for a missing object, core.ErrBucketNotFound for a
-// missing bucket or root directory, core.ErrExists when a create-only Put
-// finds the name taken, core.ErrConflict, core.ErrPermission. A driver
-// returns its error unwrapped by operation and name: [Store] adds those.
+// missing bucket or root directory (its message naming it),
+// core.ErrExists when a create-only Put finds the name taken,
+// core.ErrChecksumMismatch, core.ErrConflict, core.ErrPermission, and
+// core.ErrTransient for throttling, server errors, timeouts and broken
+// connections once the driver's client has spent its own retries. The
+// driver's original error stays in the chain, so errors.As reaches the
+// SDK's error types. A driver returns its error unwrapped by operation
+// and name: [Store] adds those, and retries transient failures (see
+// [IsTransient]); a driver need not retry at all.
 //
 // Implementations must be safe for concurrent use.
 type Driver interface {
@@ -39,8 +45,20 @@ type Driver interface {
 	// body promptly.
 	Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts PutOptions) error
 
-	// Get opens the object name for reading.
+	// Get opens the object name for reading. The reader may be bound to
+	// ctx. A driver never resumes a read that breaks off: it returns the
+	// failure (io.ErrUnexpectedEOF, or an error matching core.ErrTransient
+	// for a broken connection), and the Store resumes with GetRange.
 	Get(ctx context.Context, name string) (io.ReadCloser, error)
+
+	// GetRange opens length bytes of the object name from offset, as Get
+	// does. Bytes past the object's end are not an error: the reader then
+	// ends early, so reading length+1 bytes from the last chunk detects an
+	// object longer than expected. An offset at or past the end yields an
+	// empty reader, not an error; so does a length of 0, for an object
+	// that exists. A missing object is core.ErrNotFound, whatever the
+	// range.
+	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
 
 	// Stat returns the object's attributes, ModTime included.
 	Stat(ctx context.Context, name string) (ObjectInfo, error)
@@ -91,18 +109,6 @@ type ObjectInfo struct {
 // connection pool).
 type Concurrency interface {
 	MaxConcurrency() int
-}
-
-// RangeReader is implemented by drivers that can read part of an object.
-// The import engine uses it to download a large blob in parallel chunks
-// instead of spooling it whole.
-type RangeReader interface {
-	// GetRange opens length bytes of the object name from offset. Bytes
-	// past the object's end are not an error: the reader then ends early,
-	// so reading length+1 bytes from the last chunk detects an object
-	// longer than expected. An offset at or past the end yields an empty
-	// reader (or one that ends at once), not an error.
-	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
 }
 
 // Syncer is implemented by drivers that can defer the durability of Puts

@@ -13,8 +13,8 @@
 // it serves local, S3, GCS and gocloud.dev drivers alike, and it gives
 // names no meaning: any valid object name (see [store.ValidName]) must
 // round-trip. Optional
-// abilities, such as [store.Concurrency] and [store.RangeReader], are found
-// by type assertion, and their tests skipped when a driver lacks them.
+// abilities, such as [store.Concurrency] and [store.Syncer], are found by
+// type assertion, and their tests skipped when a driver lacks them.
 package storetest
 
 import (
@@ -241,14 +241,12 @@ func testLarge(t *testing.T, f *fixture) {
 	assert.Equal(t, int64(largeSize), n)
 	assert.Equal(t, hex.EncodeToString(sum), hex.EncodeToString(h.Sum(nil)), "content read back differs")
 
-	if f.st.RangeReads() {
-		// Across 5 and 16 MiB, where parts of common sizes end.
-		const offset, length = 5<<20 - 100, 11<<20 + 200
-		want := make([]byte, length)
-		_, err := body.ReadAt(want, offset)
-		require.NoError(t, err)
-		assert.True(t, bytes.Equal(want, readRange(t, f.st, name, offset, length)), "range read back differs")
-	}
+	// Across 5 and 16 MiB, where parts of common sizes end.
+	const offset, length = 5<<20 - 100, 11<<20 + 200
+	want := make([]byte, length)
+	_, err = body.ReadAt(want, offset)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(want, readRange(t, f.st, name, offset, length)), "range read back differs")
 }
 
 func testNotFound(t *testing.T, f *fixture) {
@@ -641,7 +639,7 @@ func testConcurrency(t *testing.T, f *fixture) {
 	assert.Positive(t, c.MaxConcurrency())
 }
 
-// ranges is what *store.Store and store.RangeReader have in common.
+// ranges is the ranged read of *store.Store and store.Driver.
 type ranges interface {
 	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
 }
@@ -652,14 +650,6 @@ type ranges interface {
 func testGetRange(t *testing.T, f *fixture) {
 	ctx := t.Context()
 	name, empty, missing := tagName("ranges"), tagName("empty"), tagName("missing")
-	rr, ok := f.drv.(store.RangeReader)
-	if !ok {
-		assert.False(t, f.st.RangeReads())
-		_, err := f.st.GetRange(ctx, name, 0, 1)
-		require.ErrorIs(t, err, errors.ErrUnsupported)
-		t.Skip("the driver does not implement store.RangeReader")
-	}
-	assert.True(t, f.st.RangeReads())
 	const size = 1000
 	data := make([]byte, size)
 	_, err := pattern{size: size}.ReadAt(data, 0)
@@ -692,7 +682,7 @@ func testGetRange(t *testing.T, f *fixture) {
 	for _, b := range []struct {
 		via string
 		o   ranges
-	}{{"Store", f.st}, {"Driver", rr}} {
+	}{{"Store", f.st}, {"Driver", f.drv}} {
 		for _, c := range cases {
 			got := readRange(t, b.o, c.object, c.offset, c.length)
 			assert.Equal(t, c.want, got, "%s: %s: %d bytes from %d", b.via, c.name, c.length, c.offset)
