@@ -45,7 +45,7 @@ func (f Filter) match(m *manifest.Manifest) bool {
 func (r *Repo) List(ctx context.Context, f Filter) ([]*manifest.Manifest, error) {
 	var ids []string
 	err := r.st.List(ctx, store.SnapshotsPrefix, func(info store.ObjectInfo) error {
-		if hexID, ok := strings.CutSuffix(strings.TrimPrefix(info.Name, store.SnapshotsPrefix), "/manifest.json"); ok {
+		if hexID, ok := strings.CutSuffix(strings.TrimPrefix(info.Name, store.SnapshotsPrefix), "/manifest.json"); ok && store.IsHexDigest(hexID) {
 			ids = append(ids, hexID)
 		}
 		return nil
@@ -199,7 +199,7 @@ func (r *Repo) resolve(ctx context.Context, ref string, f Filter) (string, error
 	}
 	var matches []string
 	err := r.st.List(ctx, store.SnapshotsPrefix+id[:2], func(info store.ObjectInfo) error {
-		if hexID, ok := strings.CutSuffix(strings.TrimPrefix(info.Name, store.SnapshotsPrefix), "/manifest.json"); ok && strings.HasPrefix(hexID, id) {
+		if hexID, ok := strings.CutSuffix(strings.TrimPrefix(info.Name, store.SnapshotsPrefix), "/manifest.json"); ok && store.IsHexDigest(hexID) && strings.HasPrefix(hexID, id) {
 			matches = append(matches, hexID)
 		}
 		return nil
@@ -295,7 +295,9 @@ func (r *Repo) Tag(ctx context.Context, name, ref string) (*manifest.Manifest, e
 func (r *Repo) Tags(ctx context.Context) ([]TagInfo, error) {
 	var names []string
 	err := r.st.List(ctx, store.TagsPrefix, func(info store.ObjectInfo) error {
-		names = append(names, strings.TrimSuffix(strings.TrimPrefix(info.Name, store.TagsPrefix), ".json"))
+		if name, ok := strings.CutSuffix(strings.TrimPrefix(info.Name, store.TagsPrefix), ".json"); ok && store.ValidTag(name) == nil {
+			names = append(names, name)
+		}
 		return nil
 	})
 	if err != nil {
