@@ -113,7 +113,7 @@ func runS3(b *testing.B, name string, cases []benchCase, opts *s3store.Options) 
 			if err != nil {
 				b.Fatal(err)
 			}
-			r := snapshot.New(store.New(drv, store.Redact(u)))
+			r := snapshot.New(store.New(drv, store.Redact(u), nil))
 			b.Cleanup(func() { r.Close() })
 			return r
 		},

@@ -57,7 +57,7 @@ func openFaulty(t *testing.T, srv *testserver.S3Server, bucket string, rt *fault
 	require.NoError(t, err)
 	drv, err := s3store.Open(t.Context(), u, &s3store.Options{Transport: rt, Credentials: srv.Credentials(), Retryer: testserver.Retryer(12, time.Second)})
 	require.NoError(t, err)
-	r := snapshot.New(store.New(drv, store.Redact(u)))
+	r := snapshot.New(store.New(drv, store.Redact(u), nil))
 	t.Cleanup(func() { r.Close() })
 	return r
 }
@@ -227,7 +227,7 @@ func TestS3RetriedCommitIsSuccess(t *testing.T) {
 	rt := &lostManifestAnswer{base: s3store.NewTransport(8)}
 	drv, err := s3store.Open(t.Context(), u, &s3store.Options{Transport: rt, Credentials: srv.Credentials()})
 	require.NoError(t, err)
-	repo := snapshot.New(store.New(drv, store.Redact(u)))
+	repo := snapshot.New(store.New(drv, store.Redact(u), nil))
 	defer repo.Close()
 
 	src := coretest.NewObjectStore()

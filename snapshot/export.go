@@ -110,7 +110,7 @@ func commit(ctx context.Context, repo *Repo, service, accountID, region string, 
 			return nil, fmt.Errorf("snapshot: export %s: stored snapshot %s differs from its own id: %w", where, m.ID, core.ErrCorrupt)
 		}
 		return stored, repo.tagAfterExport(ctx, opts.Tag, stored)
-	} else if !errors.Is(err, core.ErrNotFound) {
+	} else if !errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrBucketNotFound) {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
 	// Blobs first, durable, then the view, then the manifest: a snapshot

@@ -26,8 +26,8 @@ type ImportOptions struct {
 	// Manifest configures decoding: caps, and the HMAC key that verifies
 	// signed manifests.
 	Manifest manifest.DecodeOptions
-	// Source configures the blob engine (prefetch, spool threshold,
-	// retries, per-blob events).
+	// Source configures the blob engine (prefetch, spool threshold, chunked
+	// reads, per-blob events).
 	Source sources.Options
 	// Stats, if not nil, receives what the blob engine did.
 	Stats *sources.Stats

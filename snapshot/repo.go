@@ -33,8 +33,8 @@ func (r *Repo) Close() error { return r.st.Close() }
 // Open opens the repository at rawURL through the driver registered for
 // its scheme (see [store.Open]):
 //
-//   - a plain path, or file:///abs/path: a local directory, created if it
-//     does not exist;
+//   - a plain path, or file:///abs/path: a local directory, created by
+//     the first write (reading a missing one fails, naming it);
 //   - s3://bucket/prefix?endpoint=URL&region=R: Amazon S3 or an
 //     S3-compatible server (see package s3store).
 func Open(ctx context.Context, rawURL string) (*Repo, error) {

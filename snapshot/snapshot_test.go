@@ -135,7 +135,7 @@ func TestExportSyncsBlobsBeforeCommit(t *testing.T) {
 	fs, err := filestore.New(t.TempDir(), nil)
 	require.NoError(t, err)
 	drv := &orderDriver{Driver: fs}
-	repo := snapshot.New(store.New(drv, "test"))
+	repo := snapshot.New(store.New(drv, "test", nil))
 	defer repo.Close()
 	svc := coretest.NewObjectStore()
 	_, _, err = coretest.Fill(t.Context(), svc, "a", "r", coretest.FillOptions{Objects: 20, Seed: 1})

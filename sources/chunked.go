@@ -14,8 +14,7 @@ import (
 	"github.com/statebucket/statebucket/store"
 )
 
-// Defaults for large blobs, which are read in parallel chunks when the
-// driver can read ranges.
+// Defaults for large blobs, which are read in parallel chunks.
 const (
 	// DefaultLargeThreshold is the size from which a blob is streamed in
 	// chunks rather than spooled whole.
@@ -28,7 +27,7 @@ const (
 
 // chunked reports whether e is read in chunks.
 func (s *Source) chunked(e manifest.Entry) bool {
-	return s.opts.LargeThreshold > 0 && e.Size >= s.opts.LargeThreshold && s.st.RangeReads()
+	return s.opts.LargeThreshold > 0 && e.Size >= s.opts.LargeThreshold
 }
 
 // chunkReader streams a large blob: up to maxChunks ranged reads run
@@ -87,16 +86,13 @@ func (s *Source) openChunked(ctx context.Context, e manifest.Entry) *chunkReader
 	return r
 }
 
-// dispatch starts the download of each chunk in order as buffers and
-// request slots allow.
+// dispatch starts the download of each chunk in order as buffers allow;
+// each download takes a request slot of the store's budget while it runs.
 func (r *chunkReader) dispatch(ctx context.Context, s *Source) {
 	defer r.wg.Done()
 	name := store.BlobName(r.e.Digest[len("sha256:"):])
 	for i := range r.results {
 		buf, err := r.buffer(ctx)
-		if err == nil {
-			err = r.budget.AcquireRequest(ctx)
-		}
 		if err != nil {
 			r.results[i] <- chunkResult{buf: buf, err: fmt.Errorf("sources: blob %q: %w", r.e.Key, err)}
 			return
@@ -104,7 +100,6 @@ func (r *chunkReader) dispatch(ctx context.Context, s *Source) {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			defer r.budget.ReleaseRequest()
 			data, err := r.download(ctx, s, name, i, buf)
 			r.results[i] <- chunkResult{buf: buf, data: data, err: err}
 		}()
@@ -143,7 +138,8 @@ func (r *chunkReader) newBuffer() []byte {
 	return b
 }
 
-// download reads chunk i into buf, trying again after transient failures.
+// download reads chunk i into buf; the store resumes a read that breaks
+// off.
 func (r *chunkReader) download(ctx context.Context, s *Source, name string, i int, buf []byte) ([]byte, error) {
 	off := int64(i) * r.chunk
 	want := min(r.chunk, r.e.Size-off)
@@ -152,19 +148,15 @@ func (r *chunkReader) download(ctx context.Context, s *Source, name string, i in
 	if last {
 		ask++ // one more: an object longer than recorded shows here
 	}
-	var n int64
-	err := s.retry(ctx, r.e.Key, func() error {
-		rc, err := s.st.GetRange(ctx, name, off, ask)
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		n, err = readUpTo(rc, buf[:ask])
-		return err
-	})
+	rc, err := s.st.GetRange(ctx, name, off, ask)
+	if err != nil {
+		return nil, fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
+	}
+	defer rc.Close()
+	n, err := readUpTo(rc, buf[:ask])
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
 	case n < want:
 		return nil, &MismatchError{Key: r.e.Key, Expected: sizeText(r.e.Size), Actual: sizeText(off + n), Err: core.ErrSizeMismatch}
 	case last && n > want:

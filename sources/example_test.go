@@ -31,7 +31,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	st := store.New(drv, dir)
+	st := store.New(drv, dir, nil)
 	defer st.Close()
 
 	// Export a mock S3 with two objects and describe it in a manifest.

@@ -70,50 +70,73 @@ func ValidTag(tag string) error {
 	return nil
 }
 
-// ValidName reports whether name is one of the repository's name shapes:
-// a blob, a snapshot's view or manifest, or a tag. Every other name,
-// including any with "..", a leading '/', a NUL byte or a backslash, is
-// rejected with an error matching core.ErrInvalidPath.
-func ValidName(name string) error {
-	bad := fmt.Errorf("%q is not a repository name: %w", name, core.ErrInvalidPath)
-	switch {
-	case strings.HasPrefix(name, BlobsPrefix):
-		rest := name[len(BlobsPrefix):]
-		fan, hexDigest, ok := strings.Cut(rest, "/")
-		if !ok || !IsHexDigest(hexDigest) || fan != hexDigest[:2] {
-			return bad
-		}
-		return nil
-	case strings.HasPrefix(name, SnapshotsPrefix):
-		rest := name[len(SnapshotsPrefix):]
-		id, file, ok := strings.Cut(rest, "/")
-		if !ok || !IsHexDigest(id) || (file != "view.json" && file != "manifest.json") {
-			return bad
-		}
-		return nil
-	case strings.HasPrefix(name, TagsPrefix):
-		tag, ok := strings.CutSuffix(name[len(TagsPrefix):], ".json")
-		if !ok || ValidTag(tag) != nil {
-			return bad
-		}
-		return nil
-	}
-	return bad
-}
+// Limits of object names, in bytes.
+const (
+	// MaxNameLength is the longest object name accepted: the limit of S3,
+	// GCS and Azure object keys.
+	MaxNameLength = 1024
+	// MaxSegmentLength is the longest segment of a name accepted: the
+	// limit of a file name on common file systems.
+	MaxSegmentLength = 255
+)
 
-// ValidPrefix reports whether prefix may be listed: empty, or a prefix of
-// some valid repository name made only of the characters such names use.
-func ValidPrefix(prefix string) error {
-	for i := 0; i < len(prefix); i++ {
-		c := prefix[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' || c == '/') {
-			return fmt.Errorf("list prefix %q: %w", prefix, core.ErrInvalidPath)
-		}
-	}
-	if strings.HasPrefix(prefix, "/") || strings.Contains(prefix, "..") || strings.Contains(prefix, "//") {
-		return fmt.Errorf("list prefix %q: %w", prefix, core.ErrInvalidPath)
+// ValidName reports whether name is a safe object name, one every driver
+// stores as it is, without escaping: 1 to MaxNameLength bytes of
+// '/'-separated segments, each of 1 to MaxSegmentLength ASCII letters,
+// digits, '.', '_' and '-', none starting with '.'. So no name is
+// absolute, ends with '/', holds "." or ".." as a segment, or a NUL byte,
+// a backslash or a space; and segments starting with '.' are left to
+// drivers, for their own files (filestore's ".tmp-…" temporary files)
+// and those of the systems they run on (".DS_Store"). Every other name is
+// rejected with an error matching core.ErrInvalidPath.
+//
+// The object layer gives names no other meaning: which names a
+// repository uses is the repository layer's business.
+func ValidName(name string) error {
+	if msg := checkName(name); msg != "" {
+		return fmt.Errorf("%q is not a valid object name: %s: %w", name, msg, core.ErrInvalidPath)
 	}
 	return nil
+}
+
+// ValidPrefix reports whether prefix may be listed: empty, or the start
+// of some valid name (see [ValidName]), which may end with '/' or in the
+// middle of a segment. Every other prefix is rejected with an error
+// matching core.ErrInvalidPath.
+func ValidPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if msg := checkName(strings.TrimSuffix(prefix, "/")); msg != "" {
+		return fmt.Errorf("list prefix %q: %s: %w", prefix, msg, core.ErrInvalidPath)
+	}
+	return nil
+}
+
+// checkName says what is wrong with name, or returns "".
+func checkName(name string) string {
+	if name == "" || len(name) > MaxNameLength {
+		return fmt.Sprintf("length must be 1 to %d bytes", MaxNameLength)
+	}
+	segStart := 0
+	for i := 0; i <= len(name); i++ {
+		if i == len(name) || name[i] == '/' {
+			switch {
+			case i == segStart:
+				return "empty segment (leading, trailing or doubled '/')"
+			case name[segStart] == '.':
+				return "a segment starts with '.'"
+			case i-segStart > MaxSegmentLength:
+				return fmt.Sprintf("a segment is longer than %d bytes", MaxSegmentLength)
+			}
+			segStart = i + 1
+			continue
+		}
+		if c := name[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Sprintf("byte %q not allowed (letters, digits, '.', '_', '-', and '/' between segments)", c)
+		}
+	}
+	return ""
 }
 
 // HexFromDigest returns the hex part of a "sha256:<hex>" digest string, or

@@ -28,56 +28,48 @@ func TestValidName(t *testing.T) {
 		store.ViewName(h),
 		store.ManifestName(h),
 		store.TagName("v1"),
-		store.TagName("Release_1.0-rc.2"),
-		store.TagName(strings.Repeat("t", store.MaxTagLength)),
+		"a",
+		"A/b/C",
+		"locks/2024-01-01T00-00-00Z_x.json",
+		"deep/er/and/deeper/than/any/layout/uses",
+		"blobs/sha256/" + strings.ToUpper(h),
+		"a..b/c.",
+		"-/_",
+		strings.Repeat("x", store.MaxSegmentLength),
+		strings.Repeat("x/", store.MaxNameLength/2-1) + "xx",
+		strings.Repeat(strings.Repeat("x", store.MaxSegmentLength)+"/", 3) + strings.Repeat("y", store.MaxSegmentLength-1) + "/z",
 	} {
 		assert.NoError(t, store.ValidName(name), "%q", name)
 	}
 	for _, name := range []string{
 		"",
 		"/",
+		".",
 		"..",
-		"blobs/sha256/",
-		"blobs/sha256/01",
-		"blobs/sha256/01/",
-		"blobs/sha256/02/" + h,
-		"blobs/sha256/01/" + h + "/",
-		"blobs/sha256/01/" + h + "/x",
-		"blobs/sha256/01/" + h[:63],
-		"blobs/sha256/01/" + h + "0",
-		"blobs/sha256/01/" + strings.ToUpper(h),
-		"blobs/sha256/01/" + h + "\x00",
-		"blobs/sha256/../../" + h,
-		"blobs/sha512/01/" + h,
-		`blobs\sha256\01\` + h,
-		"/" + store.BlobName(h),
-		"./" + store.BlobName(h),
-		"snapshots/" + h,
-		"snapshots/" + h + "/",
-		"snapshots/" + h + "/other.json",
-		"snapshots/" + h + "/view.json/x",
-		"snapshots/" + h[:10] + "/view.json",
-		"snapshots/../" + h + "/view.json",
-		"tags/",
-		"tags/.json",
-		"tags/v1",
-		"tags/v1.json/",
-		"tags/.v1.json",
-		"tags/-v1.json",
-		"tags/a/b.json",
-		"tags/../x.json",
-		"tags/a\x00.json",
-		"tags/é.json",
-		"tags/a b.json",
-		"tags/a..b.json",
-		"tags/a..json",
-		store.TagName(strings.Repeat("t", store.MaxTagLength+1)),
-		"other/" + h,
-		"view.json",
+		"a/",
+		"/a",
+		"a//b",
+		"a/./b",
+		"a/../b",
+		"../a",
+		"./a",
+		"a/.hidden",
+		".tmp-123",
+		"a/.tmp-123",
+		"a\x00b",
+		`a\b`,
+		"a b",
+		"é",
+		"a:b",
+		"a\nb",
+		"a%2Fb",
+		strings.Repeat("x", store.MaxSegmentLength+1),
+		"a/" + strings.Repeat("x", store.MaxSegmentLength+1) + "/b",
+		strings.Repeat("x/", store.MaxNameLength/2) + "x",
 	} {
 		err := store.ValidName(name)
 		require.ErrorIs(t, err, core.ErrInvalidPath, "%q", name)
-		assert.Contains(t, err.Error(), "not a repository name")
+		assert.Contains(t, err.Error(), "not a valid object name")
 	}
 }
 
@@ -91,10 +83,10 @@ func TestValidTag(t *testing.T) {
 }
 
 func TestValidPrefix(t *testing.T) {
-	for _, prefix := range []string{"", "b", "blobs/", store.BlobsPrefix, store.BlobsPrefix + "0", store.SnapshotsPrefix + h + "/", store.TagsPrefix + "v"} {
+	for _, prefix := range []string{"", "b", "blobs/", store.BlobsPrefix, store.BlobsPrefix + "0", store.SnapshotsPrefix + h + "/", store.TagsPrefix + "v", "a/b.", "any/thing/"} {
 		assert.NoError(t, store.ValidPrefix(prefix), "%q", prefix)
 	}
-	for _, prefix := range []string{"/", "/blobs", "..", "blobs/..", "blobs//", "a\x00", `blobs\`, "tags/é", "a b"} {
+	for _, prefix := range []string{"/", "/blobs", "..", "blobs/..", "blobs/.", "blobs//", "a\x00", `blobs\`, "tags/é", "a b", strings.Repeat("x", store.MaxNameLength+1)} {
 		assert.ErrorIs(t, store.ValidPrefix(prefix), core.ErrInvalidPath, "%q", prefix)
 	}
 }
@@ -122,9 +114,9 @@ func TestDigest(t *testing.T) {
 
 // FuzzValidName checks that every accepted name is clean, relative, free
 // of the bytes file systems and object stores treat specially, and a
-// valid list prefix.
+// valid list prefix, as is each of its starts.
 func FuzzValidName(f *testing.F) {
-	for _, seed := range []string{store.BlobName(h), store.ViewName(h), store.ManifestName(h), store.TagName("v1"), "tags/../x.json", "blobs/sha256/01/" + h + "/"} {
+	for _, seed := range []string{store.BlobName(h), store.ViewName(h), store.TagName("v1"), "tags/../x.json", "a/.b", "a//b", "a/b/"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
@@ -133,11 +125,17 @@ func FuzzValidName(f *testing.F) {
 		}
 		assert.Equal(t, path.Clean(name), name)
 		assert.False(t, path.IsAbs(name))
-		assert.NotContains(t, name, "..")
-		assert.False(t, strings.ContainsAny(name, "\x00\\"), "%q", name)
-		assert.NoError(t, store.ValidPrefix(name))
-		assert.True(t, strings.HasPrefix(name, store.BlobsPrefix) ||
-			strings.HasPrefix(name, store.SnapshotsPrefix) ||
-			strings.HasPrefix(name, store.TagsPrefix), "%q", name)
+		for seg := range strings.SplitSeq(name, "/") {
+			assert.NotEqual(t, "..", seg)
+			assert.False(t, strings.HasPrefix(seg, "."), "%q", name)
+		}
+		assert.False(t, strings.ContainsAny(name, "\x00\\ "), "%q", name)
+		assert.LessOrEqual(t, len(name), store.MaxNameLength)
+		for seg := range strings.SplitSeq(name, "/") {
+			assert.LessOrEqual(t, len(seg), store.MaxSegmentLength)
+		}
+		for i := range len(name) + 1 {
+			assert.NoError(t, store.ValidPrefix(name[:i]), "%q", name[:i])
+		}
 	})
 }

@@ -73,7 +73,7 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", Redact(u), err)
 	}
-	return New(drv, Redact(u)), nil
+	return New(drv, Redact(u), nil), nil
 }
 
 // parseURL turns rawURL into a URL with a lowercase scheme; a plain path

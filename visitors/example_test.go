@@ -25,7 +25,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	st := store.New(drv, dir)
+	st := store.New(drv, dir, nil)
 	defer st.Close()
 
 	svc := coretest.NewObjectStore()

@@ -11,6 +11,7 @@ package visitors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -104,8 +105,10 @@ func (v *Visitor) Visit(ctx context.Context, batch []core.BlobExportEntry) error
 		closeAll(batch)
 		return err
 	}
+	// As many blobs are spooled and uploaded at once as the store's budget
+	// lets requests run; each upload takes its request slot in the store.
 	g, gctx := errgroup.WithContext(ctx)
-	budget := v.st.Budget()
+	g.SetLimit(v.st.Budget().MaxRequests())
 	for i := range batch {
 		e := batch[i]
 		g.Go(func() error {
@@ -113,10 +116,6 @@ func (v *Visitor) Visit(ctx context.Context, batch []core.BlobExportEntry) error
 				return blobErr(e.Key, fmt.Errorf("nil reader: %w", core.ErrInvalid))
 			}
 			defer e.Reader.Close()
-			if err := budget.AcquireRequest(gctx); err != nil {
-				return blobErr(e.Key, err)
-			}
-			defer budget.ReleaseRequest()
 			if err := v.store(gctx, e); err != nil {
 				return blobErr(e.Key, err)
 			}
@@ -140,13 +139,20 @@ func closeAll(batch []core.BlobExportEntry) {
 
 // loadPresent lists the blobs the repository holds, once per export, so
 // that each blob costs one upload or nothing rather than a lookup first.
+// A repository whose bucket or directory is missing holds none: the first
+// upload creates the directory, or fails naming the bucket.
 func (v *Visitor) loadPresent(ctx context.Context) error {
 	v.listOnce.Do(func() {
 		present := map[string]int64{}
 		v.listErr = v.st.List(ctx, store.BlobsPrefix, func(info store.ObjectInfo) error {
-			present[info.Name[len(info.Name)-64:]] = info.Size
+			if h := info.Name[max(len(info.Name)-64, 0):]; store.IsHexDigest(h) && info.Name == store.BlobName(h) {
+				present[h] = info.Size
+			}
 			return nil
 		})
+		if errors.Is(v.listErr, core.ErrBucketNotFound) {
+			v.listErr = nil
+		}
 		v.present = present
 	})
 	if v.listErr != nil {
@@ -193,7 +199,7 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 	v.mu.Unlock()
 
 	if upload {
-		err := v.st.Put(ctx, store.BlobName(hexDigest), sp.ReaderAt(), sp.Size(), store.PutOptions{SHA256: sp.Sum()})
+		err := v.st.Put(ctx, store.BlobName(hexDigest), sp.ReaderAt(), sp.Size(), store.PutOptions{SHA256: sp.Sum(), DeferSync: true})
 		if err != nil {
 			return err
 		}

@@ -85,10 +85,16 @@ func (d *putDriver) puts() []string {
 // newStore returns a Store over a fresh filestore, through a putDriver.
 func newStore(t *testing.T) (*store.Store, *putDriver) {
 	t.Helper()
+	return newStoreWith(t, nil)
+}
+
+// newStoreWith returns a Store with opts over a new repository.
+func newStoreWith(t *testing.T, opts *store.Options) (*store.Store, *putDriver) {
+	t.Helper()
 	fs, err := filestore.New(t.TempDir(), nil)
 	require.NoError(t, err)
 	d := &putDriver{Driver: fs}
-	st := store.New(d, "test")
+	st := store.New(d, "test", opts)
 	t.Cleanup(func() { st.Close() })
 	return st, d
 }
@@ -411,8 +417,7 @@ func TestVisitSkipsStoredBlobs(t *testing.T) {
 
 func TestVisitRequestBudget(t *testing.T) {
 	const limit = 3
-	st, d := newStore(t)
-	st.SetBudget(store.NewBudget(limit, 0))
+	st, d := newStoreWith(t, &store.Options{Budget: store.NewBudget(limit, 0)})
 	d.entered = make(chan struct{}, 16)
 	d.gate = make(chan struct{})
 	v := visitors.New(st, nil)
@@ -438,8 +443,7 @@ func TestVisitRequestBudget(t *testing.T) {
 
 func TestVisitByteBudget(t *testing.T) {
 	const maxBytes = 1 << 20
-	st, d := newStore(t)
-	st.SetBudget(store.NewBudget(4, maxBytes))
+	st, d := newStoreWith(t, &store.Options{Budget: store.NewBudget(4, maxBytes)})
 	tmp := t.TempDir()
 	v := visitors.New(st, &visitors.Options{TempDir: tmp})
 	var blobs []blob

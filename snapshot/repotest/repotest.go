@@ -293,7 +293,7 @@ func testTamperedManifest(t *testing.T, repo *snapshot.Repo) {
 	require.NoError(t, err)
 	e := largestEntry(m)
 	counting := &countingDriver{Driver: repo.Store().Driver()}
-	watched := snapshot.New(store.New(counting, repo.Location()))
+	watched := snapshot.New(store.New(counting, repo.Location(), nil))
 
 	for name, edit := range map[string]func([]byte) []byte{
 		"size": func(b []byte) []byte {

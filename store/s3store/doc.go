@@ -70,19 +70,19 @@
 //
 // Requests are retried by the client's retryer (for a driver made by Open,
 // [DefaultRetryer] unless Options.Retryer, AWS_MAX_ATTEMPTS or
-// AWS_RETRY_MODE say otherwise; for New, the client's own), which the driver
-// extends to responses cut short (io.ErrUnexpectedEOF). A read of an
-// object, or of a range of it (GetRange), whose connection breaks resumes
-// with a ranged GetObject of the rest, conditional on the object's ETag.
-// When a context ends while a request is being retried, the error wraps
-// both the context's error and the last attempt's.
+// AWS_RETRY_MODE say otherwise; for New, the client's own). Get and
+// GetRange return the response's body as it is: a read that breaks off
+// fails, and the portable store layer resumes it with a ranged read, as it
+// retries the failures the driver reports as transient.
 //
 // Errors match the sentinels of package core: core.ErrNotFound for a
 // missing object, core.ErrBucketNotFound for a missing bucket (naming the
 // bucket and the endpoint), core.ErrExists, core.ErrConflict,
-// core.ErrPermission for denied access or rejected credentials, and
-// core.ErrChecksumMismatch; they wrap the SDK's error. No error holds a
-// credential; [Redact] removes them from URLs shown to users.
+// core.ErrPermission for denied access or rejected credentials,
+// core.ErrChecksumMismatch, and core.ErrTransient for throttling (429,
+// SlowDown), server errors (5xx), timeouts and broken connections once the
+// retryer gave up; they wrap the SDK's error. No error holds a credential;
+// [store.Redact] removes them from URLs shown to users.
 //
 // # Connections
 //

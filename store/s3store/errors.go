@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
+	"net/http"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,6 +24,10 @@ var (
 		"AccessDenied": true, "AllAccessDisabled": true, "InvalidAccessKeyId": true,
 		"SignatureDoesNotMatch": true, "InvalidToken": true, "ExpiredToken": true,
 		"InvalidSecurity": true, "AccountProblem": true,
+	}
+	transientCodes = map[string]bool{
+		"SlowDown": true, "Throttling": true, "ThrottlingException": true, "RequestTimeout": true,
+		"InternalError": true, "ServiceUnavailable": true, "XMinioServerNotInitialized": true,
 	}
 	checksumCodes = map[string]bool{
 		"BadDigest": true, "InvalidDigest": true, "XAmzContentChecksumMismatch": true,
@@ -76,6 +80,9 @@ func (d *Driver) mapError(err error) error {
 		return fmt.Errorf("s3store: the server received bytes that do not match their checksum: %w: %w", core.ErrChecksumMismatch, err)
 	case code == "InvalidBucketName":
 		return fmt.Errorf("s3store: bucket name %q is not valid at %s: %w: %w", d.bucket, d.endpoint, core.ErrInvalid, err)
+	case transientCodes[code] || status == http.StatusTooManyRequests || (status >= 500 && status != http.StatusNotImplemented) ||
+		retry.RetryableConnectionError{}.IsErrorRetryable(err) == aws.TrueTernary:
+		return fmt.Errorf("s3store: %w: %w", core.ErrTransient, err)
 	}
 	return fmt.Errorf("s3store: %w", err)
 }
@@ -102,26 +109,43 @@ func statusCode(err error) int {
 	return 0
 }
 
-// attempts records the last failure of the attempts of one operation.
+// attempts is the retryer of one operation: the client's own, which also
+// records the last failure, so that an operation whose context ends while
+// it waits to try again says why it was trying, and which never retries a
+// request whose body is shorter than its size, as no retry mends that. It
+// applies to retryers of the aws.RetryerV2 kind, which the SDK's are.
 type attempts struct {
+	aws.RetryerV2
 	mu   sync.Mutex
 	last error
 }
 
 // newAttempts returns an attempts and the per-operation option that
-// installs it: it wraps the client's retryer in one that records each
-// attempt's failure and also retries responses cut short.
+// installs it.
 func newAttempts() (*attempts, func(*s3.Options)) {
 	a := &attempts{}
 	return a, func(o *s3.Options) {
-		o.Retryer = &recordingRetryer{RetryerV2: asRetryerV2(o.Retryer), att: a}
+		if r, ok := o.Retryer.(aws.RetryerV2); ok {
+			a.RetryerV2 = r
+			o.Retryer = a
+		}
 	}
 }
 
-func (a *attempts) record(err error) {
+// IsErrorRetryable records err, unless it is the context's, and reports
+// whether the client's retryer would try again.
+func (a *attempts) IsErrorRetryable(err error) bool {
+	var c interface{ CanceledError() bool }
+	if errors.As(err, &c) && c.CanceledError() || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.last = err
+	a.mu.Unlock()
+	if _, short := errors.AsType[*shortBodyError](err); short {
+		return false
+	}
+	return a.RetryerV2.IsErrorRetryable(err)
 }
 
 // lastError returns the last failure recorded; a nil *attempts has none.
@@ -132,53 +156,4 @@ func (a *attempts) lastError() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.last
-}
-
-// recordingRetryer is the retryer of one operation (see newAttempts).
-type recordingRetryer struct {
-	aws.RetryerV2
-	att *attempts
-}
-
-// IsErrorRetryable records err, unless it is the context's, and reports
-// whether the operation may be attempted again: when the client's retryer
-// says so, or when the response was cut short (io.ErrUnexpectedEOF, which
-// the SDK's standard retryer does not retry: a response body that breaks
-// off is a broken connection all the same), but never when the request's
-// body is shorter than its size.
-func (r *recordingRetryer) IsErrorRetryable(err error) bool {
-	if canceled(err) {
-		return false
-	}
-	r.att.record(err)
-	var short *shortBodyError
-	if errors.As(err, &short) {
-		return false
-	}
-	return r.RetryerV2.IsErrorRetryable(err) || errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-// canceled reports whether err is the end of a context.
-func canceled(err error) bool {
-	var c interface{ CanceledError() bool }
-	return errors.As(err, &c) && c.CanceledError() ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}
-
-func asRetryerV2(r aws.Retryer) aws.RetryerV2 {
-	switch r := r.(type) {
-	case nil:
-		return retry.NewStandard()
-	case aws.RetryerV2:
-		return r
-	default:
-		return retryerV1{r}
-	}
-}
-
-// retryerV1 adapts an aws.Retryer that lacks GetAttemptToken.
-type retryerV1 struct{ aws.Retryer }
-
-func (r retryerV1) GetAttemptToken(context.Context) (func(error) error, error) {
-	return r.GetInitialToken(), nil
 }

@@ -152,17 +152,17 @@ func Open(ctx context.Context, u *url.URL, opts *Options) (*Driver, error) {
 
 // Retry defaults of a driver made by [Open].
 const (
-	DefaultMaxAttempts = 8
+	DefaultMaxAttempts = 3
 	DefaultMaxBackoff  = 2 * time.Second
 )
 
 // DefaultRetryer is the retryer of a driver made by [Open] when neither
 // Options.Retryer nor AWS_MAX_ATTEMPTS / AWS_RETRY_MODE say otherwise: the
 // SDK's standard retryer with DefaultMaxAttempts attempts, backoff capped
-// at DefaultMaxBackoff, and no client-side retry quota. Uploads come from
-// a spool and are always safe to retry; the SDK's default of 3 attempts
-// and a quota that runs dry after about 100 retries gives up on a flaky
-// network long before the engine's budget would.
+// at DefaultMaxBackoff, and no client-side retry quota, which on a flaky
+// network runs dry after about 100 retries and then fails requests at
+// once. The portable store layer tries again, with backoff, the requests
+// whose attempts are spent.
 func DefaultRetryer() aws.Retryer {
 	return retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = DefaultMaxAttempts

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -117,7 +118,6 @@ type Driver struct {
 var (
 	_ store.Driver      = (*Driver)(nil)
 	_ store.Concurrency = (*Driver)(nil)
-	_ store.RangeReader = (*Driver)(nil)
 )
 
 // New returns a driver over the objects under prefix in bucket, reached
@@ -215,15 +215,13 @@ func contentType(opts store.PutOptions) *string {
 	return aws.String(opts.ContentType)
 }
 
-// Get implements [store.Driver.Get]. The returned reader resumes a read
-// whose connection breaks (see objectReader); it is bound to ctx.
+// Get implements [store.Driver.Get]. The reader is the response's body,
+// bound to ctx; a read that breaks off fails, and the Store resumes it.
 func (d *Driver) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	return d.get(ctx, name, 0, -1)
 }
 
-// GetRange implements [store.RangeReader]. Like Get's, the returned reader
-// resumes a read whose connection breaks, within the range, and is bound
-// to ctx.
+// GetRange implements [store.Driver.GetRange], as Get does.
 func (d *Driver) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
 	if offset < 0 || length < 0 {
 		return nil, fmt.Errorf("s3store: range of %d bytes from %d: %w", length, offset, core.ErrInvalid)
@@ -249,7 +247,11 @@ func (d *Driver) GetRange(ctx context.Context, name string, offset, length int64
 func (d *Driver) get(ctx context.Context, name string, offset, end int64) (io.ReadCloser, error) {
 	in := &s3.GetObjectInput{Bucket: &d.bucket, Key: d.key(name)}
 	if offset > 0 || end >= 0 {
-		in.Range = byteRange(offset, end)
+		r := "bytes=" + strconv.FormatInt(offset, 10) + "-"
+		if end >= 0 {
+			r += strconv.FormatInt(end-1, 10)
+		}
+		in.Range = &r
 	}
 	att, optFn := newAttempts()
 	out, err := d.client.GetObject(ctx, in, optFn, noResponseChecksum)
@@ -260,15 +262,12 @@ func (d *Driver) get(ctx context.Context, name string, offset, end int64) (io.Re
 		return nil, d.fail(ctx, err, att)
 	}
 	d.bucketSeen.Store(true)
-	if out.ContentLength != nil {
-		end = offset + *out.ContentLength // the range ends early at the object's end
-	}
-	return &objectReader{ctx: ctx, d: d, key: in.Key, etag: out.ETag, off: offset, end: end, body: out.Body}, nil
+	return out.Body, nil
 }
 
 // rangeNotSatisfiable handles the answer 416 Range Not Satisfiable (err)
 // to a GetObject of a range from offset: S3 gives it for a range that
-// starts at or past the object's end, where a RangeReader yields an empty
+// starts at or past the object's end, where GetRange yields an empty
 // reader. It asks for the object's size to make sure.
 func (d *Driver) rangeNotSatisfiable(ctx context.Context, name string, offset int64, err error, att *attempts) (io.ReadCloser, error) {
 	info, serr := d.Stat(ctx, name)

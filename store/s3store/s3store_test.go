@@ -67,7 +67,7 @@ func open(t *testing.T, srv *testserver.S3Server, opts s3store.Options) *store.S
 	opts.Credentials = srv.Credentials()
 	drv, err := s3store.Open(t.Context(), u, &opts)
 	require.NoError(t, err)
-	st := store.New(drv, store.Redact(u))
+	st := store.New(drv, store.Redact(u), nil)
 	t.Cleanup(func() { st.Close() })
 	return st
 }
@@ -97,7 +97,7 @@ func TestOpenEnvironment(t *testing.T) {
 			drv, err := s3store.Open(t.Context(), u, nil)
 			require.NoError(t, err)
 			defer drv.Close()
-			st := store.New(drv, store.Redact(u))
+			st := store.New(drv, store.Redact(u), nil)
 			require.NoError(t, st.PutBytes(t.Context(), tag, []byte("hello"), store.PutOptions{}))
 
 			out, err := raw.GetObject(t.Context(), &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("repo/" + tag)})
@@ -113,7 +113,7 @@ func TestOpenEnvironment(t *testing.T) {
 func TestMissingBucket(t *testing.T) {
 	srv := testserver.S3(t)
 	bucket := "statebucket-missing-" + fmt.Sprint(time.Now().UnixNano())
-	st := store.New(s3store.New(srv.Client(t, nil), bucket, "p", nil), "s3://"+bucket+"/p")
+	st := store.New(s3store.New(srv.Client(t, nil), bucket, "p", nil), "s3://"+bucket+"/p", nil)
 	for op, err := range everyOperation(t, st) {
 		require.ErrorIs(t, err, core.ErrBucketNotFound, op)
 		assert.NotErrorIs(t, err, core.ErrNotFound, op)
@@ -131,7 +131,7 @@ func TestWrongSecret(t *testing.T) {
 		Credentials:  credentials.NewStaticCredentialsProvider(srv.AccessKey, secret, ""),
 		UsePathStyle: true,
 	})
-	st := store.New(s3store.New(client, bucket, "", nil), "s3://"+bucket)
+	st := store.New(s3store.New(client, bucket, "", nil), "s3://"+bucket, nil)
 	for op, err := range everyOperation(t, st) {
 		require.ErrorIs(t, err, core.ErrPermission, op)
 		assert.Contains(t, err.Error(), "check the credentials", op)
@@ -152,7 +152,7 @@ func TestNoServer(t *testing.T) {
 		UsePathStyle:     true,
 		RetryMaxAttempts: 1,
 	})
-	st := store.New(s3store.New(client, "bucket", "", nil), "s3://bucket")
+	st := store.New(s3store.New(client, "bucket", "", nil), "s3://bucket", nil)
 	for op, err := range everyOperation(t, st) {
 		require.Error(t, err, op)
 		assert.Contains(t, err.Error(), "s3store: cannot connect to "+endpoint+": check the endpoint and that the server is running", op)
@@ -180,7 +180,7 @@ func TestMultipart(t *testing.T) {
 	client := srv.Client(t, nil)
 	bucket := srv.NewBucket(t)
 	drv := s3store.New(client, bucket, "mp", &s3store.Options{PartSize: 5 << 20, MultipartThreshold: 8 << 20})
-	st := store.New(drv, "s3://"+bucket+"/mp")
+	st := store.New(drv, "s3://"+bucket+"/mp", nil)
 	ctx := t.Context()
 	data := randomBytes(1, 23<<20)
 	sum := sha256.Sum256(data)
@@ -454,7 +454,7 @@ func TestCorruptedInTransit(t *testing.T) {
 				rt := &corruptUploads{base: s3store.NewTransport(4)}
 				bucket := srv.NewBucket(t)
 				client := srv.Client(t, &testserver.ClientOptions{Transport: rt})
-				st := store.New(s3store.New(client, bucket, "", &s3store.Options{PartSize: 5 << 20, MultipartThreshold: 5 << 20}), "s3://"+bucket)
+				st := store.New(s3store.New(client, bucket, "", &s3store.Options{PartSize: 5 << 20, MultipartThreshold: 5 << 20}), "s3://"+bucket, nil)
 				data := randomBytes(5, tc.size)
 				var opts store.PutOptions
 				if withSHA256 {
