@@ -100,6 +100,9 @@ func (r retrier) do(ctx context.Context, try func() error) error {
 			return err
 		}
 		if attempt > r.retries {
+			if attempt == 1 {
+				return err
+			}
 			return fmt.Errorf("gave up after %d attempts: %w", attempt, err)
 		}
 		if werr := r.wait(ctx, attempt, err); werr != nil {

@@ -88,6 +88,9 @@ func RunDriverTests(t *testing.T, newDriver func(t *testing.T) store.Driver) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
+	for _, tc := range faultTests {
+		t.Run("Faults/"+tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
 }
 
 // objects is what *store.Store and store.Driver have in common, so that a
@@ -95,6 +98,7 @@ func RunDriverTests(t *testing.T, newDriver func(t *testing.T) store.Driver) {
 type objects interface {
 	Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions) error
 	Get(ctx context.Context, name string) (io.ReadCloser, error)
+	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
 	Stat(ctx context.Context, name string) (store.ObjectInfo, error)
 	List(ctx context.Context, prefix string, fn func(store.ObjectInfo) error) error
 	Delete(ctx context.Context, name string) error
@@ -639,11 +643,6 @@ func testConcurrency(t *testing.T, f *fixture) {
 	assert.Positive(t, c.MaxConcurrency())
 }
 
-// ranges is the ranged read of *store.Store and store.Driver.
-type ranges interface {
-	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
-}
-
 // testGetRange reads ranges of an object: at its start, in its middle, at
 // its end, running past its end (the bytes there are read), starting at
 // or past its end and of no byte (none are).
@@ -679,10 +678,7 @@ func testGetRange(t *testing.T, f *fixture) {
 		{"EmptyObjectPastEnd", empty, 5, 10, none},
 		{"EmptyObjectNoByte", empty, 0, 0, none},
 	}
-	for _, b := range []struct {
-		via string
-		o   ranges
-	}{{"Store", f.st}, {"Driver", f.drv}} {
+	for _, b := range f.both() {
 		for _, c := range cases {
 			got := readRange(t, b.o, c.object, c.offset, c.length)
 			assert.Equal(t, c.want, got, "%s: %s: %d bytes from %d", b.via, c.name, c.length, c.offset)
@@ -709,7 +705,7 @@ func testGetRange(t *testing.T, f *fixture) {
 }
 
 // readRange returns the bytes of a range of the object name.
-func readRange(t *testing.T, o ranges, name string, offset, length int64) []byte {
+func readRange(t *testing.T, o objects, name string, offset, length int64) []byte {
 	t.Helper()
 	rc, err := o.GetRange(t.Context(), name, offset, length)
 	require.NoError(t, err, "get %d bytes from %d of %q", length, offset, name)
