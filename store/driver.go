@@ -1,12 +1,3 @@
-// Package store defines the small contract every storage backend of
-// statebucket implements ([Driver]), the names a repository uses
-// ([BlobName], [ViewName], [ManifestName], [TagName]), and [Store], the
-// portable type the engines use: it validates names, calls the driver and
-// wraps the driver's error exactly once with the operation and the name.
-//
-// Backends live in sub-packages: filestore (a local directory), s3store
-// (aws-sdk-go-v2), gcsstore (cloud.google.com/go/storage) and gocloudstore
-// (any gocloud.dev bucket). Each passes the conformance suite in storetest.
 package store
 
 import (

@@ -1,7 +1,7 @@
 // Package s3store is a [store.Driver] over an Amazon S3 bucket, or a
 // bucket of an S3-compatible server such as MinIO, built on aws-sdk-go-v2.
 // A repository is the set of objects under a prefix of the bucket: the
-// repository name "tags/v1.json" under the prefix "ci/state" is the object
+// object name "tags/v1.json" under the prefix "ci/state" is the object
 // key "ci/state/tags/v1.json".
 //
 // [Open] makes a driver from a URL,

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -67,24 +68,31 @@ func faultObjects(n int) []faultObject {
 // flows do: a retried Put whose first attempt landed meets its own object.
 func putAll(t *testing.T, st *store.Store, objects []faultObject) {
 	t.Helper()
+	forEach(t, objects, func(ctx context.Context, o faultObject) error {
+		sum := sha256.Sum256(o.data)
+		err := st.PutBytes(ctx, o.name, o.data, store.PutOptions{SHA256: sum[:], CreateOnly: o.createOnly})
+		if o.createOnly && errors.Is(err, core.ErrExists) {
+			got, rerr := st.GetBytes(ctx, o.name, 1<<30)
+			if rerr != nil {
+				return rerr
+			}
+			if !bytes.Equal(got, o.data) {
+				return fmt.Errorf("%q exists with other content", o.name)
+			}
+			return nil
+		}
+		return err
+	})
+}
+
+// forEach calls fn for every object, eight at a time, and requires that
+// none fails.
+func forEach(t *testing.T, objects []faultObject, fn func(ctx context.Context, o faultObject) error) {
+	t.Helper()
 	g, ctx := errgroup.WithContext(t.Context())
 	g.SetLimit(8)
 	for _, o := range objects {
-		g.Go(func() error {
-			sum := sha256.Sum256(o.data)
-			err := st.PutBytes(ctx, o.name, o.data, store.PutOptions{SHA256: sum[:], CreateOnly: o.createOnly})
-			if o.createOnly && errors.Is(err, core.ErrExists) {
-				got, rerr := st.GetBytes(ctx, o.name, 1<<30)
-				if rerr != nil {
-					return rerr
-				}
-				if !bytes.Equal(got, o.data) {
-					return fmt.Errorf("%q exists with other content", o.name)
-				}
-				return nil
-			}
-			return err
-		})
+		g.Go(func() error { return fn(ctx, o) })
 	}
 	require.NoError(t, g.Wait())
 }
@@ -93,36 +101,31 @@ func putAll(t *testing.T, st *store.Store, objects []faultObject) {
 // concurrently, and requires the exact bytes.
 func checkAll(t *testing.T, st *store.Store, objects []faultObject) {
 	t.Helper()
-	g, ctx := errgroup.WithContext(t.Context())
-	g.SetLimit(8)
-	for _, o := range objects {
-		g.Go(func() error {
-			got, err := st.GetBytes(ctx, o.name, 1<<30)
+	forEach(t, objects, func(ctx context.Context, o faultObject) error {
+		got, err := st.GetBytes(ctx, o.name, 1<<30)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, o.data) {
+			return fmt.Errorf("%q: read back %d bytes, not the %d written", o.name, len(got), len(o.data))
+		}
+		size := int64(len(o.data))
+		for _, r := range [][2]int64{{0, size / 2}, {size / 3, size / 3}, {size / 2, size}} {
+			rc, err := st.GetRange(ctx, o.name, r[0], r[1])
 			if err != nil {
 				return err
 			}
-			if !bytes.Equal(got, o.data) {
-				return fmt.Errorf("%q: read back %d bytes, not the %d written", o.name, len(got), len(o.data))
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				return err
 			}
-			size := int64(len(o.data))
-			for _, r := range [][2]int64{{0, size / 2}, {size / 3, size / 3}, {size / 2, size}} {
-				rc, err := st.GetRange(ctx, o.name, r[0], r[1])
-				if err != nil {
-					return err
-				}
-				got, err := io.ReadAll(rc)
-				rc.Close()
-				if err != nil {
-					return err
-				}
-				if want := o.data[r[0]:min(r[0]+r[1], size)]; !bytes.Equal(got, want) {
-					return fmt.Errorf("%q: range of %d bytes from %d: read %d bytes that differ", o.name, r[1], r[0], len(got))
-				}
+			if want := o.data[r[0]:min(r[0]+r[1], size)]; !bytes.Equal(got, want) {
+				return fmt.Errorf("%q: range of %d bytes from %d: read %d bytes that differ", o.name, r[1], r[0], len(got))
 			}
-			return nil
-		})
-	}
-	require.NoError(t, g.Wait())
+		}
+		return nil
+	})
 }
 
 // testFaultsRoundTrip stores and reads back small and large objects while
