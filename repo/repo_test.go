@@ -245,9 +245,10 @@ func TestListAndResolve(t *testing.T) {
 	r, _ := newRepo(t, nil)
 	a := commit(t, r, `{"v":"a"}`)
 	b := commit(t, r, `{"v":"b"}`)
-	// A view without its manifest is no snapshot.
+	// A view without its manifest is no snapshot, nor is a stray object.
 	abandoned := newManifest(t, []byte(`{"v":"abandoned"}`))
 	require.NoError(t, r.PutView(ctx, abandoned, []byte(`{"v":"abandoned"}`)))
+	require.NoError(t, r.Store().PutBytes(ctx, "snapshots/notes/manifest.json", []byte("{}"), store.PutOptions{}))
 
 	ids, err := r.ListSnapshots(ctx)
 	require.NoError(t, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/snapshot"
@@ -284,4 +285,51 @@ func TestCorruptTagIsBadData(t *testing.T) {
 	assert.Equal(t, exitCorrupt, code, errOut)
 	_, errOut, code = cli(t, "--repo", dir, "tag", "bad..name", "latest")
 	assert.Equal(t, exitUsage, code, errOut)
+}
+
+// A tag may not take a name that a ref reads as an id or as latest, so
+// that a tag can never hide a snapshot's short id (issue 10.3).
+func TestTagNamesThatLookLikeRefsAreRefused(t *testing.T) {
+	dir, r := newRepo(t)
+	m := exportObjects(t, r, []string{"k"}, []string{"v"})
+	for name, why := range map[string]string{
+		m.ID.Short():           "snapshot id",
+		"deadbeef":             "snapshot id",
+		"sha256:" + m.ID.Hex(): "snapshot id",
+		"latest":               "reserved",
+		"LATEST":               "reserved",
+	} {
+		_, errOut, code := cli(t, "--repo", dir, "tag", name, "latest")
+		assert.Equal(t, exitUsage, code, errOut)
+		assert.Contains(t, errOut, why, name)
+	}
+	names, err := repo.New(r.Store(), nil).ListTags(t.Context())
+	require.NoError(t, err)
+	assert.Empty(t, names, "no tag was written")
+
+	// So the short id that ls prints always names the snapshot.
+	_, errOut, code := cli(t, "--repo", dir, "tag", "release-1", m.ID.Short())
+	require.Equal(t, exitOK, code, errOut)
+	out, errOut, code := cli(t, "--repo", dir, "--json", "show", m.ID.Short())
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, m.ID.String())
+}
+
+// An id prefix that several snapshots share is bad usage, and the error
+// lists them by short id.
+func TestAmbiguousIDPrefix(t *testing.T) {
+	dir, r := newRepo(t)
+	var short []string
+	for _, tail := range []string{"1", "2"} {
+		id, err := digest.FromHex("beef" + strings.Repeat(tail, 60))
+		require.NoError(t, err)
+		require.NoError(t, r.Store().PutBytes(t.Context(), repo.ManifestName(id), []byte("{}"), store.PutOptions{}))
+		short = append(short, id.Short())
+	}
+	_, errOut, code := cli(t, "--repo", dir, "show", "beef")
+	assert.Equal(t, exitUsage, code, errOut)
+	assert.Contains(t, errOut, "ambiguous")
+	for _, s := range short {
+		assert.Contains(t, errOut, s)
+	}
 }
