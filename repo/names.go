@@ -102,8 +102,8 @@ func ParseTagName(name string) (string, bool) {
 // ASCII letters, digits, '.', '_' and '-', not starting with '.' or '-',
 // not ending with '.', not containing "..", and such that no ref could
 // read it as anything else: neither 4 to 64 lowercase hex digits (with or
-// without "sha256:"), which a ref reads as a snapshot id or a prefix of
-// one, nor the reserved word "latest" in any case. A name that is not
+// without the digest's algorithm prefix, see digest.CutPrefix), which a
+// ref reads as a snapshot id or a prefix of one, nor the reserved word "latest" in any case. A name that is not
 // valid yields an error matching core.ErrInvalid that says why.
 func ValidTag(tag string) error {
 	why := checkTag(tag)

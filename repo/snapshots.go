@@ -172,7 +172,7 @@ func (r *Repo) Resolve(ctx context.Context, ref string) (digest.Digest, error) {
 
 // ResolvePrefix returns the id of the one committed snapshot whose id
 // starts with prefix: MinPrefixLength to 64 lowercase hex digits, with or
-// without "sha256:". No match is an error matching core.ErrNotFound;
+// without the digest's algorithm prefix (see digest.CutPrefix). No match is an error matching core.ErrNotFound;
 // several, an error matching core.ErrInvalid that lists them by short id.
 func (r *Repo) ResolvePrefix(ctx context.Context, prefix string) (digest.Digest, error) {
 	h, ok := digest.CutPrefix(prefix)

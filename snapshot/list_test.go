@@ -10,6 +10,7 @@ import (
 
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/snapshot"
@@ -104,11 +105,13 @@ func TestRefThatMatchesNothing(t *testing.T) {
 	ctx := t.Context()
 	r := openTemp(t)
 	m := exportKV(t, r, "/k", "v")
-	missing := "0000" + m.ID.Hex()[4:]
-	if missing == m.ID.Hex() {
-		missing = "1111" + m.ID.Hex()[4:]
+	missing, err := digest.FromHex("0000" + m.ID.Hex()[4:])
+	require.NoError(t, err)
+	if missing == m.ID {
+		missing, err = digest.FromHex("1111" + m.ID.Hex()[4:])
+		require.NoError(t, err)
 	}
-	for _, ref := range []string{"nosuchtag", "abcdef12", "sha256:" + missing, "x!"} {
+	for _, ref := range []string{"nosuchtag", "abcdef12", missing.String(), "x!"} {
 		_, err := r.Show(ctx, ref, snapshot.Filter{})
 		require.ErrorIs(t, err, core.ErrNotFound, ref)
 		assert.Contains(t, err.Error(), `no snapshot matches ref "`+ref+`"`)
@@ -118,7 +121,7 @@ func TestRefThatMatchesNothing(t *testing.T) {
 		assert.Nil(t, got)
 		assert.Contains(t, err.Error(), `no snapshot matches ref "`+ref+`"`)
 	}
-	_, err := r.Show(ctx, snapshot.Latest, snapshot.Filter{Service: "ec2"})
+	_, err = r.Show(ctx, snapshot.Latest, snapshot.Filter{Service: "ec2"})
 	require.ErrorIs(t, err, core.ErrNotFound)
 	assert.Contains(t, err.Error(), `no snapshot matches ref "latest": no snapshot of service="ec2"`)
 

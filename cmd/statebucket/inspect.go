@@ -277,11 +277,11 @@ func (a *app) tagCmd() *cobra.Command {
 		Long: `tag points the tag NAME at the snapshot REF names, creating or moving it.
 
 REF is a full id, a unique id prefix of 4 or more hex digits (with or
-without "sha256:"), a tag, or latest. So that a ref always names one thing,
-NAME is 1 to 128 letters, digits, '.', '_' and '-', and is never something
-a ref reads otherwise: 4 to 64 lowercase hex digits (with or without
-"sha256:") and "latest" (in any case) are refused, with exit code 2. An id
-prefix that matches several snapshots is refused too, listing them.`,
+without sha256: before them), a tag, or latest. So that a ref always names
+one thing, NAME is 1 to 128 letters, digits, '.', '_' and '-', and is never
+something a ref reads otherwise: 4 to 64 lowercase hex digits (with or
+without sha256:) and latest (in any case) are refused, with exit code 2.
+An id prefix that matches several snapshots is refused too, listing them.`,
 		Args: exactArgs(2),
 		PreRunE: func(_ *cobra.Command, args []string) error {
 			if err := repo.ValidTag(args[0]); err != nil {

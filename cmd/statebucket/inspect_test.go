@@ -293,11 +293,11 @@ func TestTagNamesThatLookLikeRefsAreRefused(t *testing.T) {
 	dir, r := newRepo(t)
 	m := exportObjects(t, r, []string{"k"}, []string{"v"})
 	for name, why := range map[string]string{
-		m.ID.Short():           "snapshot id",
-		"deadbeef":             "snapshot id",
-		"sha256:" + m.ID.Hex(): "snapshot id",
-		"latest":               "reserved",
-		"LATEST":               "reserved",
+		m.ID.Short():  "snapshot id",
+		"deadbeef":    "snapshot id",
+		m.ID.String(): "snapshot id",
+		"latest":      "reserved",
+		"LATEST":      "reserved",
 	} {
 		_, errOut, code := cli(t, "--repo", dir, "tag", name, "latest")
 		assert.Equal(t, exitUsage, code, errOut)

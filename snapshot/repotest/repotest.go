@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -396,12 +397,12 @@ func testRefs(t *testing.T, r *snapshot.Repo) {
 	require.NoError(t, err)
 
 	for ref, want := range map[string]digest.Digest{
-		m1.ID.String():                m1.ID,
-		m1.ID.Hex():                   m1.ID,
-		m1.ID.Short():                 m1.ID,
-		"fixture-v1":                  m1.ID,
-		snapshot.Latest:               m2.ID,
-		string(m2.ID)[:len(m2.ID)-54]: m2.ID, // "sha256:" and 10 hex digits
+		m1.ID.String():  m1.ID,
+		m1.ID.Hex():     m1.ID,
+		m1.ID.Short():   m1.ID,
+		"fixture-v1":    m1.ID,
+		snapshot.Latest: m2.ID,
+		strings.TrimSuffix(m2.ID.String(), m2.ID.Hex()[10:]): m2.ID, // with the prefix
 	} {
 		got, err := r.Show(ctx, ref, snapshot.Filter{Service: svc.ServiceName(), Account: acct, Region: region})
 		require.NoError(t, err, "ref %q", ref)
