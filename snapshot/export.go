@@ -105,8 +105,12 @@ func (r *Repo) locked(ctx context.Context, where string, export func(*repo.Lock)
 	m, err := export(lock)
 	// Released even when ctx is done: a lock left behind would hold off
 	// garbage collection until it goes stale.
-	if uerr := lock.Unlock(context.WithoutCancel(ctx)); uerr != nil && err == nil {
-		return m, fmt.Errorf("snapshot: export %s: snapshot %s committed, but: %w", where, m.ID, uerr)
+	switch uerr := lock.Unlock(context.WithoutCancel(ctx)); {
+	case uerr == nil:
+	case err == nil:
+		err = fmt.Errorf("snapshot: export %s: snapshot %s committed, but: %w", where, m.ID, uerr)
+	default:
+		err = fmt.Errorf("%w (and then: %w)", err, uerr)
 	}
 	return m, err
 }
