@@ -142,7 +142,7 @@ func requireExported(t *testing.T, repo *snapshot.Repo, r autoexport.Result, svc
 	require.NoError(t, r.Err)
 	require.NotNil(t, r.Manifest)
 	fresh := coretest.NewObjectStore()
-	_, err := snapshot.Import(t.Context(), repo, fresh, r.AccountID, r.Region, r.Manifest.ID, nil)
+	_, err := snapshot.Import(t.Context(), repo, fresh, r.AccountID, r.Region, r.Manifest.ID.String(), nil)
 	require.NoError(t, err)
 	wantView, wantBlobs := snapshotAll(t, svc, r.AccountID, r.Region)
 	gotView, gotBlobs := snapshotAll(t, fresh, r.AccountID, r.Region)

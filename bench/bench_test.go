@@ -219,7 +219,7 @@ func run(b *testing.B, t target) {
 						b.Fatal(err)
 					}
 					measure(t, c, "export", start, p)
-					id = m.ID
+					id = m.ID.String()
 				}
 			})
 			b.Run("baseline-get", func(b *testing.B) {

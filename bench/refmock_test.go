@@ -15,6 +15,7 @@ import (
 
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/snapshot"
 )
 
@@ -106,7 +107,7 @@ func exportObjectStore(b *testing.B, repo *snapshot.Repo, c benchCase) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return m.ID
+	return m.ID.String()
 }
 
 // blobFile is one stored blob of a local repository.
@@ -120,7 +121,7 @@ type blobFile struct {
 func blobFiles(b *testing.B, root string) []blobFile {
 	var files []blobFile
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !isHexDigest(d.Name()) {
+		if err != nil || d.IsDir() || !digest.IsHex(d.Name()) {
 			return err
 		}
 		info, err := d.Info()
@@ -134,13 +135,6 @@ func blobFiles(b *testing.B, root string) []blobFile {
 		b.Fatal(err)
 	}
 	return files
-}
-
-func isHexDigest(name string) bool {
-	if len(name) != 2*sha256.Size {
-		return false
-	}
-	return strings.Trim(name, "0123456789abcdef") == ""
 }
 
 // bareLoop reads every file into a fresh buffer of its size and hashes it.

@@ -78,7 +78,7 @@ func TestS3FaultsRoundTrip(t *testing.T) {
 	m, err := snapshot.Export(ctx, repo, src, acct, region, nil)
 	require.NoError(t, err)
 	dst := coretest.NewObjectStore()
-	_, err = snapshot.Import(ctx, repo, dst, acct, region, m.ID, nil)
+	_, err = snapshot.Import(ctx, repo, dst, acct, region, m.ID.String(), nil)
 	require.NoError(t, err)
 	require.NoError(t, sameState(t, src, dst))
 	for _, k := range faults.AllKinds {
@@ -91,7 +91,7 @@ func TestS3FaultsRoundTrip(t *testing.T) {
 	clean, err := snapshot.Open(ctx, srv.URL(bucket, "repo"))
 	require.NoError(t, err)
 	defer clean.Close()
-	_, err = clean.Verify(ctx, m.ID, &snapshot.VerifyOptions{ReadData: true})
+	_, err = clean.Verify(ctx, m.ID.String(), &snapshot.VerifyOptions{ReadData: true})
 	require.NoError(t, err)
 }
 

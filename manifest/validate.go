@@ -109,7 +109,7 @@ func (m *Manifest) validate() ([]byte, error) {
 	case m.Signature != "" && !isSignature(m.Signature):
 		// The value is not quoted: signatures are not shown in errors.
 		return nil, invalid("signature", "not %s<64 lowercase hex digits>", signaturePrefix)
-	case !isDigest(m.ID):
+	case !m.ID.IsValid():
 		return nil, invalid("id", "%q is not sha256:<64 lowercase hex digits>", m.ID)
 	}
 	c := m.canonical()
@@ -135,7 +135,7 @@ func (m *Manifest) validateContent() error {
 		return invalid("account", "%q is not valid UTF-8", m.Account)
 	case !utf8.ValidString(m.Region):
 		return invalid("region", "%q is not valid UTF-8", m.Region)
-	case !isDigest(m.View.Digest):
+	case !m.View.Digest.IsValid():
 		return invalid("view.digest", "%q is not sha256:<64 lowercase hex digits>", m.View.Digest)
 	case m.View.Size < 0:
 		return invalid("view.size", "%d is negative", m.View.Size)
@@ -150,7 +150,7 @@ func (m *Manifest) validateContent() error {
 				return invalidEntry(i, e.Key, "key", "%q sorts before blobs[%d] %q; blobs must be sorted by key bytes", e.Key, i-1, prev)
 			}
 		}
-		if !isDigest(e.Digest) {
+		if !e.Digest.IsValid() {
 			return invalidEntry(i, e.Key, "digest", "%q is not sha256:<64 lowercase hex digits>", e.Digest)
 		}
 		if e.Size < 0 {
@@ -187,15 +187,4 @@ func formatError(format string) *ValidationError {
 		return invalid("format", "missing; want %q", Format)
 	}
 	return invalid("format", "%q is not a format this build reads (it reads %q); a newer statebucket may read it", format, Format)
-}
-
-// isDigest reports whether s is "sha256:" and 64 lowercase hex digits.
-func isDigest(s string) bool {
-	h, ok := strings.CutPrefix(s, digestPrefix)
-	return ok && isHex64(h)
-}
-
-// isHex64 reports whether s is 64 lowercase hex digits.
-func isHex64(s string) bool {
-	return len(s) == 64 && strings.Trim(s, "0123456789abcdef") == ""
 }

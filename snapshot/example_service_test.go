@@ -183,18 +183,18 @@ func Example_ownService() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	repo, err := snapshot.Open(ctx, dir)
+	r, err := snapshot.Open(ctx, dir)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer repo.Close()
+	defer r.Close()
 
 	src := newNotes()
 	src.Put(ctx, account, region, "groceries", "milk, eggs")
 	src.Put(ctx, account, region, "todo", "write a mock")
 	fmt.Println("check:", coretest.CheckBlobRoundTrip(ctx, src, newNotes(), account, region))
 
-	m, err := snapshot.Export(ctx, repo, src, account, region, nil)
+	m, err := snapshot.Export(ctx, r, src, account, region, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func Example_ownService() {
 	// Import replaces the state...
 	dst := newNotes()
 	dst.Put(ctx, account, region, "old", "replaced")
-	if _, err := snapshot.Import(ctx, repo, dst, account, region, m.ID, nil); err != nil {
+	if _, err := snapshot.Import(ctx, r, dst, account, region, m.ID.String(), nil); err != nil {
 		log.Fatal(err)
 	}
 	view, _ := dst.Snapshot(ctx, account, region)
@@ -214,7 +214,7 @@ func Example_ownService() {
 
 	// ...or, with Merge, adds to it.
 	dst.Put(ctx, account, region, "old", "kept")
-	if _, err := snapshot.Import(ctx, repo, dst, account, region, m.ID, &snapshot.ImportOptions{Merge: true}); err != nil {
+	if _, err := snapshot.Import(ctx, r, dst, account, region, m.ID.String(), &snapshot.ImportOptions{Merge: true}); err != nil {
 		log.Fatal(err)
 	}
 	view, _ = dst.Snapshot(ctx, account, region)

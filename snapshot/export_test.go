@@ -13,21 +13,21 @@ import (
 
 func TestExportStateRefusesBlobBackedService(t *testing.T) {
 	ctx := t.Context()
-	repo := openTemp(t)
+	r := openTemp(t)
 	svc := coretest.NewObjectStore()
 	_, _, err := coretest.Fill(ctx, svc, "a", "r", coretest.FillOptions{Objects: 3, Seed: 1})
 	require.NoError(t, err)
 
-	m, err := snapshot.ExportState(ctx, repo, svc, "a", "r", nil)
+	m, err := snapshot.ExportState(ctx, r, svc, "a", "r", nil)
 	require.ErrorIs(t, err, core.ErrInvalid)
 	assert.Nil(t, m)
 	assert.Contains(t, err.Error(), "without its blobs")
 	assert.Contains(t, err.Error(), "use snapshot.Export")
 
-	ms, err := repo.List(ctx, snapshot.Filter{})
+	ms, err := r.List(ctx, snapshot.Filter{})
 	require.NoError(t, err)
 	assert.Empty(t, ms, "nothing was committed")
 
-	_, err = snapshot.Export(ctx, repo, svc, "a", "r", nil)
+	_, err = snapshot.Export(ctx, r, svc, "a", "r", nil)
 	require.NoError(t, err, "Export takes the same service")
 }

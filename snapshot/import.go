@@ -2,14 +2,12 @@ package snapshot
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/sources"
-	"github.com/statebucket/statebucket/store"
 )
 
 // ImportOptions configure [Import] and [ImportState]. The zero value is
@@ -43,7 +41,7 @@ type ImportOptions struct {
 // is called. Then, in the order of the Rust original, svc.RestoreWithBlobs
 // imports the snapshot's blobs into the service's backing store, each
 // verified while it streams (a mismatch fails the import with a
-// [*sources.MismatchError] naming the key), and only once every blob is in
+// [*repo.MismatchError] naming the key), and only once every blob is in
 // does svc.Restore, or svc.Merge, make the view visible.
 //
 // A failed import therefore leaves the service's visible state as it was,
@@ -53,15 +51,15 @@ type ImportOptions struct {
 //
 // The snapshot must be of svc's service; it may come from another account
 // or region.
-func Import[V any](ctx context.Context, repo *Repo, svc core.BlobBackedService[V], accountID, region, ref string, opts *ImportOptions) (*manifest.Manifest, error) {
+func Import[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], accountID, region, ref string, opts *ImportOptions) (*manifest.Manifest, error) {
 	if opts == nil {
 		opts = &ImportOptions{}
 	}
-	m, view, err := load[V](ctx, repo, svc.ServiceName(), accountID, region, ref, opts)
+	m, view, err := load[V](ctx, r, svc.ServiceName(), accountID, region, ref, opts)
 	if err != nil {
 		return nil, err
 	}
-	src := sources.New(repo.st, m, &opts.Source)
+	src := sources.New(r.r, m, &opts.Source)
 	err = svc.RestoreWithBlobs(ctx, accountID, region, view, src)
 	src.Close()
 	if opts.Stats != nil {
@@ -79,11 +77,11 @@ func Import[V any](ctx context.Context, repo *Repo, svc core.BlobBackedService[V
 // ImportState loads the snapshot named by ref into a service without
 // blobs, replacing its state through Restore, or adding to it through
 // Merge when opts.Merge is set (see [Import]).
-func ImportState[V any](ctx context.Context, repo *Repo, svc core.StatefulService[V], accountID, region, ref string, opts *ImportOptions) (*manifest.Manifest, error) {
+func ImportState[V any](ctx context.Context, r *Repo, svc core.StatefulService[V], accountID, region, ref string, opts *ImportOptions) (*manifest.Manifest, error) {
 	if opts == nil {
 		opts = &ImportOptions{}
 	}
-	m, view, err := load[V](ctx, repo, svc.ServiceName(), accountID, region, ref, opts)
+	m, view, err := load[V](ctx, r, svc.ServiceName(), accountID, region, ref, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -111,20 +109,16 @@ func apply[V any](ctx context.Context, svc core.StatefulService[V], accountID, r
 
 // load resolves ref, reads and validates the manifest, and fetches,
 // verifies and decodes the view.
-func load[V any](ctx context.Context, repo *Repo, service, accountID, region, ref string, opts *ImportOptions) (*manifest.Manifest, V, error) {
+func load[V any](ctx context.Context, r *Repo, service, accountID, region, ref string, opts *ImportOptions) (*manifest.Manifest, V, error) {
 	var view V
-	hexID, err := repo.resolve(ctx, ref, Filter{Service: service, Account: accountID, Region: region})
+	m, err := r.lookup(ctx, ref, Filter{Service: service, Account: accountID, Region: region}, &opts.Manifest)
 	if err != nil {
-		return nil, view, fmt.Errorf("snapshot: import %q: %w", ref, err)
-	}
-	m, err := repo.readManifest(ctx, hexID, &opts.Manifest)
-	if err != nil {
-		return nil, view, fmt.Errorf("snapshot: import %q: %w", ref, err)
+		return nil, view, fmt.Errorf("snapshot: import: %w", err)
 	}
 	if m.Service != service {
 		return nil, view, fmt.Errorf("snapshot: import %q: snapshot %s holds service %q, not %q: %w", ref, m.ID, m.Service, service, core.ErrInvalid)
 	}
-	data, err := repo.readView(ctx, m)
+	data, err := r.r.ReadView(ctx, m)
 	if err != nil {
 		return nil, view, fmt.Errorf("snapshot: import %q: %w", ref, err)
 	}
@@ -132,21 +126,4 @@ func load[V any](ctx context.Context, repo *Repo, service, accountID, region, re
 		return nil, view, fmt.Errorf("snapshot: import %q: view of %s: %w", ref, m.ID, core.NewViewError(core.KindSerialize, service, err))
 	}
 	return m, view, nil
-}
-
-// readView fetches the view of m and checks its size and digest.
-func (r *Repo) readView(ctx context.Context, m *manifest.Manifest) ([]byte, error) {
-	name := store.ViewName(m.HexID())
-	data, err := r.st.GetBytes(ctx, name, m.View.Size+1)
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) != m.View.Size {
-		return nil, &sources.MismatchError{Key: name, Expected: fmt.Sprintf("%d bytes", m.View.Size), Actual: fmt.Sprintf("%d bytes", len(data)), Err: core.ErrSizeMismatch}
-	}
-	sum := sha256.Sum256(data)
-	if got := store.Digest(sum[:]); got != m.View.Digest {
-		return nil, &sources.MismatchError{Key: name, Expected: m.View.Digest, Actual: got, Err: core.ErrChecksumMismatch}
-	}
-	return data, nil
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/core/coretest"
 	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/snapshot"
-	"github.com/statebucket/statebucket/sources"
 )
 
 const testAccount, testRegion = "123456789012", "eu-west-1"
@@ -51,17 +51,17 @@ var shapes = []struct {
 // exportNotes exports a few notes into a fresh local repository in dir.
 func exportNotes(t *testing.T, dir string) (*snapshot.Repo, *manifest.Manifest, *notes) {
 	t.Helper()
-	repo, err := snapshot.Open(t.Context(), dir)
+	r, err := snapshot.Open(t.Context(), dir)
 	require.NoError(t, err)
-	t.Cleanup(func() { repo.Close() })
+	t.Cleanup(func() { r.Close() })
 	src := newNotes()
 	for i, body := range []string{"alpha", "bravo", "charlie", "delta", strings.Repeat("echo ", 1000)} {
 		src.Put(t.Context(), testAccount, testRegion, string(rune('a'+i)), body)
 	}
-	m, err := snapshot.Export(t.Context(), repo, src, testAccount, testRegion, nil)
+	m, err := snapshot.Export(t.Context(), r, src, testAccount, testRegion, nil)
 	require.NoError(t, err)
 	require.Len(t, m.Blobs, 5)
-	return repo, m, src
+	return r, m, src
 }
 
 func notesJSON(t *testing.T, svc core.StatefulService[notesView]) notesView {
@@ -76,10 +76,10 @@ func notesJSON(t *testing.T, svc core.StatefulService[notesView]) notesView {
 func TestImportRoundTripsBothShapes(t *testing.T) {
 	for _, shape := range shapes {
 		t.Run(shape.name, func(t *testing.T) {
-			repo, m, src := exportNotes(t, t.TempDir())
+			r, m, src := exportNotes(t, t.TempDir())
 			dst := shape.new()
 			dst.Put(t.Context(), testAccount, testRegion, "old", "replaced")
-			_, err := snapshot.Import(t.Context(), repo, dst, testAccount, testRegion, m.ID, nil)
+			_, err := snapshot.Import(t.Context(), r, dst, testAccount, testRegion, m.ID.String(), nil)
 			require.NoError(t, err)
 			assert.Equal(t, notesJSON(t, src), notesJSON(t, dst))
 			require.NoError(t, coretest.CheckBlobRoundTrip(t.Context(), src, dst, testAccount, testRegion))
@@ -91,14 +91,14 @@ func TestImportRoundTripsBothShapes(t *testing.T) {
 // alone keeps the notes it had; one that replaces its state there ends up
 // holding the snapshot alone, as ImportOptions.Merge documents.
 func TestImportMerges(t *testing.T) {
-	repo, m, src := exportNotes(t, t.TempDir())
+	r, m, src := exportNotes(t, t.TempDir())
 	want := notesJSON(t, src)
 	for i, shape := range shapes {
 		t.Run(shape.name, func(t *testing.T) {
 			dst := shape.new()
 			dst.Put(t.Context(), testAccount, testRegion, "old", "kept")
 			dst.Put(t.Context(), testAccount, testRegion, "a", "overwritten by the snapshot")
-			_, err := snapshot.Import(t.Context(), repo, dst, testAccount, testRegion, m.ID, &snapshot.ImportOptions{Merge: true})
+			_, err := snapshot.Import(t.Context(), r, dst, testAccount, testRegion, m.ID.String(), &snapshot.ImportOptions{Merge: true})
 			require.NoError(t, err)
 			got := notesJSON(t, dst)
 			if i == 0 {
@@ -114,21 +114,21 @@ func TestImportMerges(t *testing.T) {
 // The reference mock merges through Import too.
 func TestImportMergesIntoTheReferenceMock(t *testing.T) {
 	ctx := t.Context()
-	repo, err := snapshot.Open(ctx, t.TempDir())
+	r, err := snapshot.Open(ctx, t.TempDir())
 	require.NoError(t, err)
-	defer repo.Close()
+	defer r.Close()
 	src := coretest.NewObjectStore()
 	require.NoError(t, src.CreateBucket(ctx, testAccount, testRegion, "new", true))
 	_, err = src.PutObject(ctx, testAccount, testRegion, "new", "k", []byte("from the snapshot"))
 	require.NoError(t, err)
-	m, err := snapshot.Export(ctx, repo, src, testAccount, testRegion, nil)
+	m, err := snapshot.Export(ctx, r, src, testAccount, testRegion, nil)
 	require.NoError(t, err)
 
 	dst := coretest.NewObjectStore()
 	require.NoError(t, dst.CreateBucket(ctx, testAccount, testRegion, "old", false))
 	_, err = dst.PutObject(ctx, testAccount, testRegion, "old", "k", []byte("kept"))
 	require.NoError(t, err)
-	_, err = snapshot.Import(ctx, repo, dst, testAccount, testRegion, m.ID, &snapshot.ImportOptions{Merge: true})
+	_, err = snapshot.Import(ctx, r, dst, testAccount, testRegion, m.ID.String(), &snapshot.ImportOptions{Merge: true})
 	require.NoError(t, err)
 	for bucket, want := range map[string]string{"new": "from the snapshot", "old": "kept"} {
 		got, err := dst.GetObject(ctx, testAccount, testRegion, bucket, "k")
@@ -167,7 +167,7 @@ func TestFailedImportLeavesVisibleStateAlone(t *testing.T) {
 		for _, shape := range shapes {
 			t.Run(map[bool]string{false: "replace", true: "merge"}[merge]+"/"+shape.name, func(t *testing.T) {
 				dir := t.TempDir()
-				repo, m, _ := exportNotes(t, dir)
+				r, m, _ := exportNotes(t, dir)
 				corrupt := flipLastBlob(t, dir)
 
 				dst := shape.new()
@@ -176,9 +176,9 @@ func TestFailedImportLeavesVisibleStateAlone(t *testing.T) {
 				notified := 0
 				defer dst.Notifier().Subscribe(func(context.Context, string, string, notesView) { notified++ })()
 
-				_, err := snapshot.Import(t.Context(), repo, dst, testAccount, testRegion, m.ID, &snapshot.ImportOptions{Merge: merge})
+				_, err := snapshot.Import(t.Context(), r, dst, testAccount, testRegion, m.ID.String(), &snapshot.ImportOptions{Merge: merge})
 				require.ErrorIs(t, err, core.ErrChecksumMismatch)
-				var mismatch *sources.MismatchError
+				var mismatch *repo.MismatchError
 				require.ErrorAs(t, err, &mismatch)
 				var sve *core.StateViewError
 				require.ErrorAs(t, err, &sve)
@@ -194,7 +194,7 @@ func TestFailedImportLeavesVisibleStateAlone(t *testing.T) {
 // and neither when RestoreWithBlobs fails; an error of Restore or Merge is
 // returned wrapped.
 func TestImportCallOrder(t *testing.T) {
-	repo, m, _ := exportNotes(t, t.TempDir())
+	r, m, _ := exportNotes(t, t.TempDir())
 	tests := []struct {
 		name       string
 		merge      bool
@@ -211,7 +211,7 @@ func TestImportCallOrder(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			svc := &recordingNotes{notes: newNotes(), failImport: tt.failImport, failApply: tt.failApply}
-			_, err := snapshot.Import(t.Context(), repo, svc, testAccount, testRegion, m.ID, &snapshot.ImportOptions{Merge: tt.merge})
+			_, err := snapshot.Import(t.Context(), r, svc, testAccount, testRegion, m.ID.String(), &snapshot.ImportOptions{Merge: tt.merge})
 			assert.Equal(t, tt.want, svc.calls)
 			if !tt.failImport && !tt.failApply {
 				require.NoError(t, err)

@@ -11,9 +11,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/sources"
-	"github.com/statebucket/statebucket/store"
 )
 
 // VerifyOptions configure [Repo.Verify]. nil means the zero value.
@@ -61,7 +62,7 @@ type Problem struct {
 	// their keys in manifest order.
 	Key string
 	// Digest is the recorded digest of the view or blob.
-	Digest string
+	Digest digest.Digest
 	// Kind says what is wrong.
 	Kind ProblemKind
 	// Err is the error found, naming the object or key.
@@ -70,17 +71,17 @@ type Problem struct {
 
 // newProblem returns the Problem err reports about the blob of key and
 // digest, or about the view when view is true.
-func newProblem(view bool, key, digest string, err error) Problem {
+func newProblem(view bool, key string, d digest.Digest, err error) Problem {
 	kind := ProblemUnreadable
 	switch {
 	case errors.Is(err, core.ErrChecksumMismatch):
 		kind = ProblemChecksumMismatch
 	case errors.Is(err, core.ErrSizeMismatch):
 		kind = ProblemSizeMismatch
-	case isNotFound(err):
+	case repo.IsNotFound(err):
 		kind = ProblemMissing
 	}
-	return Problem{View: view, Key: key, Digest: digest, Kind: kind, Err: err}
+	return Problem{View: view, Key: key, Digest: d, Kind: kind, Err: err}
 }
 
 // VerifyReport says what [Repo.Verify] checked and found.
@@ -108,7 +109,7 @@ func (r *Repo) Verify(ctx context.Context, ref string, opts *VerifyOptions) (*Ve
 		return nil, fmt.Errorf("snapshot: verify: %w", err)
 	}
 	rep := &VerifyReport{Manifest: m, Blobs: len(m.Blobs), ReadData: opts.ReadData}
-	if _, err := r.readView(ctx, m); err != nil {
+	if _, err := r.r.ReadView(ctx, m); err != nil {
 		rep.Problems = append(rep.Problems, newProblem(true, "", m.View.Digest, err))
 	}
 	unique := uniqueBlobs(m)
@@ -145,7 +146,7 @@ func (r *Repo) Verify(ctx context.Context, ref string, opts *VerifyOptions) (*Ve
 func uniqueBlobs(m *manifest.Manifest) *manifest.Manifest {
 	u := *m
 	u.Blobs = nil
-	seen := map[string]bool{}
+	seen := map[digest.Digest]bool{}
 	for _, e := range m.Blobs {
 		if !seen[e.Digest] {
 			seen[e.Digest] = true
@@ -159,16 +160,12 @@ func (r *Repo) statBlobs(ctx context.Context, m *manifest.Manifest, onBlob func(
 	var mu sync.Mutex
 	var problems []Problem
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.st.Budget().MaxRequests())
+	g.SetLimit(r.r.Budget().MaxRequests())
 	for _, e := range m.Blobs {
 		g.Go(func() error {
-			hexDigest, err := store.HexFromDigest(e.Digest)
-			if err != nil {
-				return err
-			}
-			info, err := r.st.Stat(gctx, store.BlobName(hexDigest))
-			if err == nil && info.Size != e.Size {
-				err = &sources.MismatchError{Key: e.Key, Expected: fmt.Sprintf("%d bytes", e.Size), Actual: fmt.Sprintf("%d bytes", info.Size), Err: core.ErrSizeMismatch}
+			size, err := r.r.StatBlob(gctx, e.Digest)
+			if err == nil && size != e.Size {
+				err = &repo.MismatchError{Key: e.Key, Expected: fmt.Sprintf("%d bytes", e.Size), Actual: fmt.Sprintf("%d bytes", size), Err: core.ErrSizeMismatch}
 			}
 			if err != nil {
 				if gctx.Err() != nil {
@@ -190,7 +187,7 @@ func (r *Repo) statBlobs(ctx context.Context, m *manifest.Manifest, onBlob func(
 // readBlobs downloads every blob of m through the import engine, which
 // verifies size and digest, and discards the bytes.
 func (r *Repo) readBlobs(ctx context.Context, m *manifest.Manifest, onBlob func(int64)) ([]Problem, error) {
-	src := sources.New(r.st, m, &sources.Options{})
+	src := sources.New(r.r, m, &sources.Options{})
 	defer src.Close()
 	var problems []Problem
 	for _, e := range m.Blobs {

@@ -1,7 +1,6 @@
 package snapshot_test
 
 import (
-	"crypto/sha256"
 	"sync/atomic"
 	"testing"
 
@@ -10,14 +9,16 @@ import (
 
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/snapshot"
 	"github.com/statebucket/statebucket/store"
 )
 
 // exportRepeated exports an object store whose objects hold three
 // distinct contents under eight keys.
-func exportRepeated(t *testing.T, repo *snapshot.Repo) *manifest.Manifest {
+func exportRepeated(t *testing.T, r *snapshot.Repo) *manifest.Manifest {
 	t.Helper()
 	ctx := t.Context()
 	svc := coretest.NewObjectStore()
@@ -26,27 +27,20 @@ func exportRepeated(t *testing.T, repo *snapshot.Repo) *manifest.Manifest {
 		_, err := svc.PutObject(ctx, "a", "r", "b", string(rune('a'+i)), []byte(body))
 		require.NoError(t, err)
 	}
-	m, err := snapshot.Export(ctx, repo, svc, "a", "r", nil)
+	m, err := snapshot.Export(ctx, r, svc, "a", "r", nil)
 	require.NoError(t, err)
 	require.Len(t, m.Blobs, 8)
 	return m
 }
 
-func blobObject(t *testing.T, digest string) string {
-	t.Helper()
-	h, err := store.HexFromDigest(digest)
-	require.NoError(t, err)
-	return store.BlobName(h)
-}
-
 func TestVerifyProgressCountsDistinctBlobs(t *testing.T) {
-	repo := openTemp(t)
-	m := exportRepeated(t, repo)
+	r := openTemp(t)
+	m := exportRepeated(t, r)
 	for _, readData := range []bool{false, true} {
 		var started, total int
 		var totalBytes int64
 		var done, doneBytes atomic.Int64
-		rep, err := repo.Verify(t.Context(), m.ID, &snapshot.VerifyOptions{
+		rep, err := r.Verify(t.Context(), m.ID.String(), &snapshot.VerifyOptions{
 			ReadData: readData,
 			OnStart: func(blobs int, bytes int64) {
 				started++
@@ -69,13 +63,12 @@ func TestVerifyProgressCountsDistinctBlobs(t *testing.T) {
 
 func TestVerifyProblemsNameKeyDigestAndKind(t *testing.T) {
 	ctx := t.Context()
-	repo := openTemp(t)
-	m := exportRepeated(t, repo)
+	r := openTemp(t)
+	m := exportRepeated(t, r)
 	// The first entry, in manifest order, holding content.
 	first := func(content string) manifest.Entry {
-		sum := sha256.Sum256([]byte(content))
 		for _, e := range m.Blobs {
-			if e.Digest == store.Digest(sum[:]) {
+			if e.Digest == digest.FromBytes([]byte(content)) {
 				return e
 			}
 		}
@@ -83,17 +76,17 @@ func TestVerifyProblemsNameKeyDigestAndKind(t *testing.T) {
 		return manifest.Entry{}
 	}
 	one, two, three := first("one"), first("two"), first("three")
-	st := repo.Store()
-	require.NoError(t, st.Delete(ctx, blobObject(t, one.Digest)))
-	require.NoError(t, st.PutBytes(ctx, blobObject(t, two.Digest), []byte("tw"), store.PutOptions{}))
-	require.NoError(t, st.PutBytes(ctx, blobObject(t, three.Digest), []byte("THREE"), store.PutOptions{}))
-	require.NoError(t, st.Delete(ctx, store.ViewName(m.HexID())))
+	st := r.Store()
+	require.NoError(t, st.Delete(ctx, repo.BlobName(one.Digest)))
+	require.NoError(t, st.PutBytes(ctx, repo.BlobName(two.Digest), []byte("tw"), store.PutOptions{}))
+	require.NoError(t, st.PutBytes(ctx, repo.BlobName(three.Digest), []byte("THREE"), store.PutOptions{}))
+	require.NoError(t, st.Delete(ctx, repo.ViewName(m.ID)))
 
 	for _, tc := range []struct {
 		readData  bool
 		threeKind snapshot.ProblemKind // a same-size change is only seen by reading
 	}{{false, ""}, {true, snapshot.ProblemChecksumMismatch}} {
-		rep, err := repo.Verify(ctx, m.ID, &snapshot.VerifyOptions{ReadData: tc.readData})
+		rep, err := r.Verify(ctx, m.ID.String(), &snapshot.VerifyOptions{ReadData: tc.readData})
 		require.Error(t, err)
 		require.NotNil(t, rep)
 		want := []snapshot.Problem{

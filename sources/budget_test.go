@@ -39,14 +39,14 @@ func TestOneRequestBudget(t *testing.T) {
 	fs, err := filestore.New(t.TempDir(), nil)
 	require.NoError(t, err)
 	drv := &rangeCounter{Driver: fs}
-	repo := snapshot.New(store.New(drv, "test", &store.Options{Budget: store.NewBudget(1, 512<<10)}))
-	defer repo.Close()
-	m, err := snapshot.Export(ctx, repo, src, acct, region, &snapshot.ExportOptions{})
+	r := snapshot.New(store.New(drv, "test", &store.Options{Budget: store.NewBudget(1, 512<<10)}))
+	defer r.Close()
+	m, err := snapshot.Export(ctx, r, src, acct, region, &snapshot.ExportOptions{})
 	require.NoError(t, err)
 
 	dst := coretest.NewObjectStore()
 	var stats sources.Stats
-	_, err = snapshot.Import(ctx, repo, dst, acct, region, m.ID, &snapshot.ImportOptions{
+	_, err = snapshot.Import(ctx, r, dst, acct, region, m.ID.String(), &snapshot.ImportOptions{
 		Source: sources.Options{LargeThreshold: 256 << 10, ChunkSize: 128 << 10},
 		Stats:  &stats,
 	})

@@ -9,7 +9,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/store"
 )
@@ -63,7 +63,7 @@ type chunkResult struct {
 // openChunked starts streaming e, or returns nil when the budget has no
 // memory free for even one chunk (the caller then spools the blob).
 func (s *Source) openChunked(ctx context.Context, e manifest.Entry) *chunkReader {
-	budget := s.st.Budget()
+	budget := s.r.Budget()
 	chunk := s.opts.ChunkSize
 	if !budget.TryAcquireBytes(chunk + 1) {
 		return nil
@@ -90,7 +90,6 @@ func (s *Source) openChunked(ctx context.Context, e manifest.Entry) *chunkReader
 // each download takes a request slot of the store's budget while it runs.
 func (r *chunkReader) dispatch(ctx context.Context, s *Source) {
 	defer r.wg.Done()
-	name := store.BlobName(r.e.Digest[len("sha256:"):])
 	for i := range r.results {
 		buf, err := r.buffer(ctx)
 		if err != nil {
@@ -100,7 +99,7 @@ func (r *chunkReader) dispatch(ctx context.Context, s *Source) {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			data, err := r.download(ctx, s, name, i, buf)
+			data, err := r.download(ctx, s, i, buf)
 			r.results[i] <- chunkResult{buf: buf, data: data, err: err}
 		}()
 	}
@@ -140,7 +139,7 @@ func (r *chunkReader) newBuffer() []byte {
 
 // download reads chunk i into buf; the store resumes a read that breaks
 // off.
-func (r *chunkReader) download(ctx context.Context, s *Source, name string, i int, buf []byte) ([]byte, error) {
+func (r *chunkReader) download(ctx context.Context, s *Source, i int, buf []byte) ([]byte, error) {
 	off := int64(i) * r.chunk
 	want := min(r.chunk, r.e.Size-off)
 	ask := want
@@ -148,7 +147,7 @@ func (r *chunkReader) download(ctx context.Context, s *Source, name string, i in
 	if last {
 		ask++ // one more: an object longer than recorded shows here
 	}
-	rc, err := s.st.GetRange(ctx, name, off, ask)
+	rc, err := s.r.OpenBlobRange(ctx, r.e.Digest, off, ask)
 	if err != nil {
 		return nil, fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
 	}
@@ -158,9 +157,9 @@ func (r *chunkReader) download(ctx context.Context, s *Source, name string, i in
 	case err != nil:
 		return nil, fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
 	case n < want:
-		return nil, &MismatchError{Key: r.e.Key, Expected: sizeText(r.e.Size), Actual: sizeText(off + n), Err: core.ErrSizeMismatch}
+		return nil, shorter(r.e, off+n)
 	case last && n > want:
-		return nil, &MismatchError{Key: r.e.Key, Expected: sizeText(r.e.Size), Actual: "more than " + sizeText(r.e.Size), Err: core.ErrSizeMismatch}
+		return nil, longer(r.e)
 	}
 	return buf[:n], nil
 }
@@ -192,8 +191,8 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		}
 		if r.next == len(r.results) {
 			r.err = io.EOF
-			if got := store.Digest(r.h.Sum(nil)); got != r.e.Digest {
-				r.err = &MismatchError{Key: r.e.Key, Expected: r.e.Digest, Actual: got, Err: core.ErrChecksumMismatch}
+			if err := checkDigest(r.e, digest.FromSum(r.h.Sum(nil))); err != nil {
+				r.err = err
 			}
 			return 0, r.err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/sources"
 	"github.com/statebucket/statebucket/store"
 )
@@ -124,7 +125,7 @@ func TestChunkedReadsCatchMismatches(t *testing.T) {
 			s := f.source(t, chunkedOptions())
 			err := readAll(t, s, key)
 			require.ErrorIs(t, err, tc.sentinel)
-			var me *sources.MismatchError
+			var me *repo.MismatchError
 			require.ErrorAs(t, err, &me)
 			assert.Equal(t, key, me.Key)
 			if tc.actual != "" {

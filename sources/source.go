@@ -1,5 +1,6 @@
 // Package sources is the import engine: a [core.BlobSource] that serves the
-// blobs of one snapshot from a repository over any store driver.
+// blobs of one snapshot from a repository ([repo.Repo]) over any store
+// driver.
 //
 // A Source looks each key up in the snapshot's manifest, downloads the blob,
 // and checks its size and SHA-256 digest while streaming it into a spool
@@ -26,9 +27,10 @@ import (
 	"sync"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/internal/spool"
 	"github.com/statebucket/statebucket/manifest"
-	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/repo"
 )
 
 // Options configure a [Source]. The zero value is ready to use.
@@ -53,22 +55,6 @@ type Options struct {
 	OnBlob func(key string, size int64)
 }
 
-// MismatchError reports blob bytes that are not the ones the manifest
-// records. It unwraps to core.ErrSizeMismatch or core.ErrChecksumMismatch.
-type MismatchError struct {
-	Key      string
-	Expected string // the recorded size or digest
-	Actual   string // what was read
-	Err      error  // core.ErrSizeMismatch or core.ErrChecksumMismatch
-}
-
-func (e *MismatchError) Error() string {
-	return fmt.Sprintf("sources: blob %q: %v: expected %s, got %s", e.Key, e.Err, e.Expected, e.Actual)
-}
-
-// Unwrap returns core.ErrSizeMismatch or core.ErrChecksumMismatch.
-func (e *MismatchError) Unwrap() error { return e.Err }
-
 // Stats counts what a [Source] did.
 type Stats struct {
 	Fetched      int   // blobs handed to the service
@@ -79,7 +65,7 @@ type Stats struct {
 // Source serves the blobs of one snapshot. Create it with [New] and Close
 // it when the restore is over. It is safe for concurrent use.
 type Source struct {
-	st   *store.Store
+	r    *repo.Repo
 	m    *manifest.Manifest
 	opts Options
 
@@ -101,14 +87,14 @@ type slot struct {
 
 var _ core.BlobSource = (*Source)(nil)
 
-// New returns a Source for the blobs of m, read from st. opts may be nil.
-func New(st *store.Store, m *manifest.Manifest, opts *Options) *Source {
-	s := &Source{st: st, m: m, slots: map[int]*slot{}}
+// New returns a Source for the blobs of m, read from r. opts may be nil.
+func New(r *repo.Repo, m *manifest.Manifest, opts *Options) *Source {
+	s := &Source{r: r, m: m, slots: map[int]*slot{}}
 	if opts != nil {
 		s.opts = *opts
 	}
 	if s.opts.Prefetch == 0 {
-		s.opts.Prefetch = st.Budget().MaxRequests()
+		s.opts.Prefetch = r.Budget().MaxRequests()
 	}
 	if s.opts.LargeThreshold == 0 {
 		s.opts.LargeThreshold = DefaultLargeThreshold
@@ -129,7 +115,7 @@ func (s *Source) Stats() Stats {
 // Fetch returns the bytes of key, verified before they are handed over
 // or, for a large blob streamed in chunks, as they pass. A key the
 // manifest does not list yields an error matching core.ErrNotFound; bytes
-// that differ from the manifest yield a [*MismatchError], from Fetch or,
+// that differ from the manifest yield a [*repo.MismatchError], from Fetch or,
 // for a streamed blob, from the reader's last Read.
 func (s *Source) Fetch(ctx context.Context, key string) (io.ReadCloser, error) {
 	idx := s.m.Index(key)
@@ -258,7 +244,7 @@ func (s *Source) Close() error {
 func (s *Source) load(ctx context.Context, idx int) (*spool.Spool, error) {
 	e := s.m.Blobs[idx]
 	sp, err := s.spoolBlob(ctx, e)
-	if _, mismatch := errors.AsType[*MismatchError](err); err != nil && !mismatch {
+	if _, mismatch := errors.AsType[*repo.MismatchError](err); err != nil && !mismatch {
 		return nil, fmt.Errorf("sources: blob %q: %w", e.Key, err)
 	}
 	return sp, err
@@ -266,11 +252,7 @@ func (s *Source) load(ctx context.Context, idx int) (*spool.Spool, error) {
 
 // spoolBlob downloads the blob of e into a spool and verifies it.
 func (s *Source) spoolBlob(ctx context.Context, e manifest.Entry) (*spool.Spool, error) {
-	hexDigest, err := store.HexFromDigest(e.Digest)
-	if err != nil {
-		return nil, err
-	}
-	rc, err := s.st.Get(ctx, store.BlobName(hexDigest))
+	rc, err := s.r.OpenBlob(ctx, e.Digest)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +260,7 @@ func (s *Source) spoolBlob(ctx context.Context, e manifest.Entry) (*spool.Spool,
 	// Read at most one byte more than recorded, enough to tell a longer
 	// blob. The reader holds a request slot until it is closed: filling
 	// must not wait for memory, which a held spool may keep (NoWait).
-	sp, err := spool.Fill(ctx, io.LimitReader(rc, e.Size+1), s.st.Budget(), spool.Options{
+	sp, err := spool.Fill(ctx, io.LimitReader(rc, e.Size+1), s.r.Budget(), spool.Options{
 		MemoryThreshold: s.opts.MemoryThreshold,
 		TempDir:         s.opts.TempDir,
 		SizeHint:        e.Size,
@@ -296,13 +278,29 @@ func (s *Source) spoolBlob(ctx context.Context, e manifest.Entry) (*spool.Spool,
 
 func verify(e manifest.Entry, sp *spool.Spool) error {
 	if sp.Size() > e.Size {
-		return &MismatchError{Key: e.Key, Expected: sizeText(e.Size), Actual: "more than " + sizeText(e.Size), Err: core.ErrSizeMismatch}
+		return longer(e)
 	}
 	if sp.Size() != e.Size {
-		return &MismatchError{Key: e.Key, Expected: sizeText(e.Size), Actual: sizeText(sp.Size()), Err: core.ErrSizeMismatch}
+		return shorter(e, sp.Size())
 	}
-	if got := store.Digest(sp.Sum()); got != e.Digest {
-		return &MismatchError{Key: e.Key, Expected: e.Digest, Actual: got, Err: core.ErrChecksumMismatch}
+	return checkDigest(e, digest.FromSum(sp.Sum()))
+}
+
+// longer reports a blob of e longer than recorded.
+func longer(e manifest.Entry) error {
+	return &repo.MismatchError{Key: e.Key, Expected: sizeText(e.Size), Actual: "more than " + sizeText(e.Size), Err: core.ErrSizeMismatch}
+}
+
+// shorter reports a blob of e that ended after n bytes.
+func shorter(e manifest.Entry, n int64) error {
+	return &repo.MismatchError{Key: e.Key, Expected: sizeText(e.Size), Actual: sizeText(n), Err: core.ErrSizeMismatch}
+}
+
+// checkDigest reports a blob of e whose digest is got, if it is not the
+// recorded one.
+func checkDigest(e manifest.Entry, got digest.Digest) error {
+	if got != e.Digest {
+		return &repo.MismatchError{Key: e.Key, Expected: string(e.Digest), Actual: string(got), Err: core.ErrChecksumMismatch}
 	}
 	return nil
 }

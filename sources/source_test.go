@@ -3,8 +3,6 @@ package sources_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/sources"
 	"github.com/statebucket/statebucket/store"
 	"github.com/statebucket/statebucket/store/filestore"
@@ -97,17 +97,17 @@ func newRepo(t *testing.T) *fixture {
 // add stores data as the blob of key.
 func (f *fixture) add(t *testing.T, key string, data []byte) {
 	t.Helper()
-	sum := sha256.Sum256(data)
-	require.NoError(t, f.st.PutBytes(t.Context(), store.BlobName(hex.EncodeToString(sum[:])), data, store.PutOptions{SHA256: sum[:]}))
+	d := digest.FromBytes(data)
+	require.NoError(t, repo.New(f.st, nil).PutBlob(t.Context(), d, bytes.NewReader(data), int64(len(data))))
 	f.data[key] = data
-	f.entries = append(f.entries, manifest.Entry{Key: key, Digest: store.Digest(sum[:]), Size: int64(len(data))})
+	f.entries = append(f.entries, manifest.Entry{Key: key, Digest: d, Size: int64(len(data))})
 }
 
 // finish makes the manifest of the blobs added.
 func (f *fixture) finish(t *testing.T) {
 	t.Helper()
 	var err error
-	f.m, err = manifest.New("s3", "123456789012", "eu-west-1", manifest.Object{Digest: store.Digest(make([]byte, 32))}, f.entries)
+	f.m, err = manifest.New("s3", "123456789012", "eu-west-1", manifest.Object{Digest: digest.FromSum(make([]byte, 32))}, f.entries)
 	require.NoError(t, err)
 }
 
@@ -131,8 +131,7 @@ func newFixture(t *testing.T, n int) *fixture {
 // name returns the name of the blob of key.
 func (f *fixture) name(key string) string {
 	e, _ := f.m.Lookup(key)
-	h, _ := store.HexFromDigest(e.Digest)
-	return store.BlobName(h)
+	return repo.BlobName(e.Digest)
 }
 
 // replace stores data under the blob name of key, unverified.
@@ -147,7 +146,7 @@ func (f *fixture) source(t *testing.T, opts sources.Options) *sources.Source {
 	t.Helper()
 	opts.MemoryThreshold = threshold
 	opts.TempDir = f.tmp
-	s := sources.New(f.st, f.m, &opts)
+	s := sources.New(repo.New(f.st, nil), f.m, &opts)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -242,14 +241,14 @@ func TestFetchUnknownKey(t *testing.T) {
 	_, err := s.Fetch(t.Context(), "no such\x00key")
 	require.ErrorIs(t, err, core.ErrNotFound)
 	assert.Contains(t, err.Error(), `"no such\x00key"`)
-	assert.Contains(t, err.Error(), f.m.ID)
+	assert.Contains(t, err.Error(), f.m.ID.String())
 }
 
 func TestFetchMismatch(t *testing.T) {
 	data := bytes.Repeat([]byte{7}, 100)
 	flipped := bytes.Clone(data)
 	flipped[50] ^= 1
-	digest := func(b []byte) string { sum := sha256.Sum256(b); return store.Digest(sum[:]) }
+	digestOf := func(b []byte) string { return digest.FromBytes(b).String() }
 	large := make([]byte, 1<<20)
 	for _, tc := range []struct {
 		name             string
@@ -258,7 +257,7 @@ func TestFetchMismatch(t *testing.T) {
 		wantErr          error
 		expected, actual string
 	}{
-		{"flipped byte", 100, flipped, core.ErrChecksumMismatch, digest(data), digest(flipped)},
+		{"flipped byte", 100, flipped, core.ErrChecksumMismatch, digestOf(data), digestOf(flipped)},
 		{"shorter", 100, data[:60], core.ErrSizeMismatch, "100 bytes", "60 bytes"},
 		{"empty instead", 100, nil, core.ErrSizeMismatch, "100 bytes", "0 bytes"},
 		{"one byte longer", 100, append(bytes.Clone(data), 7), core.ErrSizeMismatch, "100 bytes", "more than 100 bytes"},
@@ -275,9 +274,9 @@ func TestFetchMismatch(t *testing.T) {
 			s := f.source(t, sources.Options{Prefetch: -1})
 			_, err := s.Fetch(t.Context(), key)
 			require.ErrorIs(t, err, tc.wantErr)
-			var me *sources.MismatchError
+			var me *repo.MismatchError
 			require.ErrorAs(t, err, &me)
-			assert.Equal(t, &sources.MismatchError{Key: key, Expected: tc.expected, Actual: tc.actual, Err: tc.wantErr}, me)
+			assert.Equal(t, &repo.MismatchError{Key: key, Expected: tc.expected, Actual: tc.actual, Err: tc.wantErr}, me)
 			assert.Contains(t, err.Error(), `"k\x00v"`)
 			assert.Equal(t, 1, f.drv.getsOf(f.name(key)), "a mismatch is not downloaded again")
 			assert.LessOrEqual(t, f.drv.read.Load(), int64(tc.size+1), "bytes read from the store")

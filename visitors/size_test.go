@@ -13,14 +13,14 @@ import (
 )
 
 func TestSizeLeftAtZeroSaysHowToDeclareUnknownSize(t *testing.T) {
-	st, _ := newStore(t)
-	v := visitors.New(st, nil)
+	r, _ := newRepo(t)
+	v := visitors.New(r, nil)
 	err := v.Visit(t.Context(), []core.BlobExportEntry{{Key: "k\x00v1", Reader: io.NopCloser(strings.NewReader("bytes"))}})
 	require.ErrorIs(t, err, core.ErrSizeMismatch)
 	assert.Contains(t, err.Error(), "core.UnknownSize")
 	assert.Contains(t, err.Error(), `"k\x00v1"`, "the error names the key")
 
-	v = visitors.New(st, nil)
+	v = visitors.New(r, nil)
 	require.NoError(t, v.Visit(t.Context(), []core.BlobExportEntry{
 		{Key: "unknown", Reader: io.NopCloser(strings.NewReader("bytes")), Size: core.UnknownSize},
 		{Key: "empty", Reader: io.NopCloser(strings.NewReader(""))},

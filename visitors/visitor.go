@@ -1,5 +1,6 @@
 // Package visitors is the export engine: a [core.BlobVisitor] that writes
-// the blobs a service hands it into a repository over any store driver.
+// the blobs a service hands it into a repository ([repo.Repo]) over any
+// store driver.
 //
 // Each minibatch is uploaded concurrently under the store's shared
 // [store.Budget]. Every blob is read once, hashed while it is spooled (in
@@ -19,9 +20,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/internal/spool"
 	"github.com/statebucket/statebucket/manifest"
-	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/repo"
 )
 
 // Options configure a [Visitor]. The zero value is ready to use.
@@ -56,25 +58,25 @@ type Stats struct {
 // each. Create one per export with [New]; it is safe for concurrent use,
 // but a service calls Visit one batch at a time.
 type Visitor struct {
-	st   *store.Store
+	r    *repo.Repo
 	opts Options
 
 	mu      sync.Mutex
 	entries []manifest.Entry
 	keys    map[string]struct{}
-	claimed map[string]struct{} // digests this visitor stores or found stored
+	claimed map[digest.Digest]struct{} // digests this visitor stores or found stored
 	stats   Stats
 
 	listOnce sync.Once
 	listErr  error
-	present  map[string]int64 // hex digest → size of blobs already stored
+	present  map[digest.Digest]int64 // size of blobs already stored
 }
 
 var _ core.BlobVisitor = (*Visitor)(nil)
 
-// New returns a Visitor writing to st. opts may be nil.
-func New(st *store.Store, opts *Options) *Visitor {
-	v := &Visitor{st: st, keys: map[string]struct{}{}, claimed: map[string]struct{}{}}
+// New returns a Visitor writing to r. opts may be nil.
+func New(r *repo.Repo, opts *Options) *Visitor {
+	v := &Visitor{r: r, keys: map[string]struct{}{}, claimed: map[digest.Digest]struct{}{}}
 	if opts != nil {
 		v.opts = *opts
 	}
@@ -108,7 +110,7 @@ func (v *Visitor) Visit(ctx context.Context, batch []core.BlobExportEntry) error
 	// As many blobs are spooled and uploaded at once as the store's budget
 	// lets requests run; each upload takes its request slot in the store.
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(v.st.Budget().MaxRequests())
+	g.SetLimit(v.r.Budget().MaxRequests())
 	for i := range batch {
 		e := batch[i]
 		g.Go(func() error {
@@ -143,11 +145,9 @@ func closeAll(batch []core.BlobExportEntry) {
 // upload creates the directory, or fails naming the bucket.
 func (v *Visitor) loadPresent(ctx context.Context) error {
 	v.listOnce.Do(func() {
-		present := map[string]int64{}
-		v.listErr = v.st.List(ctx, store.BlobsPrefix, func(info store.ObjectInfo) error {
-			if h := info.Name[max(len(info.Name)-64, 0):]; store.IsHexDigest(h) && info.Name == store.BlobName(h) {
-				present[h] = info.Size
-			}
+		present := map[digest.Digest]int64{}
+		v.listErr = v.r.ListBlobs(ctx, func(d digest.Digest, size int64) error {
+			present[d] = size
 			return nil
 		})
 		if errors.Is(v.listErr, core.ErrBucketNotFound) {
@@ -162,7 +162,7 @@ func (v *Visitor) loadPresent(ctx context.Context) error {
 }
 
 func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
-	sp, err := spool.Fill(ctx, e.Reader, v.st.Budget(), spool.Options{
+	sp, err := spool.Fill(ctx, e.Reader, v.r.Budget(), spool.Options{
 		MemoryThreshold: v.opts.MemoryThreshold,
 		TempDir:         v.opts.TempDir,
 		SizeHint:        e.Size,
@@ -177,8 +177,7 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 	if e.Size >= 0 && sp.Size() != e.Size {
 		return fmt.Errorf("service announced %d bytes, reader gave %d: %w", e.Size, sp.Size(), core.ErrSizeMismatch)
 	}
-	digest := store.Digest(sp.Sum())
-	hexDigest := digest[len("sha256:"):]
+	d := digest.FromSum(sp.Sum())
 
 	v.mu.Lock()
 	if _, dup := v.keys[e.Key]; dup {
@@ -186,21 +185,20 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 		return fmt.Errorf("key exported twice: %w", core.ErrInvalid)
 	}
 	v.keys[e.Key] = struct{}{}
-	v.entries = append(v.entries, manifest.Entry{Key: e.Key, Digest: digest, Size: sp.Size()})
+	v.entries = append(v.entries, manifest.Entry{Key: e.Key, Digest: d, Size: sp.Size()})
 	v.stats.Blobs++
 	v.stats.Bytes += sp.Size()
-	_, claimed := v.claimed[hexDigest]
-	size, present := v.present[hexDigest]
+	_, claimed := v.claimed[d]
+	size, present := v.present[d]
 	upload := !claimed && !(present && size == sp.Size())
-	v.claimed[hexDigest] = struct{}{}
+	v.claimed[d] = struct{}{}
 	if !upload {
 		v.stats.Skipped++
 	}
 	v.mu.Unlock()
 
 	if upload {
-		err := v.st.Put(ctx, store.BlobName(hexDigest), sp.ReaderAt(), sp.Size(), store.PutOptions{SHA256: sp.Sum(), DeferSync: true})
-		if err != nil {
+		if err := v.r.PutBlob(ctx, d, sp.ReaderAt(), sp.Size()); err != nil {
 			return err
 		}
 		v.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/snapshot"
 	"github.com/statebucket/statebucket/sources"
 	"github.com/statebucket/statebucket/visitors"
@@ -23,19 +24,19 @@ const (
 )
 
 type demoResult struct {
-	Repository    string  `json:"repository"`
-	Snapshot      string  `json:"snapshot"`
-	Objects       int     `json:"objects"`
-	Blobs         int     `json:"blobs"`
-	Bytes         int64   `json:"bytes"`
-	Uploaded      int     `json:"uploaded_blobs"`
-	UploadedBytes int64   `json:"uploaded_bytes"`
-	AlreadyStored int     `json:"already_stored_blobs"`
-	ExportSeconds float64 `json:"export_seconds"`
-	ImportSeconds float64 `json:"import_seconds"`
-	ExportMiBps   float64 `json:"export_mib_per_s"`
-	ImportMiBps   float64 `json:"import_mib_per_s"`
-	Matches       bool    `json:"restored_state_matches"`
+	Repository    string        `json:"repository"`
+	Snapshot      digest.Digest `json:"snapshot"`
+	Objects       int           `json:"objects"`
+	Blobs         int           `json:"blobs"`
+	Bytes         int64         `json:"bytes"`
+	Uploaded      int           `json:"uploaded_blobs"`
+	UploadedBytes int64         `json:"uploaded_bytes"`
+	AlreadyStored int           `json:"already_stored_blobs"`
+	ExportSeconds float64       `json:"export_seconds"`
+	ImportSeconds float64       `json:"import_seconds"`
+	ExportMiBps   float64       `json:"export_mib_per_s"`
+	ImportMiBps   float64       `json:"import_mib_per_s"`
+	Matches       bool          `json:"restored_state_matches"`
 }
 
 func (a *app) demoCmd() *cobra.Command {
@@ -102,7 +103,7 @@ func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64) 
 	dst := coretest.NewObjectStore()
 	bar = a.newProgress("import", int64(len(m.Blobs)))
 	start = time.Now()
-	_, err = snapshot.Import(ctx, repo, dst, demoAccount, demoRegion, m.ID, &snapshot.ImportOptions{
+	_, err = snapshot.Import(ctx, repo, dst, demoAccount, demoRegion, m.ID.String(), &snapshot.ImportOptions{
 		Source: sources.Options{OnBlob: func(string, int64) { bar.add(1) }},
 	})
 	bar.finish()

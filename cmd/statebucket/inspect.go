@@ -5,17 +5,16 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/snapshot"
-	"github.com/statebucket/statebucket/sources"
-	"github.com/statebucket/statebucket/store"
 )
 
 // filterFlags adds --service, --account and --region to cmd.
@@ -27,16 +26,16 @@ func filterFlags(cmd *cobra.Command, f *snapshot.Filter) {
 
 // snapshotSummary is one line of `ls` and the head of `show`.
 type snapshotSummary struct {
-	ID       string    `json:"id"`
-	Created  time.Time `json:"created"`
-	Service  string    `json:"service"`
-	Account  string    `json:"account"`
-	Region   string    `json:"region"`
-	Blobs    int       `json:"blobs"`
-	Bytes    int64     `json:"bytes"`
-	ViewSize int64     `json:"view_bytes"`
-	Producer string    `json:"producer"`
-	Signed   bool      `json:"signed"`
+	ID       digest.Digest `json:"id"`
+	Created  time.Time     `json:"created"`
+	Service  string        `json:"service"`
+	Account  string        `json:"account"`
+	Region   string        `json:"region"`
+	Blobs    int           `json:"blobs"`
+	Bytes    int64         `json:"bytes"`
+	ViewSize int64         `json:"view_bytes"`
+	Producer string        `json:"producer"`
+	Signed   bool          `json:"signed"`
 }
 
 func summarize(m *manifest.Manifest) snapshotSummary {
@@ -55,8 +54,8 @@ type lsResult struct {
 
 // invalidSnapshot is a snapshot whose manifest ls could not read.
 type invalidSnapshot struct {
-	ID    string `json:"id"`
-	Error string `json:"error"`
+	ID    digest.Digest `json:"id"`
+	Error string        `json:"error"`
 }
 
 func (a *app) lsCmd() *cobra.Command {
@@ -69,8 +68,8 @@ manifest is invalid does not hide the others: ls lists every valid one,
 names the invalid ones on stderr (with --json, also in "invalid" on
 stdout), and exits with code 4.`,
 		Args: exactArgs(0),
-		RunE: a.withRepo(func(ctx context.Context, repo *snapshot.Repo, _ []string) error {
-			ms, err := repo.List(ctx, f)
+		RunE: a.withRepo(func(ctx context.Context, r *snapshot.Repo, _ []string) error {
+			ms, err := r.List(ctx, f)
 			var lerr *snapshot.ListError
 			if err != nil && !errors.As(err, &lerr) {
 				return err
@@ -91,7 +90,7 @@ stdout), and exits with code 4.`,
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tCREATED\tSERVICE\tACCOUNT\tREGION\tBLOBS\tSIZE")
 			for _, s := range res.Snapshots {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", shortDigest(s.ID), s.Created.Local().Format(time.DateTime),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.ID.Short(), s.Created.Local().Format(time.DateTime),
 					displayText(s.Service), displayText(s.Account), displayText(s.Region), s.Blobs, humanBytes(s.Bytes))
 			}
 			if ferr := tw.Flush(); ferr != nil {
@@ -104,11 +103,6 @@ stdout), and exits with code 4.`,
 	return cmd
 }
 
-// shortDigest returns the first 12 hex digits of a "sha256:<hex>" digest.
-func shortDigest(d string) string {
-	return strings.TrimPrefix(d, "sha256:")[:12]
-}
-
 func (a *app) showCmd() *cobra.Command {
 	var f snapshot.Filter
 	var blobs bool
@@ -116,8 +110,8 @@ func (a *app) showCmd() *cobra.Command {
 		Use:   "show REF",
 		Short: "Show one snapshot: REF is an id, a unique id prefix, a tag, or latest",
 		Args:  exactArgs(1),
-		RunE: a.withRepo(func(ctx context.Context, repo *snapshot.Repo, args []string) error {
-			m, err := repo.Show(ctx, args[0], f)
+		RunE: a.withRepo(func(ctx context.Context, r *snapshot.Repo, args []string) error {
+			m, err := r.Show(ctx, args[0], f)
 			if err != nil {
 				return checkRef(err)
 			}
@@ -154,7 +148,7 @@ func (a *app) showCmd() *cobra.Command {
 			tw = tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "KEY\tDIGEST\tSIZE")
 			for _, e := range m.Blobs {
-				fmt.Fprintf(tw, "%s\t%s\t%d\n", displayKey(e.Key), shortDigest(e.Digest), e.Size)
+				fmt.Fprintf(tw, "%s\t%s\t%d\n", displayKey(e.Key), e.Digest.Short(), e.Size)
 			}
 			return tw.Flush()
 		}),
@@ -165,7 +159,7 @@ func (a *app) showCmd() *cobra.Command {
 }
 
 type verifyResult struct {
-	Snapshot    string          `json:"snapshot"`
+	Snapshot    digest.Digest   `json:"snapshot"`
 	ReadData    bool            `json:"read_data"`
 	Blobs       int             `json:"blobs"`
 	UniqueBlobs int             `json:"unique_blobs"`
@@ -180,7 +174,7 @@ type verifyProblem struct {
 	Object    string               `json:"object"` // "view" or "blob"
 	Key       *string              `json:"key,omitempty"`
 	KeyBase64 string               `json:"key_base64,omitempty"`
-	Digest    string               `json:"digest"`
+	Digest    digest.Digest        `json:"digest"`
 	Kind      snapshot.ProblemKind `json:"kind"`
 	Error     string               `json:"error"`
 }
@@ -200,7 +194,7 @@ func newVerifyProblem(p snapshot.Problem) verifyProblem {
 
 // problemDetail says what verify found for p in a line of text.
 func problemDetail(p snapshot.Problem) string {
-	var mm *sources.MismatchError
+	var mm *repo.MismatchError
 	if errors.As(p.Err, &mm) {
 		return fmt.Sprintf("expected %s, got %s", mm.Expected, mm.Actual)
 	}
@@ -218,7 +212,7 @@ and checks their SHA-256 too. Entries that share a digest share one stored
 blob, checked once: progress counts distinct blobs. It exits with code 4
 when a blob or the view is missing or damaged.`,
 		Args: exactArgs(1),
-		RunE: a.withRepo(func(ctx context.Context, repo *snapshot.Repo, args []string) error {
+		RunE: a.withRepo(func(ctx context.Context, r *snapshot.Repo, args []string) error {
 			label := "check"
 			if opts.ReadData {
 				label = "read"
@@ -226,7 +220,7 @@ when a blob or the view is missing or damaged.`,
 			var bar *progress
 			opts.OnStart = func(blobs int, _ int64) { bar = a.newProgress(label, int64(blobs)) }
 			opts.OnBlob = func(int64) { bar.add(1) }
-			rep, verr := repo.Verify(ctx, args[0], &opts)
+			rep, verr := r.Verify(ctx, args[0], &opts)
 			if bar != nil {
 				bar.finish()
 			}
@@ -258,7 +252,7 @@ when a blob or the view is missing or damaged.`,
 						if !p.View {
 							object = displayKey(p.Key)
 						}
-						fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Kind, object, shortDigest(p.Digest), problemDetail(p))
+						fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Kind, object, p.Digest.Short(), problemDetail(p))
 					}
 					if err := tw.Flush(); err != nil {
 						return err
@@ -280,20 +274,28 @@ func (a *app) tagCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "tag NAME REF",
 		Short: "Point the tag NAME at a snapshot (creating or moving it)",
-		Args:  exactArgs(2),
+		Long: `tag points the tag NAME at the snapshot REF names, creating or moving it.
+
+REF is a full id, a unique id prefix of 4 or more hex digits (with or
+without sha256: before them), a tag, or latest. So that a ref always names
+one thing, NAME is 1 to 128 letters, digits, '.', '_' and '-', and is never
+something a ref reads otherwise: 4 to 64 lowercase hex digits (with or
+without sha256:) and latest (in any case) are refused, with exit code 2.
+An id prefix that matches several snapshots is refused too, listing them.`,
+		Args: exactArgs(2),
 		PreRunE: func(_ *cobra.Command, args []string) error {
-			if err := store.ValidTag(args[0]); err != nil {
+			if err := repo.ValidTag(args[0]); err != nil {
 				return usageError{err}
 			}
 			return nil
 		},
-		RunE: a.withRepo(func(ctx context.Context, repo *snapshot.Repo, args []string) error {
-			m, err := repo.Tag(ctx, args[0], args[1])
+		RunE: a.withRepo(func(ctx context.Context, r *snapshot.Repo, args []string) error {
+			m, err := r.Tag(ctx, args[0], args[1])
 			if err != nil {
 				return checkRef(err)
 			}
 			if a.json {
-				a.writeJSON(a.stdout, map[string]string{"tag": args[0], "snapshot": m.ID})
+				a.writeJSON(a.stdout, map[string]string{"tag": args[0], "snapshot": m.ID.String()})
 			} else {
 				fmt.Fprintf(a.stdout, "tag %s -> %s\n", displayText(args[0]), m.ID)
 			}

@@ -13,7 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/snapshot"
 	"github.com/statebucket/statebucket/store"
 )
@@ -24,15 +26,15 @@ func newRepo(t *testing.T) (string, *snapshot.Repo) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "repo")
 	require.NoError(t, os.Mkdir(dir, 0o755))
-	repo, err := snapshot.Open(t.Context(), dir)
+	r, err := snapshot.Open(t.Context(), dir)
 	require.NoError(t, err)
-	t.Cleanup(func() { repo.Close() })
-	return dir, repo
+	t.Cleanup(func() { r.Close() })
+	return dir, r
 }
 
 // exportObjects exports an object store holding bodies under the keys
 // k0, k1, … of bucket b, and returns the manifest.
-func exportObjects(t *testing.T, repo *snapshot.Repo, keys, bodies []string) *manifest.Manifest {
+func exportObjects(t *testing.T, r *snapshot.Repo, keys, bodies []string) *manifest.Manifest {
 	t.Helper()
 	ctx := t.Context()
 	svc := coretest.NewObjectStore()
@@ -41,7 +43,7 @@ func exportObjects(t *testing.T, repo *snapshot.Repo, keys, bodies []string) *ma
 		_, err := svc.PutObject(ctx, "000000000000", "us-east-1", "b", k, []byte(bodies[i]))
 		require.NoError(t, err)
 	}
-	m, err := snapshot.Export(ctx, repo, svc, "000000000000", "us-east-1", nil)
+	m, err := snapshot.Export(ctx, r, svc, "000000000000", "us-east-1", nil)
 	require.NoError(t, err)
 	return m
 }
@@ -109,10 +111,10 @@ func TestUnknownCommandIsUsage(t *testing.T) {
 }
 
 func TestShowBlobsKeepsColumnsWithLongHostileKeys(t *testing.T) {
-	dir, repo := newRepo(t)
+	dir, r := newRepo(t)
 	long := strings.Repeat("segment/", 512) + "\x1b[31m\xff\x00" // 4 KiB and more, with an escape, invalid UTF-8 and NUL
 	keys := []string{long, "short", "tab\tand\nnewline", "\u202eevil.exe"}
-	m := exportObjects(t, repo, keys, []string{"long", "short", "tab", "evil"})
+	m := exportObjects(t, r, keys, []string{"long", "short", "tab", "evil"})
 
 	out, errOut, code := cli(t, "--repo", dir, "show", "--blobs", "latest")
 	require.Equal(t, exitOK, code, errOut)
@@ -138,12 +140,12 @@ func TestShowBlobsKeepsColumnsWithLongHostileKeys(t *testing.T) {
 }
 
 func TestTextOutputEscapesHostileManifestFields(t *testing.T) {
-	dir, repo := newRepo(t)
+	dir, r := newRepo(t)
 	ctx := t.Context()
 	svc := hostileKV{coretest.NewKV()}
 	const account, region = "acct\x1b]0;pwned\x07", "r\u009b31m"
 	require.NoError(t, svc.Put(ctx, account, region, "/k", "v"))
-	m, err := snapshot.ExportState(ctx, repo, svc, account, region, nil)
+	m, err := snapshot.ExportState(ctx, r, svc, account, region, nil)
 	require.NoError(t, err)
 
 	for _, args := range [][]string{{"ls"}, {"show", "latest"}, {"verify", "latest"}, {"tag", "t", "latest"}} {
@@ -168,8 +170,8 @@ func TestTextOutputEscapesHostileManifestFields(t *testing.T) {
 }
 
 func TestVerifyProgressReachesTheEndWhenBlobsRepeat(t *testing.T) {
-	dir, repo := newRepo(t)
-	exportObjects(t, repo, []string{"a", "b", "c", "d", "e", "f"}, []string{"x", "y", "x", "x", "y", "z"})
+	dir, r := newRepo(t)
+	exportObjects(t, r, []string{"a", "b", "c", "d", "e", "f"}, []string{"x", "y", "x", "x", "y", "z"})
 	for _, flags := range [][]string{{}, {"--read-data"}} {
 		_, errOut, code := cli(t, append([]string{"--repo", dir, "verify"}, append(flags, "latest")...)...)
 		require.Equal(t, exitOK, code, errOut)
@@ -179,8 +181,8 @@ func TestVerifyProgressReachesTheEndWhenBlobsRepeat(t *testing.T) {
 }
 
 func TestVerifyJSONProblems(t *testing.T) {
-	dir, repo := newRepo(t)
-	m := exportObjects(t, repo, []string{"gone\x00v1", "bad\xff"}, []string{"missing body", "wrong size"})
+	dir, r := newRepo(t)
+	m := exportObjects(t, r, []string{"gone\x00v1", "bad\xff"}, []string{"missing body", "wrong size"})
 	gone, _ := m.Lookup("b/gone\x00v1")
 	bad, _ := m.Lookup("b/bad\xff")
 	if gone.Key == "" || bad.Key == "" { // keys carry the bucket and version of the reference mock
@@ -192,9 +194,8 @@ func TestVerifyJSONProblems(t *testing.T) {
 			}
 		}
 	}
-	hexOf := func(d string) string { h, err := store.HexFromDigest(d); require.NoError(t, err); return h }
-	require.NoError(t, repo.Store().Delete(t.Context(), store.BlobName(hexOf(gone.Digest))))
-	require.NoError(t, repo.Store().PutBytes(t.Context(), store.BlobName(hexOf(bad.Digest)), []byte("short"), store.PutOptions{}))
+	require.NoError(t, r.Store().Delete(t.Context(), repo.BlobName(gone.Digest)))
+	require.NoError(t, r.Store().PutBytes(t.Context(), repo.BlobName(bad.Digest), []byte("short"), store.PutOptions{}))
 
 	out, errOut, code := cli(t, "--repo", dir, "--json", "verify", "latest")
 	assert.Equal(t, exitCorrupt, code, errOut)
@@ -225,8 +226,8 @@ func TestVerifyJSONProblems(t *testing.T) {
 }
 
 func TestTagWithRefThatMatchesNothing(t *testing.T) {
-	dir, repo := newRepo(t)
-	exportObjects(t, repo, []string{"k"}, []string{"v"})
+	dir, r := newRepo(t)
+	exportObjects(t, r, []string{"k"}, []string{"v"})
 	for _, ref := range []string{"nosuch", "abcdef12"} {
 		_, errOut, code := cli(t, "--repo", dir, "tag", "fixture", ref)
 		assert.Equal(t, exitNotFound, code, errOut)
@@ -240,19 +241,19 @@ func TestTagWithRefThatMatchesNothing(t *testing.T) {
 		assert.Contains(t, res.Error, "no snapshot matches ref")
 		assert.Contains(t, res.Hint, "statebucket ls")
 	}
-	_, err := repo.Store().GetBytes(t.Context(), store.TagName("fixture"), 1<<10)
+	_, err := r.Store().GetBytes(t.Context(), repo.TagName("fixture"), 1<<10)
 	require.Error(t, err, "no tag was written")
 }
 
 func TestLsListsValidSnapshotsAndFlagsInvalidOnes(t *testing.T) {
-	dir, repo := newRepo(t)
-	good := exportObjects(t, repo, []string{"k"}, []string{"good"})
-	bad := exportObjects(t, repo, []string{"k"}, []string{"bad"})
-	name := store.ManifestName(bad.HexID())
-	data, err := repo.Store().GetBytes(t.Context(), name, 1<<20)
+	dir, r := newRepo(t)
+	good := exportObjects(t, r, []string{"k"}, []string{"good"})
+	bad := exportObjects(t, r, []string{"k"}, []string{"bad"})
+	name := repo.ManifestName(bad.ID)
+	data, err := r.Store().GetBytes(t.Context(), name, 1<<20)
 	require.NoError(t, err)
 	data = bytes.Replace(data, []byte(`"size": 3`), []byte(`"size": 4`), 1)
-	require.NoError(t, repo.Store().PutBytes(t.Context(), name, data, store.PutOptions{}))
+	require.NoError(t, r.Store().PutBytes(t.Context(), name, data, store.PutOptions{}))
 
 	out, errOut, code := cli(t, "--repo", dir, "--json", "ls")
 	assert.Equal(t, exitCorrupt, code, "scripts learn that the repository holds bad data: %s", errOut)
@@ -266,22 +267,69 @@ func TestLsListsValidSnapshotsAndFlagsInvalidOnes(t *testing.T) {
 
 	out, errOut, code = cli(t, "--repo", dir, "ls")
 	assert.Equal(t, exitCorrupt, code)
-	assert.Contains(t, out, good.HexID()[:12])
-	assert.NotContains(t, out, bad.HexID()[:12])
-	assert.Contains(t, errOut, bad.HexID(), "stderr names the invalid manifest")
+	assert.Contains(t, out, good.ID.Short())
+	assert.NotContains(t, out, bad.ID.Short())
+	assert.Contains(t, errOut, bad.ID.Hex(), "stderr names the invalid manifest")
 
-	_, errOut, code = cli(t, "--repo", dir, "show", bad.ID)
+	_, errOut, code = cli(t, "--repo", dir, "show", bad.ID.String())
 	assert.Equal(t, exitCorrupt, code, "bad data, not bad usage: %s", errOut)
 	_, errOut, code = cli(t, "--repo", dir, "show", "latest")
 	assert.Equal(t, exitOK, code, errOut)
 }
 
 func TestCorruptTagIsBadData(t *testing.T) {
-	dir, repo := newRepo(t)
-	exportObjects(t, repo, []string{"k"}, []string{"v"})
-	require.NoError(t, repo.Store().PutBytes(t.Context(), store.TagName("broken"), []byte(`{"name": "broken", "snapshot": 7}`), store.PutOptions{}))
+	dir, r := newRepo(t)
+	exportObjects(t, r, []string{"k"}, []string{"v"})
+	require.NoError(t, r.Store().PutBytes(t.Context(), repo.TagName("broken"), []byte(`{"name": "broken", "snapshot": 7}`), store.PutOptions{}))
 	_, errOut, code := cli(t, "--repo", dir, "show", "broken")
 	assert.Equal(t, exitCorrupt, code, errOut)
 	_, errOut, code = cli(t, "--repo", dir, "tag", "bad..name", "latest")
 	assert.Equal(t, exitUsage, code, errOut)
+}
+
+// A tag may not take a name that a ref reads as an id or as latest, so
+// that a tag can never hide a snapshot's short id (issue 10.3).
+func TestTagNamesThatLookLikeRefsAreRefused(t *testing.T) {
+	dir, r := newRepo(t)
+	m := exportObjects(t, r, []string{"k"}, []string{"v"})
+	for name, why := range map[string]string{
+		m.ID.Short():  "snapshot id",
+		"deadbeef":    "snapshot id",
+		m.ID.String(): "snapshot id",
+		"latest":      "reserved",
+		"LATEST":      "reserved",
+	} {
+		_, errOut, code := cli(t, "--repo", dir, "tag", name, "latest")
+		assert.Equal(t, exitUsage, code, errOut)
+		assert.Contains(t, errOut, why, name)
+	}
+	names, err := repo.New(r.Store(), nil).ListTags(t.Context())
+	require.NoError(t, err)
+	assert.Empty(t, names, "no tag was written")
+
+	// So the short id that ls prints always names the snapshot.
+	_, errOut, code := cli(t, "--repo", dir, "tag", "release-1", m.ID.Short())
+	require.Equal(t, exitOK, code, errOut)
+	out, errOut, code := cli(t, "--repo", dir, "--json", "show", m.ID.Short())
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, m.ID.String())
+}
+
+// An id prefix that several snapshots share is bad usage, and the error
+// lists them by short id.
+func TestAmbiguousIDPrefix(t *testing.T) {
+	dir, r := newRepo(t)
+	var short []string
+	for _, tail := range []string{"1", "2"} {
+		id, err := digest.FromHex("beef" + strings.Repeat(tail, 60))
+		require.NoError(t, err)
+		require.NoError(t, r.Store().PutBytes(t.Context(), repo.ManifestName(id), []byte("{}"), store.PutOptions{}))
+		short = append(short, id.Short())
+	}
+	_, errOut, code := cli(t, "--repo", dir, "show", "beef")
+	assert.Equal(t, exitUsage, code, errOut)
+	assert.Contains(t, errOut, "ambiguous")
+	for _, s := range short {
+		assert.Contains(t, errOut, s)
+	}
 }

@@ -61,12 +61,12 @@ func TestInspectCommands(t *testing.T) {
 
 	out, _, code = cli(t, "--repo", repo, "ls")
 	require.Equal(t, exitOK, code)
-	assert.Contains(t, out, demo.Snapshot[7:19])
+	assert.Contains(t, out, demo.Snapshot.Short())
 
-	for _, ref := range []string{demo.Snapshot, demo.Snapshot[7:15], "latest"} {
+	for _, ref := range []string{demo.Snapshot.String(), demo.Snapshot.Hex()[:8], "latest"} {
 		out, errOut, code = cli(t, "--repo", repo, "show", ref)
 		require.Equal(t, exitOK, code, errOut)
-		assert.Contains(t, out, demo.Snapshot)
+		assert.Contains(t, out, demo.Snapshot.String())
 	}
 	out, _, code = cli(t, "--repo", repo, "--json", "show", "--blobs", "latest")
 	require.Equal(t, exitOK, code)
