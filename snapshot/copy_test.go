@@ -389,6 +389,16 @@ func TestDryRunReturnsTheIDTheExportCommits(t *testing.T) {
 	kvCommitted, err := snapshot.ExportState(ctx, real, kv, "a", "r", nil)
 	require.NoError(t, err)
 	assert.Equal(t, kvm.ID, kvCommitted.ID)
+
+	// A dry run needs no repository at all.
+	noRepo, err := snapshot.Export(ctx, nil, svc, testAccount, testRegion, &snapshot.ExportOptions{DryRun: true})
+	require.NoError(t, err)
+	assert.Equal(t, m.ID, noRepo.ID)
+	noRepo, err = snapshot.ExportState(ctx, nil, kv, "a", "r", &snapshot.ExportOptions{DryRun: true})
+	require.NoError(t, err)
+	assert.Equal(t, kvm.ID, noRepo.ID)
+	_, err = snapshot.Export(ctx, nil, svc, testAccount, testRegion, nil)
+	require.ErrorIs(t, err, core.ErrInvalid, "a real export needs a repository")
 }
 
 // A dry run of a service whose blob reader fails fails too, naming the

@@ -31,7 +31,7 @@ type ExportOptions struct {
 	// even the tag. The id is the one a real export of the same state
 	// commits, so a CI job can key a cache on it and skip work when that
 	// snapshot exists already. The manifest's creation time is the dry
-	// run's.
+	// run's. The repository may be nil.
 	DryRun bool
 }
 
@@ -69,7 +69,7 @@ func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], 
 	return r.locked(ctx, where, opts.DryRun, func(lock *repo.Lock) (*manifest.Manifest, error) {
 		vopts := opts.Visitor
 		vopts.DryRun = opts.DryRun
-		v := visitors.New(r.r, &vopts)
+		v := visitors.New(r.layer(), &vopts)
 		view, err := svc.SnapshotWithBlobs(ctx, accountID, region, v)
 		if opts.Stats != nil {
 			*opts.Stats = v.Stats()
@@ -112,6 +112,9 @@ func (r *Repo) locked(ctx context.Context, where string, dryRun bool, export fun
 	if dryRun {
 		return export(nil)
 	}
+	if r == nil {
+		return nil, fmt.Errorf("snapshot: export %s: nil repository: %w", where, core.ErrInvalid)
+	}
 	lock, err := r.r.Lock(ctx, repo.SharedLock)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
@@ -127,6 +130,15 @@ func (r *Repo) locked(ctx context.Context, where string, dryRun bool, export fun
 		err = fmt.Errorf("%w (and then: %w)", err, uerr)
 	}
 	return m, err
+}
+
+// layer returns the repository layer of r, or nil for a nil r (a dry
+// run's).
+func (r *Repo) layer() *repo.Repo {
+	if r == nil {
+		return nil
+	}
+	return r.r
 }
 
 // commit writes the view and then the manifest, create-only, unless the

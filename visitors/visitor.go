@@ -33,6 +33,7 @@ import (
 	"github.com/statebucket/statebucket/internal/spool"
 	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/repo"
+	"github.com/statebucket/statebucket/store"
 )
 
 // Options configure a [Visitor]. The zero value is ready to use.
@@ -88,7 +89,8 @@ type Visitor struct {
 
 var _ core.BlobVisitor = (*Visitor)(nil)
 
-// New returns a Visitor writing to r. opts may be nil.
+// New returns a Visitor writing to r. opts may be nil; r may be nil with
+// Options.DryRun, which touches no repository.
 func New(r *repo.Repo, opts *Options) *Visitor {
 	v := &Visitor{r: r, keys: map[string]struct{}{}, claimed: map[digest.Digest]struct{}{}}
 	if opts != nil {
@@ -140,8 +142,12 @@ func (v *Visitor) Visit(ctx context.Context, batch []core.BlobExportEntry) error
 // budget lets requests run (each upload takes its request slot in the
 // store), and returns the first failure, naming the key do was handling.
 func (v *Visitor) each(ctx context.Context, n int, do func(ctx context.Context, i int) (key string, err error)) error {
+	limit := store.DefaultConcurrency // a dry run's, without a repository
+	if v.r != nil {
+		limit = v.r.Budget().MaxRequests()
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(v.r.Budget().MaxRequests())
+	g.SetLimit(limit)
 	for i := range n {
 		g.Go(func() error {
 			key, err := do(gctx, i)
