@@ -71,10 +71,13 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	}
 	drv, err := open(ctx, u)
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", Redact(u), err)
+		return nil, RedactError(fmt.Errorf("store: open %s: %w", Redact(u), err))
 	}
 	return New(drv, Redact(u), nil), nil
 }
+
+// quoted matches the quoted parts of net/url's errors.
+var quoted = regexp.MustCompile(`"[^"]*"`)
 
 // parseURL turns rawURL into a URL with a lowercase scheme; a plain path
 // becomes a file URL of its absolute form.
@@ -85,8 +88,12 @@ func parseURL(rawURL string) (*url.URL, error) {
 	if !strings.Contains(rawURL, "://") {
 		if schemeLike.MatchString(rawURL) && !isDrivePath(rawURL) {
 			scheme, _, _ := strings.Cut(rawURL, ":")
+			name := RedactText(rawURL)
+			if strings.ContainsAny(rawURL, "@?#") { // may hide a secret
+				name = scheme + ":" + redacted
+			}
 			return nil, fmt.Errorf("store: open %s: looks like a URL but lacks \"//\" after %q; write %s://… (or ./%s for a local directory of that name): %w",
-				redactRaw(rawURL), scheme+":", scheme, rawURL, core.ErrInvalid)
+				name, scheme+":", scheme, name, core.ErrInvalid)
 		}
 		abs, err := filepath.Abs(rawURL)
 		if err != nil {
@@ -100,32 +107,57 @@ func parseURL(rawURL string) (*url.URL, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("store: open %s: %w: %w", redactRaw(rawURL), core.ErrInvalid, err)
+		// The parser quotes the part it refused ("invalid port \":pw\""),
+		// which may be a secret typed in the wrong place.
+		err = &redactedError{msg: quoted.ReplaceAllString(err.Error(), `"…"`), err: err}
+		return nil, fmt.Errorf("store: open %s: %w: %w", redactUnparsed(rawURL), core.ErrInvalid, err)
 	}
 	if u.Fragment != "" || strings.Contains(rawURL, "#") {
 		return nil, fmt.Errorf("store: open %s: repository URLs take no fragment ('#'); escape it as %%23: %w", Redact(u), core.ErrInvalid)
+	}
+	if err := ValidURLPath(u.Path); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", Redact(u), err)
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	return u, nil
 }
 
+// ValidURLPath returns an error matching core.ErrInvalid if p, the path of
+// a repository URL, has an empty, "." or ".." segment, as in s3://b//x or
+// s3://b/a/../c: a backend would take such a prefix literally (S3) or
+// resolve it (a file system), so it would not name the place it seems to.
+// One leading and one trailing '/' are allowed. Drivers whose Open may be
+// called directly check the URLs they are given with it.
+func ValidURLPath(p string) error {
+	rest := strings.TrimPrefix(p, "/")
+	if rest == "" {
+		return nil
+	}
+	for seg := range strings.SplitSeq(strings.TrimSuffix(rest, "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("path %q has an empty, \".\" or \"..\" segment; write the prefix plainly, as a/b: %w", p, core.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// redactUnparsed returns raw, a URL that did not parse, for a message:
+// with RedactText applied, and its authority hidden if it holds a ':' (a
+// password typed without its user or '@', as s3://AKIA:secret/p, fails to
+// parse as an invalid port).
+func redactUnparsed(raw string) string {
+	scheme, rest, _ := strings.Cut(raw, "://")
+	auth := rest
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		auth = rest[:j]
+	}
+	if strings.Contains(auth, ":") {
+		rest = redacted + rest[len(auth):]
+	}
+	return RedactText(scheme + "://" + rest)
+}
+
 // isDrivePath reports whether p starts with a Windows drive letter.
 func isDrivePath(p string) bool {
 	return filepath.VolumeName(p) != ""
-}
-
-// redactRaw hides anything that looks like user information or a query in
-// a URL that did not parse.
-func redactRaw(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return raw
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		rest = "REDACTED@" + rest[at+1:]
-	}
-	if q := strings.IndexByte(rest, '?'); q >= 0 {
-		rest = rest[:q] + "?REDACTED"
-	}
-	return scheme + "://" + rest
 }
