@@ -55,8 +55,10 @@ var schemeLike = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*:`)
 // Open opens the repository storage at rawURL with the driver registered
 // for its scheme. A string without "://" is a local path, opened with the
 // "file" driver; a string that starts like a scheme but lacks "//" (such
-// as "s3:/bucket") is an error, not a directory of that name. The Store's
-// location is the URL with its credentials removed (see [Redact]).
+// as "s3:/bucket") is an error, not a directory of that name; so are a
+// URL with a fragment, with user information, or with a path that has an
+// empty, "." or ".." segment (see [ValidURLPath]). The Store's location
+// is the URL with its credentials removed (see [Redact]).
 func Open(ctx context.Context, rawURL string) (*Store, error) {
 	u, err := parseURL(rawURL)
 	if err != nil {
@@ -114,6 +116,10 @@ func parseURL(rawURL string) (*url.URL, error) {
 	}
 	if u.Fragment != "" || strings.Contains(rawURL, "#") {
 		return nil, fmt.Errorf("store: open %s: repository URLs take no fragment ('#'); escape it as %%23: %w", Redact(u), core.ErrInvalid)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("store: open %s: credentials in a repository URL are not supported (shell histories, process lists and logs would show them): "+
+			"give them as the backend's SDK reads them, such as from the environment: %w", Redact(u), core.ErrInvalid)
 	}
 	if err := ValidURLPath(u.Path); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", Redact(u), err)

@@ -39,12 +39,14 @@ func TestOpenRefusesHostileURLs(t *testing.T) {
 		{"file:///tmp//c", "segment"},
 		{"s3:/bucket", `lacks "//"`},
 		{"s3:canary-user:canary-pw@bucket", `lacks "//"`},
-		{"s3://canary-user:canary-pw@bucket/p", "credentials in the URL are not supported"},
+		{"s3://canary-user:canary-pw@bucket/p", "credentials in a repository URL are not supported"},
+		{"file://canary-user:canary-pw@localhost/tmp/x", "credentials in a repository URL are not supported"},
+		{"s3://canary-user@bucket/p", "credentials in a repository URL are not supported"},
 		{"s3://AKIA:canary-pw/p", "invalid port"},
 		{"s3://b/p?endpoint=" + url.QueryEscape("http://canary-user:canary-pw@127.0.0.1:9000"), "credentials in the endpoint"},
 		{"s3://b/p?endpoint=" + url.QueryEscape("http://127.0.0.1:9000/?sig=canary-sig"), "takes no query"},
 		{"s3://b/p?timeout=-1s", "want a positive duration"},
-		{"nosuch://canary-user:canary-pw@b/p", "unknown scheme"},
+		{"nosuch://b/p?sig=canary-sig", "unknown scheme"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.url, func(t *testing.T) {
