@@ -71,6 +71,13 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: unknown scheme %q; known: %s (a program links a backend by importing its package, for example _ \"github.com/statebucket/statebucket/store/s3store\"): %w",
 			Redact(u), u.Scheme, strings.Join(Schemes(), ", "), core.ErrInvalid)
 	}
+	if u.User != nil {
+		return nil, fmt.Errorf("store: open %s: credentials in a repository URL are not supported (shell histories, process lists and logs would show them): "+
+			"give them as the backend's SDK reads them, such as from the environment: %w", Redact(u), core.ErrInvalid)
+	}
+	if err := ValidURLPath(u.Path); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", Redact(u), err)
+	}
 	drv, err := open(ctx, u)
 	if err != nil {
 		return nil, RedactError(fmt.Errorf("store: open %s: %w", Redact(u), err))
@@ -116,13 +123,6 @@ func parseURL(rawURL string) (*url.URL, error) {
 	}
 	if u.Fragment != "" || strings.Contains(rawURL, "#") {
 		return nil, fmt.Errorf("store: open %s: repository URLs take no fragment ('#'); escape it as %%23: %w", Redact(u), core.ErrInvalid)
-	}
-	if u.User != nil {
-		return nil, fmt.Errorf("store: open %s: credentials in a repository URL are not supported (shell histories, process lists and logs would show them): "+
-			"give them as the backend's SDK reads them, such as from the environment: %w", Redact(u), core.ErrInvalid)
-	}
-	if err := ValidURLPath(u.Path); err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", Redact(u), err)
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	return u, nil
