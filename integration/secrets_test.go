@@ -89,23 +89,25 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 	realCredentials := append(srv.Env(), "AWS_SESSION_TOKEN=")
 
+	// Exit codes: 1 other failure, 2 bad usage, 3 not found, 5 denied.
 	scenarios := []struct {
 		name string
 		repo string
 		env  []string
+		code int
 	}{
-		{"endpoint with user information", "s3://b/p?endpoint=" + url.QueryEscape("http://canary-user:"+urlPassword+"@127.0.0.1:9/"), withCanaries()},
-		{"endpoint with a presigned query", "s3://b/p?endpoint=" + url.QueryEscape("http://127.0.0.1:9/?"+presigned), withCanaries()},
-		{"endpoint from the environment", "s3://b/p", withCanaries("AWS_ENDPOINT_URL=http://canary-user:" + envEndpoint + "@127.0.0.1:9/?" + presigned)},
-		{"no server", "s3://b/p?endpoint=" + url.QueryEscape(noServer), withCanaries()},
-		{"repository URL with user information", "s3://canary-user:" + urlPassword + "@" + bucket + "/p?endpoint=" + url.QueryEscape(srv.Endpoint), withCanaries()},
-		{"repository URL with a presigned query", "s3://" + bucket + "/p?" + presigned, withCanaries()},
-		{"repository URL with a fragment", srv.URL(bucket, "p") + "#access_token=" + fragment, withCanaries()},
-		{"repository URL without //", "s3:canary-user:" + urlPassword + "@" + bucket, withCanaries()},
-		{"password typed without its user", "s3://AKIA:" + urlPassword + "/p", withCanaries()},
-		{"file URL with user information", "file://canary-user:" + urlPassword + "@localhost/tmp/x", withCanaries()},
-		{"wrong secret against MinIO", srv.URL(bucket, "p"), withCanaries()},
-		{"unknown bucket", srv.URL("statebucket-no-such-bucket", "p"), realCredentials},
+		{"endpoint with user information", "s3://b/p?endpoint=" + url.QueryEscape("http://canary-user:"+urlPassword+"@127.0.0.1:9/"), withCanaries(), 2},
+		{"endpoint with a presigned query", "s3://b/p?endpoint=" + url.QueryEscape("http://127.0.0.1:9/?"+presigned), withCanaries(), 2},
+		{"endpoint from the environment", "s3://b/p", withCanaries("AWS_ENDPOINT_URL=http://canary-user:" + envEndpoint + "@127.0.0.1:9/?" + presigned), 1},
+		{"no server", "s3://b/p?endpoint=" + url.QueryEscape(noServer), withCanaries(), 1},
+		{"repository URL with user information", "s3://canary-user:" + urlPassword + "@" + bucket + "/p?endpoint=" + url.QueryEscape(srv.Endpoint), withCanaries(), 2},
+		{"repository URL with a presigned query", "s3://" + bucket + "/p?" + presigned, withCanaries(), 2},
+		{"repository URL with a fragment", srv.URL(bucket, "p") + "#access_token=" + fragment, withCanaries(), 2},
+		{"repository URL without //", "s3:canary-user:" + urlPassword + "@" + bucket, withCanaries(), 2},
+		{"password typed without its user", "s3://AKIA:" + urlPassword + "/p", withCanaries(), 2},
+		{"file URL with user information", "file://canary-user:" + urlPassword + "@localhost/tmp/x", withCanaries(), 2},
+		{"wrong secret against MinIO", srv.URL(bucket, "p"), withCanaries(), 5},
+		{"unknown bucket", srv.URL("statebucket-no-such-bucket", "p"), realCredentials, 3},
 	}
 	commands := [][]string{{"ls"}, {"show", "latest"}, {"verify", "latest"}, {"tag", "t", "latest"}, {"demo", "--objects", "3"}}
 	checked, runs := 0, 0
@@ -119,7 +121,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 					}
 					run := runCLI(t, bin, sc.env, append(args, command...)...)
 					runs++
-					assert.NotZero(t, run.code, "%v succeeded", command)
+					assert.Equal(t, sc.code, run.code, "%v: %s", command, run.stderr)
 					if jsonOut {
 						var out struct{ Error string }
 						require.NoError(t, json.Unmarshal([]byte(run.stderr), &out), run.stderr)
