@@ -110,3 +110,13 @@ type Concurrency interface {
 type Syncer interface {
 	Sync(ctx context.Context) error
 }
+
+// Cleaner is implemented by drivers whose interrupted writes can leave
+// debris that no object name reaches, such as the temporary files of a
+// local directory after a crash. CleanStale removes the debris older than
+// olderThan (a driver's default if olderThan ≤ 0) that no live writer
+// owns, and returns how many items it removed; it is safe to call while
+// others write. Flows that write call it as they start.
+type Cleaner interface {
+	CleanStale(ctx context.Context, olderThan time.Duration) (int, error)
+}

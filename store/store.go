@@ -107,7 +107,9 @@ func (s *Store) wrap(op, name string, err error) error {
 	if errors.As(err, &se) {
 		return err
 	}
-	return &Error{Op: op, Name: name, Location: s.location, Err: err}
+	// Drivers and their SDKs may repeat a URL with its secrets in an
+	// error's text: redact it once here, for every backend.
+	return &Error{Op: op, Name: name, Location: s.location, Err: RedactError(err)}
 }
 
 // call runs try, the driver call of operation op on name, holding a

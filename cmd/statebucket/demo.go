@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -68,6 +69,9 @@ a cache on.`,
 			if objects < 1 {
 				return usageError{fmt.Errorf("--objects must be at least 1, not %d", objects)}
 			}
+			if err := checkDemoSize(objects, max); err != nil {
+				return usageError{err}
+			}
 			return a.demo(cmd.Context(), objects, max, seed, dryRun)
 		},
 	}
@@ -76,6 +80,52 @@ a cache on.`,
 	cmd.Flags().StringVar(&size, "size", "64KiB", "largest object size (bytes, or with KiB, MiB, GiB)")
 	cmd.Flags().Int64Var(&seed, "seed", 1, "seed for keys, sizes and contents")
 	return cmd
+}
+
+// Limits of the demo, which holds its whole state in memory.
+const (
+	maxDemoObjects = 10_000_000
+	// demoObjectMemory is what an object costs the demo beyond its bytes
+	// (keys of up to 4 KiB, maps, manifest entries), at most.
+	demoObjectMemory = 8 << 10
+	// defaultDemoMemory is the memory the demo may use where the
+	// available memory is unknown.
+	defaultDemoMemory = 4 << 30
+)
+
+// checkDemoSize refuses a demo the machine cannot hold. At its peak the
+// demo holds four copies of the state (the filled mock, the restored one,
+// and both read back to compare), and the filled objects average under
+// 0.3 × --size bytes.
+func checkDemoSize(objects int, maxSize int64) error {
+	if objects > maxDemoObjects {
+		return fmt.Errorf("--objects %d is more than the demo's limit of %d objects", objects, maxDemoObjects)
+	}
+	need := float64(objects) * (4*0.3*float64(maxSize) + demoObjectMemory)
+	avail, source := availableMemory()
+	if need > float64(avail) {
+		return fmt.Errorf("%d objects of up to %s need about %s of memory, more than the limit of %s (%s); lower --objects or --size",
+			objects, humanBytes(maxSize), humanBytes(int64(min(need, 1<<62))), humanBytes(avail), source)
+	}
+	return nil
+}
+
+// availableMemory returns the memory the demo may use, and where that
+// figure comes from: MemAvailable in /proc/meminfo on Linux, else
+// defaultDemoMemory.
+func availableMemory() (int64, string) {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err == nil {
+		for line := range strings.Lines(string(data)) {
+			if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+				if err == nil && kb > 0 {
+					return kb << 10, "available memory, by /proc/meminfo"
+				}
+			}
+		}
+	}
+	return defaultDemoMemory, "the demo's limit where the available memory is unknown"
 }
 
 func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64, dryRun bool) error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/snapshot"
+	"github.com/statebucket/statebucket/store"
 )
 
 // Exit codes, documented in the help text and the README.
@@ -60,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	code := exitCode(err)
-	msg, hint := err.Error(), hintFor(err)
+	msg, hint := store.RedactText(err.Error()), hintFor(err) // the last line of defence for secrets
 	if a.json {
 		out := map[string]any{"error": msg, "exit_code": code}
 		if hint != "" {

@@ -22,8 +22,8 @@
 // directories leading to the object, unless the Put defers that
 // (PutOptions.DeferSync) to the next [Driver.Sync], which syncs each
 // directory written once however many files it received. Temporary files
-// left by a crash are skipped by List and removed by
-// [Driver.RemoveStaleTemp].
+// left by a crash are skipped by List and removed by [Driver.CleanStale]
+// once they are old and their writer is gone.
 //
 // A file system cannot hold both an object "a" and an object "a/b"; a Put
 // of the second fails with an error matching core.ErrInvalidPath.

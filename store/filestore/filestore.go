@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,7 +27,9 @@ import (
 
 const (
 	// tempPrefix starts the name of every temporary file. No valid object
-	// name has a segment starting with '.' (see store.ValidName).
+	// name has a segment starting with '.' (see store.ValidName). The
+	// name goes on with its writer's process id and instance (see
+	// tempName).
 	tempPrefix = ".tmp-"
 	// copyChunk is the most Put reads from its body between two checks of
 	// its context.
@@ -59,8 +62,9 @@ type Driver struct {
 }
 
 var (
-	_ store.Driver = (*Driver)(nil)
-	_ store.Syncer = (*Driver)(nil)
+	_ store.Driver  = (*Driver)(nil)
+	_ store.Syncer  = (*Driver)(nil)
+	_ store.Cleaner = (*Driver)(nil)
 )
 
 // New returns a Driver over the directory root. A missing directory is
@@ -185,7 +189,7 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 	}
 
 	dir := path.Dir(name)
-	tmp := path.Join(dir, tempPrefix+rand.Text())
+	tmp := path.Join(dir, tempName())
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return osError(err)
@@ -434,11 +438,50 @@ func (d *Driver) List(ctx context.Context, prefix string, fn func(store.ObjectIn
 	})
 }
 
-// RemoveStaleTemp removes the temporary files that Puts interrupted by a
-// crash left behind, when they were last written more than olderThan ago,
-// and returns how many it removed. A Put whose temporary file it removes
-// fails, so olderThan must exceed the time any Put may take.
-func (d *Driver) RemoveStaleTemp(ctx context.Context, olderThan time.Duration) (int, error) {
+// DefaultStaleAge is the age from which [Driver.CleanStale] removes the
+// temporary files of writers that are gone, when given no other.
+const DefaultStaleAge = time.Hour
+
+// instance tells this process's temporary files from those of an earlier
+// process that had the same id.
+var instance = rand.Text()[:8]
+
+// tempName returns a new name for a temporary file: tempPrefix, the
+// writer's process id and instance, and a random part.
+func tempName() string {
+	return tempPrefix + strconv.Itoa(os.Getpid()) + "-" + instance + "-" + rand.Text()
+}
+
+// tempOwnerLive reports whether the temporary file name may belong to a
+// Put still running: one of this process, or of another process alive on
+// this machine. Names without an owner (of older versions) have none.
+func tempOwnerLive(name string) bool {
+	pid, rest, ok := strings.Cut(strings.TrimPrefix(name, tempPrefix), "-")
+	inst, _, ok2 := strings.Cut(rest, "-")
+	n, err := strconv.Atoi(pid)
+	if !ok || !ok2 || err != nil || n <= 0 {
+		return false
+	}
+	if n == os.Getpid() {
+		return inst == instance // else an earlier process with our id
+	}
+	return processAlive(n)
+}
+
+// CleanStale removes the temporary files that Puts interrupted by a crash
+// or a kill left behind, and returns how many it removed (see
+// [store.Cleaner]). It removes a temporary file only if it was last
+// written more than olderThan ago (DefaultStaleAge if olderThan ≤ 0) and
+// its writer is gone: the file names its writer's process, and a file of
+// this process, or of a process alive on this machine, is kept, however
+// old. (On systems other than Unix, and for files written by other
+// machines sharing the directory, only the age tells.) It is safe to call
+// while other processes write to the directory; exporters call it as they
+// start.
+func (d *Driver) CleanStale(ctx context.Context, olderThan time.Duration) (int, error) {
+	if olderThan <= 0 {
+		olderThan = DefaultStaleAge
+	}
 	r, err := d.open(false)
 	if err != nil {
 		return 0, err
@@ -446,11 +489,12 @@ func (d *Driver) RemoveStaleTemp(ctx context.Context, olderThan time.Duration) (
 	cutoff := time.Now().Add(-olderThan)
 	removed := 0
 	err = walk(ctx, r, ".", "", func(name string, typ fs.FileMode) error {
-		if !typ.IsRegular() || !strings.HasPrefix(path.Base(name), tempPrefix) {
+		base := path.Base(name)
+		if !typ.IsRegular() || !strings.HasPrefix(base, tempPrefix) {
 			return nil
 		}
 		fi, err := r.Lstat(name)
-		if errors.Is(err, fs.ErrNotExist) || err == nil && fi.ModTime().After(cutoff) {
+		if errors.Is(err, fs.ErrNotExist) || err == nil && (fi.ModTime().After(cutoff) || tempOwnerLive(base)) {
 			return nil
 		}
 		if err == nil {
