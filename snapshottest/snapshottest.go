@@ -24,7 +24,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,7 +116,7 @@ func RestoreWith[V any](t testing.TB, svc core.StatefulService[V], repoURL, ref,
 	*rep = Report{}
 	err := restore(t.Context(), svc, repoURL, ref, accountID, region, opts, rep)
 	if err != nil {
-		t.Fatalf("snapshottest: restore %q from %s into %s %s/%s: %v", ref, redact(repoURL), svc.ServiceName(), accountID, region, err)
+		t.Fatalf("snapshottest: restore %q from %s into %s %s/%s: %v", ref, store.RedactText(repoURL), svc.ServiceName(), accountID, region, err)
 	}
 	return rep.Manifest
 }
@@ -216,13 +215,4 @@ func cacheDir(dir string) (string, error) {
 		dir = filepath.Join(user, "statebucket")
 	}
 	return dir, nil
-}
-
-// redact returns repoURL without credentials, for messages.
-func redact(repoURL string) string {
-	u, err := url.Parse(repoURL)
-	if err != nil {
-		return "the repository (its URL does not parse)"
-	}
-	return store.Redact(u)
 }

@@ -302,7 +302,7 @@ func TestRestoreFailureMessage(t *testing.T) {
 	msg = failure(t, func(tb testing.TB) {
 		snapshottest.Restore(tb, coretest.NewObjectStore(), "s3://AKIAEXAMPLE:topsecret@bucket/repo", "fixture", acct, region)
 	})
-	assert.Contains(t, msg, "credentials in the URL are not supported")
+	assert.Contains(t, msg, "credentials in a repository URL are not supported")
 	assert.NotContains(t, msg, "topsecret")
 
 	// A damaged blob fails the copy into the cache, naming the key, and
