@@ -41,12 +41,13 @@ type Options struct {
 // their SHA-256 sum. Close releases them. A Spool is safe for concurrent
 // reads through ReaderAt.
 type Spool struct {
-	mem    []byte
-	file   *os.File
-	size   int64
-	sum    []byte
-	budget *store.Budget
-	held   int64 // budget bytes held
+	mem      []byte
+	file     *os.File
+	unlinked bool // the file's name is removed already
+	size     int64
+	sum      []byte
+	budget   *store.Budget
+	held     int64 // budget bytes held
 }
 
 // Size returns the number of bytes held.
@@ -74,7 +75,10 @@ func (s *Spool) InMemory() bool { return s.file == nil }
 func (s *Spool) Close() error {
 	var err error
 	if s.file != nil {
-		err = errors.Join(s.file.Close(), os.Remove(s.file.Name()))
+		err = s.file.Close()
+		if !s.unlinked {
+			err = errors.Join(err, os.Remove(s.file.Name()))
+		}
 		s.file = nil
 	}
 	s.mem = nil
@@ -187,6 +191,10 @@ func (s *Spool) spill(r io.Reader, h hash.Hash, dir string) error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	s.file = f
+	// Unlinked at once where the system allows it (Unix), so that a
+	// process killed while it holds the file leaves nothing behind; the
+	// file lives on until it is closed.
+	s.unlinked = os.Remove(f.Name()) == nil
 	if _, err := f.Write(s.mem); err != nil {
 		return fmt.Errorf("spool: write %s: %w", f.Name(), err)
 	}
