@@ -73,13 +73,7 @@ func startS3() (*S3Server, error) {
 			"to use a running server, such as the one `docker compose up -d minio` starts",
 			err, EnvS3Endpoint, EnvS3Endpoint, EnvS3AccessKey, EnvS3SecretKey)}
 	}
-	// The free ports may be taken before MinIO binds them: try again then.
-	for attempt := 1; ; attempt++ {
-		srv, err := startMinIO(bin)
-		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
-			return srv, err
-		}
-	}
+	return retryPortClash(func() (*S3Server, error) { return startMinIO(bin) })
 }
 
 func s3FromEnv(endpoint string) (*S3Server, error) {

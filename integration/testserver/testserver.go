@@ -12,6 +12,10 @@
 //	STATEBUCKET_S3_SECRET_KEY
 //	STATEBUCKET_S3_REGION      default us-east-1
 //
+// Tests call [GCS] to get a GCS emulator: fake-gcs-server, found the same
+// way, or the running one STATEBUCKET_GCS_ENDPOINT names (such as
+// http://127.0.0.1:4443).
+//
 // When neither is available the test is skipped, or fails when the
 // environment variable CI is true, with a message saying how to get a
 // server. A package whose tests use a server must stop it when they are
