@@ -1,0 +1,68 @@
+// Package gcsstore is a [store.Driver] over a Google Cloud Storage bucket,
+// built on cloud.google.com/go/storage. A repository is the set of objects
+// under a prefix of the bucket: the repository name "tags/v1.json" under
+// the prefix "ci/state" is the object "ci/state/tags/v1.json".
+//
+// [Open] makes a driver from a URL,
+//
+//	gs://bucket/prefix
+//
+// with Application Default Credentials: the key file that
+// GOOGLE_APPLICATION_CREDENTIALS names, the file `gcloud auth
+// application-default login` writes, or the service account of the
+// machine on Google Cloud. When none is found, Open fails with an error
+// matching core.ErrPermission that says where it looked. When
+// STORAGE_EMULATOR_HOST is set (host:port, or a base URL), the client
+// reaches that emulator instead, without credentials, as the client
+// library does. Importing the package registers the "gs" scheme with
+// store.Open. [New] makes a driver from an existing *storage.Client.
+//
+// # Uploads
+//
+// Put reads its body twice. The first pass computes the body's CRC32C and,
+// when the engine gives it, checks the body's SHA-256: GCS cannot check a
+// SHA-256, so a body that does not have it fails with an error matching
+// core.ErrChecksumMismatch before anything is sent. The second pass
+// uploads the body with that CRC32C, which GCS checks before it stores the
+// object: bytes that changed on their way, or since the first pass, are
+// refused (core.ErrChecksumMismatch) and nothing is stored. (GCS would
+// also check an MD5, at the cost of another hash on the client; the
+// CRC32C already catches what it would.) An object appears whole once its
+// upload completes, never in part.
+//
+// Each upload is sized to its object. An object smaller than
+// Options.ChunkSize goes up in one request, from a buffer of its size
+// rounded up to 256 KiB (not the client's default of 16 MiB for every
+// writer); a larger one goes up in a resumable upload, in chunks of
+// Options.ChunkSize. Either way the client holds what it sends in a
+// buffer, so that it can send it again; Options.MaxBufferBytes bounds
+// these buffers together, and an upload whose buffer does not fit waits.
+//
+// A create-only Put carries the precondition DoesNotExist
+// (ifGenerationMatch=0), so GCS refuses to replace an object: its answer
+// 412 Precondition Failed is an error matching core.ErrExists. Other
+// Puts replace the object unconditionally; the engine writes blobs so,
+// their names being the SHA-256 of their content, which makes a
+// replacement store the same bytes. The client retries uploads that fail
+// with a 429, a 5xx or a broken connection, create-only or not (see
+// [Driver.Put]).
+//
+// # Downloads
+//
+// Get and GetRange read through the client, which verifies the CRC32C of
+// whole objects and resumes a download whose connection breaks. A range
+// starting at or past the object's end is empty, not an error.
+//
+// # Failures
+//
+// The client tries a request at most Options.MaxAttempts times (the
+// library's own default is to retry until the context ends), then the
+// driver reports an error matching core.ErrTransient. Errors match the
+// sentinels of package core and wrap the client's, so errors.As reaches
+// *googleapi.Error: core.ErrNotFound for a missing object
+// (storage.ErrObjectNotExist), core.ErrBucketNotFound for a missing bucket
+// (naming it), core.ErrExists for 412, core.ErrConflict for 409,
+// core.ErrPermission for 401 and 403, core.ErrChecksumMismatch, and
+// core.ErrTransient for 408, 429, 5xx and broken or refused connections.
+// No error holds a credential.
+package gcsstore
