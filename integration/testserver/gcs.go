@@ -40,22 +40,14 @@ type GCSServer struct {
 	adminErr  error
 }
 
-var (
-	gcsOnce sync.Once
-	gcsSrv  *GCSServer
-	gcsErr  error
-)
+var gcsServer lazy[*GCSServer]
 
 // GCS returns the test binary's GCS emulator, starting fake-gcs-server on
 // first use unless STATEBUCKET_GCS_ENDPOINT names one. If there is none,
 // it skips the test, or fails it when CI is true, saying how to get one.
 func GCS(t testing.TB) *GCSServer {
 	t.Helper()
-	gcsOnce.Do(func() { gcsSrv, gcsErr = startGCS() })
-	if gcsErr != nil {
-		fail(t, gcsErr)
-	}
-	return gcsSrv
+	return gcsServer.get(t, startGCS)
 }
 
 func startGCS() (*GCSServer, error) {
@@ -163,18 +155,9 @@ func (s *GCSServer) NewBucket(t testing.TB) string {
 	if s.adminErr != nil {
 		t.Fatalf("testserver: GCS client of %s: %v", s.Endpoint, s.adminErr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	name := "statebucket-test-" + randomHex(8)
-	if err := s.admin.Bucket(name).Create(ctx, gcsProject, nil); err != nil {
-		t.Fatalf("testserver: create bucket %q at %s: %v", name, s.Endpoint, err)
-	}
-	t.Cleanup(func() {
-		if err := s.removeBucket(name); err != nil {
-			t.Logf("testserver: remove bucket %q at %s: %v", name, s.Endpoint, err)
-		}
-	})
-	return name
+	return newBucket(t, s.Endpoint, func(ctx context.Context, name string) error {
+		return s.admin.Bucket(name).Create(ctx, gcsProject, nil)
+	}, s.removeBucket)
 }
 
 // removeBucket deletes the bucket name and everything in it.
