@@ -165,32 +165,23 @@ type corruptUploads struct {
 }
 
 func (c *corruptUploads) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !strings.HasPrefix(req.URL.Path, "/upload/") || req.Body == nil || req.Body == http.NoBody {
+	const at = 32 << 10
+	if !strings.HasPrefix(req.URL.Path, "/upload/") || req.Body == nil {
 		return c.base.RoundTrip(req)
 	}
+	body, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > at {
+		body[at] ^= 1
+		c.corrupted.Add(1)
+	}
 	req = req.Clone(req.Context())
-	req.Body = &flipReader{rc: req.Body, at: 32 << 10, flipped: &c.corrupted}
+	req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	return c.base.RoundTrip(req)
 }
-
-// flipReader flips the lowest bit of the byte at offset at.
-type flipReader struct {
-	rc      io.ReadCloser
-	at, off int64
-	flipped *atomic.Int64
-}
-
-func (f *flipReader) Read(p []byte) (int, error) {
-	n, err := f.rc.Read(p)
-	if i := f.at - f.off; i >= 0 && i < int64(n) {
-		p[i] ^= 1
-		f.flipped.Add(1)
-	}
-	f.off += int64(n)
-	return n, err
-}
-
-func (f *flipReader) Close() error { return f.rc.Close() }
 
 // TestCorruptedInTransit flips a bit of every upload on its way to the
 // server, which refuses each by the CRC32C the driver sends: nothing is
@@ -199,27 +190,16 @@ func (f *flipReader) Close() error { return f.rc.Close() }
 // wrong and deletes it.)
 func TestCorruptedInTransit(t *testing.T) {
 	srv := testserver.GCS(t)
-	for _, tc := range []struct {
-		name string
-		size int
-	}{
-		{"OneRequest", 100 << 10},
-		{"Resumable", 700 << 10},
-	} {
-		for _, withSHA256 := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/SHA256=%v", tc.name, withSHA256), func(t *testing.T) {
+	for name, size := range map[string]int{"OneRequest": 100 << 10, "Resumable": 700 << 10} {
+		data := randomBytes(5, size)
+		sum := sha256.Sum256(data)
+		for what, opts := range map[string]store.PutOptions{"WithSHA256": {SHA256: sum[:]}, "WithoutSHA256": {}} {
+			t.Run(name+"/"+what, func(t *testing.T) {
 				rt := &corruptUploads{base: newTransport()}
 				st := newStore(t, srv, srv.Client(t, option.WithHTTPClient(&http.Client{Transport: rt})), smallChunks)
-				data := randomBytes(5, tc.size)
-				var opts store.PutOptions
-				if withSHA256 {
-					sum := sha256.Sum256(data)
-					opts.SHA256 = sum[:]
-				}
-				err := st.PutBytes(t.Context(), tag, data, opts)
-				require.ErrorIs(t, err, core.ErrChecksumMismatch)
+				require.ErrorIs(t, st.PutBytes(t.Context(), tag, data, opts), core.ErrChecksumMismatch)
 				assert.Positive(t, rt.corrupted.Load(), "no upload was corrupted")
-				_, err = st.Stat(t.Context(), tag)
+				_, err := st.Stat(t.Context(), tag)
 				require.ErrorIs(t, err, core.ErrNotFound)
 			})
 		}
@@ -284,23 +264,6 @@ func TestFaults(t *testing.T) {
 	t.Logf("injected: uploads %s; downloads %s", writes, reads)
 }
 
-// loseUploadAnswer is a transport that loses the answer to the first
-// upload in one request after the server has applied it.
-type loseUploadAnswer struct {
-	base http.RoundTripper
-	lost atomic.Bool
-}
-
-func (l *loseUploadAnswer) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := l.base.RoundTrip(req)
-	if err != nil || req.URL.Query().Get("uploadType") != "multipart" || !l.lost.CompareAndSwap(false, true) {
-		return resp, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return nil, &faults.Error{Kind: faults.ResetAfterSend, Err: syscall.ECONNRESET}
-}
-
 // TestLostAnswer loses the answer to an upload that landed. The client
 // sends it again: a replacement succeeds, a create-only Put finds its own
 // object there and fails with core.ErrExists, which the engine resolves by
@@ -309,11 +272,13 @@ func TestLostAnswer(t *testing.T) {
 	srv := testserver.GCS(t)
 	for _, createOnly := range []bool{false, true} {
 		t.Run(fmt.Sprintf("CreateOnly=%v", createOnly), func(t *testing.T) {
-			rt := &loseUploadAnswer{base: newTransport()}
+			rt := &faults.LoseAnswer{Base: newTransport(), Match: func(req *http.Request) bool {
+				return req.URL.Query().Get("uploadType") == "multipart"
+			}}
 			st := newStore(t, srv, faultyClient(t, srv, rt), nil)
 			data := randomBytes(7, 10<<10)
 			err := st.PutBytes(t.Context(), tag, data, store.PutOptions{CreateOnly: createOnly})
-			require.True(t, rt.lost.Load(), "no answer was lost")
+			require.Equal(t, 2, rt.Matched(), "the upload whose answer was lost was not sent again")
 			if createOnly {
 				require.ErrorIs(t, err, core.ErrExists)
 			} else {
@@ -326,23 +291,6 @@ func TestLostAnswer(t *testing.T) {
 	}
 }
 
-// loseChunkAnswer is a transport that loses the answer to the first
-// chunk of a resumable upload after the server has applied it.
-type loseChunkAnswer struct {
-	base http.RoundTripper
-	lost atomic.Bool
-}
-
-func (l *loseChunkAnswer) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := l.base.RoundTrip(req)
-	if err != nil || !req.URL.Query().Has("upload_id") || !l.lost.CompareAndSwap(false, true) {
-		return resp, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return nil, &faults.Error{Kind: faults.ResetAfterSend, Err: syscall.ECONNRESET}
-}
-
 // TestLostChunkAnswer loses the answer to a chunk of a resumable upload
 // that landed, and the client sends the chunk again. GCS takes it at its
 // offset; fake-gcs-server appends it a second time. Either the Put
@@ -351,11 +299,11 @@ func (l *loseChunkAnswer) RoundTrip(req *http.Request) (*http.Response, error) {
 // over wrong bytes.
 func TestLostChunkAnswer(t *testing.T) {
 	srv := testserver.GCS(t)
-	rt := &loseChunkAnswer{base: newTransport()}
+	rt := &faults.LoseAnswer{Base: newTransport(), Match: func(req *http.Request) bool { return req.URL.Query().Has("upload_id") }}
 	st := newStore(t, srv, faultyClient(t, srv, rt), smallChunks)
 	data := randomBytes(8, 700<<10)
 	err := st.PutBytes(t.Context(), tag, data, store.PutOptions{})
-	require.True(t, rt.lost.Load(), "no answer was lost")
+	require.Greater(t, rt.Matched(), 1, "the chunk whose answer was lost was not sent again")
 	if err != nil {
 		require.ErrorIs(t, err, core.ErrChecksumMismatch)
 		_, statErr := st.Stat(t.Context(), tag)
