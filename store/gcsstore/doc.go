@@ -35,8 +35,10 @@
 // rounded up to 256 KiB (not the client's default of 16 MiB for every
 // writer); a larger one goes up in a resumable upload, in chunks of
 // Options.ChunkSize. Either way the client holds what it sends in a
-// buffer, so that it can send it again; Options.MaxBufferBytes bounds
-// these buffers together, and an upload whose buffer does not fit waits.
+// buffer, so that it can send it again. Options.MaxBufferBytes bounds the
+// buffers of objects of 256 KiB and more together (32 MiB by default: two
+// large uploads at once); an upload whose buffer does not fit waits, but
+// smaller objects never wait behind larger ones.
 //
 // A create-only Put carries the precondition DoesNotExist
 // (ifGenerationMatch=0), so GCS refuses to replace an object: its answer

@@ -29,9 +29,9 @@ const (
 	DefaultMaxConcurrency = 32
 	// DefaultChunkSize is the client library's own default.
 	DefaultChunkSize = 16 << 20
-	// DefaultMaxBufferBytes lets four uploads of large objects run at
+	// DefaultMaxBufferBytes lets two uploads of large objects run at
 	// once with DefaultChunkSize.
-	DefaultMaxBufferBytes = 4 * DefaultChunkSize
+	DefaultMaxBufferBytes = 2 * DefaultChunkSize
 	DefaultMaxAttempts    = 8
 
 	// chunkGranularity is the multiple of which GCS takes the chunks of
@@ -52,9 +52,12 @@ type Options struct {
 	// up likewise), each buffered: ChunkSize is the memory of each large
 	// upload in flight. Default DefaultChunkSize.
 	ChunkSize int
-	// MaxBufferBytes bounds the memory of the buffers of all uploads in
-	// flight together: an upload whose buffer does not fit waits. Default
-	// DefaultMaxBufferBytes; it is raised to ChunkSize if smaller.
+	// MaxBufferBytes bounds the memory of the buffers of uploads in
+	// flight together: an upload whose buffer does not fit waits. Objects
+	// under 256 KiB, whose buffers are the smallest the client takes, do
+	// not count and never wait: at most MaxConcurrency of them are in
+	// flight. Default DefaultMaxBufferBytes; it is raised to ChunkSize if
+	// smaller.
 	MaxBufferBytes int64
 	// MaxAttempts is the number of times the client sends a request whose
 	// answer says it may be tried again (429, 5xx, a broken connection)
@@ -172,11 +175,12 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 	// request; a full chunk would leave it waiting for the end of the
 	// body to know that the chunk is the last.
 	chunk := min(roundUp(size+1), int64(d.opts.ChunkSize))
-	weight := min(chunk, d.opts.MaxBufferBytes)
-	if err := d.buffers.Acquire(ctx, weight); err != nil {
-		return fmt.Errorf("gcsstore: %w", err)
+	if chunk > chunkGranularity {
+		if err := d.buffers.Acquire(ctx, chunk); err != nil {
+			return fmt.Errorf("gcsstore: %w", err)
+		}
+		defer d.buffers.Release(chunk)
 	}
-	defer d.buffers.Release(weight)
 	buf := getBuffer()
 	defer putBuffer(buf)
 	var attempts atomic.Int32

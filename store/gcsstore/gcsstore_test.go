@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -41,14 +42,46 @@ func TestConformance(t *testing.T) {
 }
 
 // TestConformanceResumable runs the suite with every object of 256 KiB or
-// more uploaded in a resumable upload of 256 KiB chunks, two at a time.
+// more uploaded in a resumable upload of 256 KiB chunks, one at a time.
 func TestConformanceResumable(t *testing.T) {
 	srv := testserver.GCS(t)
 	client := srv.Client(t)
-	opts := &gcsstore.Options{ChunkSize: 1, MaxBufferBytes: 512 << 10}
+	opts := &gcsstore.Options{ChunkSize: 1, MaxBufferBytes: 1}
 	storetest.RunDriverTests(t, func(t *testing.T) store.Driver {
 		return gcsstore.New(client, srv.NewBucket(t), "", opts)
 	})
+}
+
+// gatedReaderAt serves data once gate is closed, after saying on entered
+// that it was first asked for some.
+type gatedReaderAt struct {
+	data          []byte
+	once          sync.Once
+	entered, gate chan struct{}
+}
+
+func (g *gatedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	g.once.Do(func() { close(g.entered) })
+	<-g.gate
+	return bytes.NewReader(g.data).ReadAt(p, off)
+}
+
+// TestSmallUploadsDoNotWait holds the only upload buffer the driver allows
+// with a large Put, and stores a small object meanwhile.
+func TestSmallUploadsDoNotWait(t *testing.T) {
+	srv := testserver.GCS(t)
+	st := newStore(t, srv, srv.Client(t), &gcsstore.Options{ChunkSize: 256 << 10, MaxBufferBytes: 1})
+	ctx := t.Context()
+	large := &gatedReaderAt{data: randomBytes(1, 1<<20), entered: make(chan struct{}), gate: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- st.Put(ctx, store.TagName("large"), large, int64(len(large.data)), store.PutOptions{}) }()
+	<-large.entered // the large Put holds its buffer, reading its body
+	require.NoError(t, st.PutBytes(ctx, tag, []byte("small"), store.PutOptions{}))
+	close(large.gate)
+	require.NoError(t, <-done)
+	got, err := st.GetBytes(ctx, store.TagName("large"), 1<<20)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(large.data, got))
 }
 
 // tag is the name of the object most tests below use.
