@@ -36,7 +36,7 @@
 // writer); a larger one goes up in a resumable upload, in chunks of
 // Options.ChunkSize. Either way the client holds what it sends in a
 // buffer, so that it can send it again. Options.MaxBufferBytes bounds the
-// buffers of objects of 256 KiB and more together (32 MiB by default: two
+// buffers of objects of 256 KiB and more together (16 MiB by default: two
 // large uploads at once); an upload whose buffer does not fit waits, but
 // smaller objects never wait behind larger ones.
 //
