@@ -10,7 +10,6 @@ import (
 
 	"github.com/statebucket/statebucket/integration/testserver"
 	"github.com/statebucket/statebucket/snapshot"
-	"github.com/statebucket/statebucket/store"
 	"github.com/statebucket/statebucket/store/gcsstore"
 )
 
@@ -52,17 +51,9 @@ func BenchmarkGCS(b *testing.B) {
 		cases:       []benchCase{{count: 10000, size: 4 << 10}, {count: 4, size: 256 << 20}},
 		concurrency: gcsConcurrency,
 		newRepo: func(b *testing.B) *snapshot.Repo {
-			u, err := url.Parse(srv.URL(srv.NewBucket(b), "repo"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			drv, err := gcsstore.Open(b.Context(), u, &gcsstore.Options{MaxConcurrency: gcsConcurrency})
-			if err != nil {
-				b.Fatal(err)
-			}
-			r := snapshot.New(store.New(drv, store.Redact(u)))
-			b.Cleanup(func() { r.Close() })
-			return r
+			return openRepo(b, srv.URL(srv.NewBucket(b), "repo"), func(ctx context.Context, u *url.URL) (*gcsstore.Driver, error) {
+				return gcsstore.Open(ctx, u, &gcsstore.Options{MaxConcurrency: gcsConcurrency})
+			})
 		},
 		newRaw: func(b *testing.B) rawStore {
 			return gcsRaw{bucket: srv.Client(b).Bucket(srv.NewBucket(b))}
