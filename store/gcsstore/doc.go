@@ -19,16 +19,20 @@
 //
 // # Uploads
 //
-// Put reads its body twice. The first pass computes the body's CRC32C and,
-// when the engine gives it, checks the body's SHA-256: GCS cannot check a
-// SHA-256, so a body that does not have it fails with an error matching
-// core.ErrChecksumMismatch before anything is sent. The second pass
-// uploads the body with that CRC32C, which GCS checks before it stores the
-// object: bytes that changed on their way, or since the first pass, are
-// refused (core.ErrChecksumMismatch) and nothing is stored. (GCS would
-// also check an MD5, at the cost of another hash on the client; the
-// CRC32C already catches what it would.) An object appears whole once its
-// upload completes, never in part.
+// Put reads its body once, hashing it on its way to the client. The client
+// computes the CRC32C of the bytes it sends and sends it along (in the
+// object's metadata for an upload in one request, with the last chunk of a
+// resumable one); GCS checks it before it creates the object, so bytes
+// corrupted on their way are refused (core.ErrChecksumMismatch) and
+// nothing is stored. GCS cannot check a SHA-256: when the engine gives
+// one, the driver checks it once the whole body has passed and, if it
+// differs, abandons the upload before its end, which is what makes GCS
+// create the object (core.ErrChecksumMismatch again). The driver also
+// compares the CRC32C of the object stored with the body's, for servers
+// that do not check: it deletes an object stored wrong and reports the
+// mismatch. (GCS would also check an MD5, at the cost of another hash on
+// the client; the CRC32C already catches what it would.) An object appears
+// whole once its upload completes, never in part.
 //
 // Each upload is sized to its object. An object smaller than
 // Options.ChunkSize goes up in one request, from a buffer of its size
@@ -46,8 +50,10 @@
 // Puts replace the object unconditionally; the engine writes blobs so,
 // their names being the SHA-256 of their content, which makes a
 // replacement store the same bytes. The client retries uploads that fail
-// with a 429, a 5xx or a broken connection, create-only or not (see
-// [Driver.Put]).
+// with a 429, a 5xx or a broken connection, create-only or not: a
+// replacement sent again stores the same bytes, and a create-only upload
+// whose first try landed is refused with 412, which the engine resolves
+// by reading the object back.
 //
 // # Downloads
 //

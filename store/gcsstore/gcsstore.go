@@ -1,6 +1,7 @@
 package gcsstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -165,13 +166,17 @@ func where() string {
 // engine should keep in flight (see store.Concurrency).
 func (d *Driver) MaxConcurrency() int { return d.opts.MaxConcurrency }
 
-// Put implements [store.Driver.Put]. It reads the body twice: once to
-// compute its CRC32C (and check its SHA-256, when given) before anything
-// is sent, once to upload it with that CRC32C, which GCS checks before it
-// stores the object.
+// Put implements [store.Driver.Put]. It reads the body once, hashing it
+// as it goes to the client: the client computes the CRC32C of what it
+// sends and sends it along, for GCS to check before it creates the
+// object; the driver checks the SHA-256, which GCS cannot, before the
+// upload's end, and abandons the upload if it differs.
 func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions) error {
 	if opts.SHA256 != nil && len(opts.SHA256) != sha256.Size {
 		return fmt.Errorf("gcsstore: SHA256 option of %d bytes, want %d: %w", len(opts.SHA256), sha256.Size, core.ErrInvalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("gcsstore: %w", err)
 	}
 	// A chunk larger than the object makes the client send it in one
 	// request; a full chunk would leave it waiting for the end of the
@@ -183,45 +188,61 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 		}
 		defer d.buffers.Release(chunk)
 	}
-	buf := getBuffer()
-	defer putBuffer(buf)
-	crc, err := checkBody(ctx, body, size, opts.SHA256, *buf)
-	if err != nil {
-		return err
-	}
 
 	var attempts atomic.Int32
 	obj := d.uploadBucket(&attempts).Object(d.prefix + name)
 	if opts.CreateOnly {
 		obj = obj.If(storage.Conditions{DoesNotExist: true})
 	}
-
-	// Cancelling wctx before Close abandons the upload: GCS creates the
-	// object only once its last byte has arrived, which Close sends.
+	// GCS creates the object only once the upload's last byte has
+	// arrived, which Close sends (the client waits for the end of the
+	// body to know which chunk is the last): cancelling wctx before Close
+	// abandons the upload.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := obj.NewWriter(wctx)
 	w.ChunkSize = int(chunk)
 	w.ContentType = contentType(opts)
-	w.CRC32C, w.SendCRC32C = crc, true
 	w.ProgressFunc = func(int64) { attempts.Store(0) } // a chunk went up
-	if _, err := io.CopyBuffer(w, io.NewSectionReader(sizedReaderAt{body, size}, 0, size), *buf); err != nil {
+	abandon := func(err error) error {
 		cancel()
 		_ = w.Close() // fails with the cancellation: err says more
-		return d.putFailed(ctx, err)
+		return err
+	}
+
+	crc := crc32.New(castagnoli)
+	hashes := []io.Writer{crc}
+	var sum hash.Hash
+	if opts.SHA256 != nil {
+		sum = sha256.New()
+		hashes = append(hashes, sum)
+	}
+	buf := getBuffer()
+	defer putBuffer(buf)
+	src := io.NewSectionReader(sizedReaderAt{body, size}, 0, size)
+	if _, err := io.CopyBuffer(io.MultiWriter(append(hashes, w)...), src, *buf); err != nil {
+		if errors.As(err, new(*bodyError)) {
+			return abandon(err)
+		}
+		return abandon(d.putFailed(ctx, err))
+	}
+	if sum != nil {
+		if got := sum.Sum(nil); !bytes.Equal(got, opts.SHA256) {
+			return abandon(fmt.Errorf("gcsstore: content has SHA-256 %x, want %x; the upload was abandoned: %w", got, opts.SHA256, core.ErrChecksumMismatch))
+		}
 	}
 	if err := w.Close(); err != nil {
 		return d.putFailed(ctx, err)
 	}
-	return d.checkStored(ctx, name, w.Attrs(), crc)
+	return d.checkStored(ctx, name, w.Attrs(), crc.Sum32())
 }
 
 // checkStored compares the CRC32C of the object an upload stored with the
 // body's, crc. GCS refuses an upload whose bytes do not match the CRC32C
 // sent with it, so they can differ only on a server that does not check
-// (fake-gcs-server forgets the CRC32C of a resumable upload after its
-// first chunk). Then checkStored deletes that generation of the object and
-// reports the mismatch.
+// (fake-gcs-server ignores the CRC32C of a resumable upload, and appends a
+// chunk sent again a second time). Then checkStored deletes that
+// generation of the object and reports the mismatch.
 func (d *Driver) checkStored(ctx context.Context, name string, attrs *storage.ObjectAttrs, crc uint32) error {
 	if attrs == nil || attrs.CRC32C == crc {
 		return nil
@@ -256,40 +277,6 @@ func (d *Driver) uploadBucket(attempts *atomic.Int32) *storage.BucketHandle {
 	)
 }
 
-// checkBody reads size bytes of body, in buf-sized reads, and returns
-// their CRC32C. If want is not nil, it is the SHA-256 the bytes must have.
-func checkBody(ctx context.Context, body io.ReaderAt, size int64, want []byte, buf []byte) (uint32, error) {
-	crc := crc32.New(castagnoli)
-	var sum hash.Hash
-	if want != nil {
-		sum = sha256.New()
-	}
-	src := sizedReaderAt{body, size}
-	for off := int64(0); off < size; {
-		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("gcsstore: %w", err)
-		}
-		n, err := src.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
-		crc.Write(buf[:n])
-		if sum != nil {
-			sum.Write(buf[:n])
-		}
-		off += int64(n)
-		if err != nil && (err != io.EOF || off < size) {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return 0, err // sizedReaderAt's, which says where the body ended
-			}
-			return 0, fmt.Errorf("gcsstore: read body: %w", err)
-		}
-	}
-	if sum != nil {
-		if got := sum.Sum(nil); string(got) != string(want) {
-			return 0, fmt.Errorf("gcsstore: content has SHA-256 %x, want %x; nothing was sent: %w", got, want, core.ErrChecksumMismatch)
-		}
-	}
-	return crc.Sum32(), nil
-}
-
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // bufferSize is the size of the reads of a Put's body.
@@ -303,7 +290,8 @@ var buffers = sync.Pool{New: func() any {
 func getBuffer() *[]byte  { return buffers.Get().(*[]byte) }
 func putBuffer(b *[]byte) { buffers.Put(b) }
 
-// sizedReaderAt is a body that should hold size bytes.
+// sizedReaderAt is a body that should hold size bytes. Its errors are
+// *bodyError.
 type sizedReaderAt struct {
 	r    io.ReaderAt
 	size int64
@@ -311,11 +299,21 @@ type sizedReaderAt struct {
 
 func (s sizedReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := s.r.ReadAt(p, off)
-	if err == io.EOF && off+int64(n) < s.size {
-		err = fmt.Errorf("gcsstore: body ends at byte %d of %d: %w", off+int64(n), s.size, io.ErrUnexpectedEOF)
+	switch {
+	case err == io.EOF && off+int64(n) < s.size:
+		err = &bodyError{fmt.Errorf("body ends at byte %d of %d: %w", off+int64(n), s.size, io.ErrUnexpectedEOF)}
+	case err != nil && err != io.EOF:
+		err = &bodyError{err}
 	}
 	return n, err
 }
+
+// bodyError is the failure to read a Put's body, which no retry mends.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "gcsstore: read body: " + e.err.Error() }
+
+func (e *bodyError) Unwrap() error { return e.err }
 
 func contentType(opts store.PutOptions) string {
 	if opts.ContentType == "" {

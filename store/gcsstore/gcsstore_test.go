@@ -217,10 +217,10 @@ func (c *corruptUploads) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // TestCorruptedInTransit flips a bit of every upload on its way to the
-// server, which refuses each by the CRC32C the driver sends: nothing is
-// stored. (fake-gcs-server checks the CRC32C of a resumable upload only if
-// it has one chunk; with more, the driver finds the stored object's CRC32C
-// wrong and deletes it.)
+// server, which refuses it by the CRC32C the client sends: nothing is
+// stored. (fake-gcs-server ignores the CRC32C that comes with the last
+// chunk of a resumable upload: the driver then finds the stored object's
+// CRC32C wrong and deletes it.)
 func TestCorruptedInTransit(t *testing.T) {
 	srv := testserver.GCS(t)
 	for name, size := range map[string]int{"OneRequest": 100 << 10, "Resumable": 700 << 10} {
@@ -230,13 +230,37 @@ func TestCorruptedInTransit(t *testing.T) {
 			t.Run(name+"/"+what, func(t *testing.T) {
 				rt := &corruptUploads{base: newTransport()}
 				st := newStore(t, srv, srv.Client(t, option.WithHTTPClient(&http.Client{Transport: rt})), smallChunks)
-				require.ErrorIs(t, st.PutBytes(t.Context(), tag, data, opts), core.ErrChecksumMismatch)
+				err := st.PutBytes(t.Context(), tag, data, opts)
+				require.ErrorIs(t, err, core.ErrChecksumMismatch)
 				assert.Positive(t, rt.corrupted.Load(), "no upload was corrupted")
-				_, err := st.Stat(t.Context(), tag)
+				if name == "OneRequest" {
+					var apiErr *googleapi.Error
+					require.ErrorAs(t, err, &apiErr, "the server did not refuse the upload: did it get its CRC32C?")
+					assert.Equal(t, http.StatusBadRequest, apiErr.Code)
+				}
+				_, err = st.Stat(t.Context(), tag)
 				require.ErrorIs(t, err, core.ErrNotFound)
 			})
 		}
 	}
+}
+
+// TestWrongSHA256Resumable: a resumable upload whose body does not have
+// the SHA-256 given has sent its first chunks when the driver finds out;
+// it abandons the upload, and nothing is stored, nor is the name taken.
+func TestWrongSHA256Resumable(t *testing.T) {
+	srv := testserver.GCS(t)
+	st := newStore(t, srv, srv.Client(t), smallChunks)
+	data := randomBytes(6, 700<<10)
+	wrong := sha256.Sum256([]byte("other content"))
+	for _, createOnly := range []bool{false, true} {
+		err := st.PutBytes(t.Context(), tag, data, store.PutOptions{SHA256: wrong[:], CreateOnly: createOnly})
+		require.ErrorIs(t, err, core.ErrChecksumMismatch, "CreateOnly %v", createOnly)
+		_, err = st.Stat(t.Context(), tag)
+		require.ErrorIs(t, err, core.ErrNotFound)
+	}
+	sum := sha256.Sum256(data)
+	require.NoError(t, st.PutBytes(t.Context(), tag, data, store.PutOptions{SHA256: sum[:], CreateOnly: true}))
 }
 
 // TestFaults round-trips objects through a transport that fails one
