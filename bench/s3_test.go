@@ -15,7 +15,6 @@ import (
 
 	"github.com/statebucket/statebucket/integration/testserver"
 	"github.com/statebucket/statebucket/snapshot"
-	"github.com/statebucket/statebucket/store"
 	"github.com/statebucket/statebucket/store/s3store"
 )
 
@@ -105,17 +104,9 @@ func runS3(b *testing.B, name string, cases []benchCase, opts *s3store.Options) 
 		cases:       cases,
 		concurrency: s3Concurrency,
 		newRepo: func(b *testing.B) *snapshot.Repo {
-			u, err := url.Parse(srv.URL(srv.NewBucket(b), "repo"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			drv, err := s3store.Open(b.Context(), u, &o)
-			if err != nil {
-				b.Fatal(err)
-			}
-			r := snapshot.New(store.New(drv, store.Redact(u), nil))
-			b.Cleanup(func() { r.Close() })
-			return r
+			return openRepo(b, srv.URL(srv.NewBucket(b), "repo"), func(ctx context.Context, u *url.URL) (*s3store.Driver, error) {
+				return s3store.Open(ctx, u, &o)
+			})
 		},
 		newRaw: func(b *testing.B) rawStore {
 			return &s3Raw{client: srv.Client(b, nil), bucket: srv.NewBucket(b), dir: b.TempDir()}

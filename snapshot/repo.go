@@ -6,8 +6,9 @@ import (
 
 	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/store"
-	// The local directory and S3 backends register their schemes.
+	// The local directory, S3 and GCS backends register their schemes.
 	_ "github.com/statebucket/statebucket/store/filestore"
+	_ "github.com/statebucket/statebucket/store/gcsstore"
 	_ "github.com/statebucket/statebucket/store/s3store"
 )
 
@@ -38,7 +39,9 @@ func (r *Repo) Close() error { return r.r.Close() }
 //   - a plain path, or file:///abs/path: a local directory, created by
 //     the first write (reading a missing one fails, naming it);
 //   - s3://bucket/prefix?endpoint=URL&region=R: Amazon S3 or an
-//     S3-compatible server (see package s3store).
+//     S3-compatible server (see package s3store);
+//   - gs://bucket/prefix: Google Cloud Storage, or the emulator
+//     STORAGE_EMULATOR_HOST names (see package gcsstore).
 func Open(ctx context.Context, rawURL string) (*Repo, error) {
 	st, err := store.Open(ctx, rawURL)
 	if err != nil {
