@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -389,6 +390,51 @@ func TestFaultsEveryRequest(t *testing.T) {
 			"%s: the last failure is missing: %v", op, err)
 	}
 	assert.Positive(t, rt.Total())
+}
+
+// answerStatus is a transport that answers every request with status and
+// a GCS JSON error, without sending it on.
+type answerStatus int
+
+func (a answerStatus) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	body := fmt.Sprintf(`{"error":{"code":%d,"message":"injected %d"}}`, a, a)
+	return &http.Response{
+		StatusCode: int(a), Status: fmt.Sprintf("%d %s", a, http.StatusText(int(a))),
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		Body:          io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
+	}, nil
+}
+
+// TestErrorMapping: every operation answered 403, 409, 429 or 503 fails
+// with the matching sentinel, and still reaches the client's error.
+func TestErrorMapping(t *testing.T) {
+	srv := testserver.GCS(t)
+	for status, want := range map[answerStatus]error{
+		http.StatusForbidden:          core.ErrPermission,
+		http.StatusConflict:           core.ErrConflict,
+		http.StatusTooManyRequests:    core.ErrTransient,
+		http.StatusServiceUnavailable: core.ErrTransient,
+	} {
+		t.Run(strconv.Itoa(int(status)), func(t *testing.T) {
+			st := store.New(gcsstore.New(faultyClient(t, srv, status), "bucket", "", &gcsstore.Options{MaxAttempts: 2}), "gs://bucket")
+			for op, err := range everyOperation(t, st) {
+				require.ErrorIs(t, err, want, op)
+				var apiErr *googleapi.Error
+				require.ErrorAs(t, err, &apiErr, op)
+				assert.Equal(t, int(status), apiErr.Code, op)
+				if want == core.ErrPermission {
+					assert.Contains(t, err.Error(), `access to bucket "bucket"`, op)
+					assert.Contains(t, err.Error(), "check the credentials in use", op)
+				}
+			}
+		})
+	}
 }
 
 // newStore returns a Store over a driver on a new bucket of srv, reached
