@@ -422,7 +422,7 @@ func TestErrorMapping(t *testing.T) {
 		http.StatusServiceUnavailable: core.ErrTransient,
 	} {
 		t.Run(strconv.Itoa(int(status)), func(t *testing.T) {
-			st := store.New(gcsstore.New(faultyClient(t, srv, status), "bucket", "", &gcsstore.Options{MaxAttempts: 2}), "gs://bucket")
+			st := store.New(gcsstore.New(faultyClient(t, srv, status), "bucket", "", &gcsstore.Options{MaxAttempts: 2}), "gs://bucket", nil)
 			for op, err := range everyOperation(t, st) {
 				require.ErrorIs(t, err, want, op)
 				var apiErr *googleapi.Error
