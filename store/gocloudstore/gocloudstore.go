@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/store"
@@ -371,23 +372,48 @@ func (d *Driver) Stat(ctx context.Context, name string) (store.ObjectInfo, error
 // List implements store.Driver. It skips objects whose names are not
 // repository names, such as the temporary files of fileblob.
 func (d *Driver) List(ctx context.Context, prefix string, fn func(store.ObjectInfo) error) error {
-	it := d.bucket.List(&blob.ListOptions{Prefix: prefix})
+	opts := &blob.ListOptions{Prefix: prefix}
+	token := blob.FirstPageToken
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			return nil
-		}
+		page, next, err := d.listPage(ctx, token, opts)
 		if err != nil {
 			return d.mapError(ctx, err, false)
 		}
-		if obj.IsDir || store.ValidName(obj.Key) != nil {
-			continue
+		for _, obj := range page {
+			if obj.IsDir || store.ValidName(obj.Key) != nil {
+				continue
+			}
+			if err := fn(store.ObjectInfo{Name: obj.Key, Size: obj.Size, ModTime: obj.ModTime}); err != nil {
+				return err
+			}
 		}
-		if err := fn(store.ObjectInfo{Name: obj.Key, Size: obj.Size, ModTime: obj.ModTime}); err != nil {
-			return err
+		if len(next) == 0 {
+			return nil
+		}
+		token = next
+	}
+}
+
+// Listing pages.
+const (
+	listPageSize = 1000
+	// listAttempts is how many times a page of a fileblob listing is
+	// asked for (see listPage).
+	listAttempts = 5
+)
+
+// listPage returns a page of the listing. fileblob fails a page when a
+// file vanishes between its directory's read and its stat (a temporary
+// file renamed into place, an object deleted); such a page is asked for
+// again, which is safe as pages are named by the last key before them.
+func (d *Driver) listPage(ctx context.Context, token []byte, opts *blob.ListOptions) ([]*blob.ListObject, []byte, error) {
+	for attempt := 1; ; attempt++ {
+		page, next, err := d.bucket.ListPage(ctx, token, listPageSize, opts)
+		if err == nil || d.kind != kindFile || attempt == listAttempts || gcerrors.Code(err) != gcerrors.NotFound || ctx.Err() != nil {
+			return page, next, err
 		}
 	}
 }

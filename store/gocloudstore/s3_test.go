@@ -28,9 +28,17 @@ func s3URL(srv *testserver.S3Server, bucket, prefix string) string {
 	return u.String()
 }
 
-func TestConformanceS3(t *testing.T) {
+// s3Server returns the test MinIO, with its credentials in the
+// environment, where the AWS SDK's chain finds them.
+func s3Server(t *testing.T) *testserver.S3Server {
+	t.Helper()
 	srv := testserver.S3(t)
 	srv.SetEnv(t)
+	return srv
+}
+
+func TestConformanceS3(t *testing.T) {
+	srv := s3Server(t)
 	storetest.RunDriverTests(t, func(t *testing.T) store.Driver {
 		return openURL(t, s3URL(srv, srv.NewBucket(t), "some/prefix"))
 	})
@@ -39,8 +47,7 @@ func TestConformanceS3(t *testing.T) {
 // TestS3Errors checks the mapping of S3's errors, and that errors.As and
 // Bucket.ErrorAs reach the SDK's error types through it.
 func TestS3Errors(t *testing.T) {
-	srv := testserver.S3(t)
-	srv.SetEnv(t)
+	srv := s3Server(t)
 	ctx := t.Context()
 	tag := store.TagName("t")
 
