@@ -53,7 +53,8 @@
 // # Uploads
 //
 // Put streams the body to the writer once, hashing it when the content's
-// SHA-256 is given (or a create-only write needs a read-back): a body of
+// SHA-256 is given and the server does not check it (or a create-only
+// write needs a read-back): a body of
 // the wrong digest or shorter than its size cancels the write's context
 // before the writer sees the failure, so nothing is stored. An object up
 // to Options.PartSize gets a writer buffer of its own size
@@ -61,9 +62,12 @@
 // 16 MiB; larger ones go up in parts of PartSize, PartConcurrency at a
 // time, where the driver uploads in parts (S3, GCS, Azure). Objects up to
 // 8 MiB on GCS carry their MD5 (ContentMD5), which the server checks.
-// S3 uploads carry a CRC32 the server checks (the SDK's transfer manager
-// adds it); fileblob and memblob check nothing beyond the driver's
-// SHA-256, and fileblob does not sync files to disk.
+// On S3, an object below 16 MiB, which the SDK's transfer manager sends
+// in one PutObject, carries the content's SHA-256 (x-amz-checksum-sha256)
+// when it is known: the server checks it and the driver hashes nothing;
+// larger ones go up in parts with a CRC32 each, and the driver checks the
+// SHA-256. fileblob and memblob check nothing beyond the driver's SHA-256,
+// and fileblob does not sync files to disk.
 //
 // # Errors
 //

@@ -39,7 +39,7 @@ func (d *Driver) mapError(ctx context.Context, err error, createOnly bool) error
 	var netErr *net.OpError
 	switch {
 	case bucketMissing(err):
-		return fmt.Errorf("gocloudstore: bucket %sdoes not exist: create it or fix the URL: %w: %w", d.quotedName(), core.ErrBucketNotFound, err)
+		return d.bucketNotFound(err)
 	case status == http.StatusForbidden || status == http.StatusUnauthorized || code == gcerrors.PermissionDenied:
 		// Before NotFound: gcsblob reports 403 as NotFound.
 		return fmt.Errorf("gocloudstore: access to bucket %sdenied: check the credentials in use and their permissions: %w: %w", d.quotedName(), core.ErrPermission, err)
@@ -47,6 +47,8 @@ func (d *Driver) mapError(ctx context.Context, err error, createOnly bool) error
 		return fmt.Errorf("gocloudstore: %w: %w", core.ErrNotFound, err)
 	case code == gcerrors.AlreadyExists, createOnly && code == gcerrors.FailedPrecondition, createOnly && status == http.StatusPreconditionFailed:
 		return fmt.Errorf("gocloudstore: %w: %w", core.ErrExists, err)
+	case checksumCodes[apiCode(err)]:
+		return fmt.Errorf("gocloudstore: the server received bytes that do not match their checksum: %w: %w", core.ErrChecksumMismatch, err)
 	case status == http.StatusConflict:
 		return fmt.Errorf("gocloudstore: %w: %w", core.ErrConflict, err)
 	case errors.As(err, &netErr) && netErr.Op == "dial":
@@ -55,6 +57,28 @@ func (d *Driver) mapError(ctx context.Context, err error, createOnly bool) error
 		return fmt.Errorf("gocloudstore: %w: %w", core.ErrTransient, err)
 	}
 	return fmt.Errorf("gocloudstore: %w", err)
+}
+
+// bucketNotFound returns the error of an operation that found the bucket
+// missing, wrapping err.
+func (d *Driver) bucketNotFound(err error) error {
+	return fmt.Errorf("gocloudstore: bucket %sdoes not exist: create it or fix the URL: %w: %w", d.quotedName(), core.ErrBucketNotFound, err)
+}
+
+// checksumCodes are the error codes of S3 and MinIO for a body that does
+// not match its checksum header.
+var checksumCodes = map[string]bool{
+	"BadDigest": true, "InvalidDigest": true, "XAmzContentChecksumMismatch": true,
+	"XAmzContentSHA256Mismatch": true, "InvalidChecksum": true,
+}
+
+// apiCode returns the error code of an AWS API error in err, or "".
+func apiCode(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode()
+	}
+	return ""
 }
 
 // quotedName returns the bucket's name quoted and followed by a space, or
@@ -69,9 +93,8 @@ func (d *Driver) quotedName() string {
 // bucketMissing reports whether err says the bucket (S3, GCS) or container
 // (Azure) does not exist.
 func bucketMissing(err error) bool {
-	var apiErr smithy.APIError
 	var azErr *azcore.ResponseError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchBucket" ||
+	return apiCode(err) == "NoSuchBucket" ||
 		errors.Is(err, storage.ErrBucketNotExist) ||
 		errors.As(err, &azErr) && azErr.ErrorCode == "ContainerNotFound"
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash"
@@ -15,6 +16,9 @@ import (
 
 	"cloud.google.com/go/storage"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -197,9 +201,11 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 		abort: cancel,
 		r:     io.NewSectionReader(body, 0, size),
 		size:  size,
-		want:  opts.SHA256,
 	}
-	if opts.SHA256 != nil || verify {
+	if opts.SHA256 != nil && !d.serverSHA256(wopts, size, opts.SHA256) {
+		pr.want = opts.SHA256
+	}
+	if pr.want != nil || verify {
 		pr.h = sha256.New()
 	}
 	err = d.bucket.Upload(wctx, name, pr, wopts)
@@ -207,12 +213,23 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 		return pr.err
 	}
 	if err != nil {
-		return d.mapError(ctx, err, opts.CreateOnly)
+		return d.putFailed(ctx, err, opts.CreateOnly)
 	}
 	if verify {
 		return d.readBack(ctx, name, size, pr.h.Sum(nil))
 	}
 	return nil
+}
+
+// putFailed maps the error of an upload. A write finds no object
+// missing, so "not found" there means the bucket is (GCS answers a bare
+// 404).
+func (d *Driver) putFailed(ctx context.Context, err error, createOnly bool) error {
+	mapped := d.mapError(ctx, err, createOnly)
+	if errors.Is(mapped, core.ErrNotFound) && !errors.Is(mapped, core.ErrBucketNotFound) {
+		return d.bucketNotFound(err)
+	}
+	return mapped
 }
 
 // writerOptions sizes the writer's buffer to the object, up to PartSize,
@@ -237,6 +254,30 @@ func (d *Driver) writerOptions(body io.ReaderAt, size int64, opts store.PutOptio
 	}
 	return wopts, nil
 }
+
+// serverSHA256 has the server verify sum, the content's SHA-256, where it
+// can: on S3, for objects that the transfer manager sends in one
+// PutObject, as its x-amz-checksum-sha256 header (multipart uploads have
+// no whole-object SHA-256). It reports whether it did.
+func (d *Driver) serverSHA256(wopts *blob.WriterOptions, size int64, sum []byte) bool {
+	if d.kind != kindS3 || size >= s3MultipartThreshold {
+		return false
+	}
+	wopts.BeforeWrite = func(as func(any) bool) error {
+		var in *transfermanager.UploadObjectInput
+		if !as(&in) {
+			return errors.New("gocloudstore: s3blob exposes no *transfermanager.UploadObjectInput")
+		}
+		in.ChecksumAlgorithm = tmtypes.ChecksumAlgorithmSha256
+		in.ChecksumSHA256 = aws.String(base64.StdEncoding.EncodeToString(sum))
+		return nil
+	}
+	return true
+}
+
+// s3MultipartThreshold is the size from which s3blob's transfer manager
+// uploads in parts (its default, which s3blob does not change).
+const s3MultipartThreshold = 16 << 20
 
 // putReader is the body of an upload (see [Driver.Put]).
 type putReader struct {

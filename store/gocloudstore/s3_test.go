@@ -1,6 +1,7 @@
 package gocloudstore_test
 
 import (
+	"crypto/sha256"
 	"errors"
 	"net/url"
 	"testing"
@@ -70,6 +71,14 @@ func TestS3Errors(t *testing.T) {
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, "PreconditionFailed", apiErr.ErrorCode())
 	assert.True(t, bucket.ErrorAs(err, &apiErr), "Bucket.ErrorAs")
+
+	// A small object's SHA-256 goes to the server, which refuses a
+	// mismatch itself.
+	wrong := sha256.Sum256([]byte("other"))
+	err = st.PutBytes(ctx, store.BlobName(hexA), []byte("content"), store.PutOptions{SHA256: wrong[:]})
+	require.ErrorIs(t, err, core.ErrChecksumMismatch)
+	require.ErrorAs(t, err, &apiErr, "refused by the server")
+	t.Logf("server's answer: %s", apiErr.ErrorCode())
 
 	missing, err := store.Open(ctx, s3URL(srv, "no-such-bucket-here", "repo"))
 	require.NoError(t, err, "opening contacts no server")
