@@ -60,7 +60,9 @@
 // to Options.PartSize gets a writer buffer of its own size
 // (blob.WriterOptions.BufferSize), not the driver's default of 8 to
 // 16 MiB; larger ones go up in parts of PartSize, PartConcurrency at a
-// time, where the driver uploads in parts (S3, GCS, Azure). Objects up to
+// time, where the driver uploads in parts (S3, GCS, Azure). Unlike the
+// native drivers, which send sections of the engine's spool file, the
+// gocloud.dev drivers copy each part into a buffer of their own. Objects up to
 // 8 MiB on GCS carry their MD5 (ContentMD5), which the server checks.
 // On S3, an object below 16 MiB, which the SDK's transfer manager sends
 // in one PutObject, carries the content's SHA-256 (x-amz-checksum-sha256)

@@ -33,8 +33,10 @@ const (
 	// flight to one driver.
 	DefaultMaxConcurrency = store.DefaultConcurrency
 	// DefaultPartSize is the size of the parts (S3), chunks (GCS) or blocks
-	// (Azure) of a large upload.
-	DefaultPartSize = 16 << 20
+	// (Azure) of a large upload. On S3, the transfer manager holds
+	// PartSize × (PartConcurrency+1) bytes, plus the first 16 MiB, in
+	// memory for each large upload.
+	DefaultPartSize = 8 << 20
 	// DefaultPartConcurrency is the number of parts of one upload in flight.
 	DefaultPartConcurrency = 4
 	// checksumLimit is the largest object whose MD5 the driver computes in
