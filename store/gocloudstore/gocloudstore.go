@@ -370,7 +370,7 @@ func (d *Driver) GetRange(ctx context.Context, name string, offset, length int64
 	}
 	r, err := d.bucket.NewRangeReader(ctx, name, offset, length, nil)
 	if err != nil {
-		mapped := d.mapError(ctx, err, false)
+		mapped := d.notFound(ctx, err)
 		if offset > 0 || length > 0 {
 			// S3 answers 416 to a range that starts at or past the end.
 			if info, serr := d.Stat(ctx, name); serr == nil && offset >= info.Size {
