@@ -2,6 +2,8 @@ package gocloudstore_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log"
@@ -13,7 +15,8 @@ import (
 	"github.com/statebucket/statebucket/store/gocloudstore"
 )
 
-// An in-memory repository, opened by URL as users do.
+// An in-memory repository, opened by URL as users do: a Put whose
+// content does not have the digest it claims stores nothing.
 func Example() {
 	ctx := context.Background()
 	st, err := store.Open(ctx, "mem://")
@@ -22,21 +25,22 @@ func Example() {
 	}
 	defer st.Close()
 
-	tag := store.TagName("latest")
-	if err := st.PutBytes(ctx, tag, []byte(`{"v":1}`), store.PutOptions{CreateOnly: true}); err != nil {
+	data := []byte("hello, bucket")
+	sum := sha256.Sum256(data)
+	blob := store.BlobName(hex.EncodeToString(sum[:]))
+	err = st.PutBytes(ctx, blob, []byte("tampered"), store.PutOptions{SHA256: sum[:]})
+	fmt.Println("tampered:", errors.Is(err, core.ErrChecksumMismatch))
+	if err := st.PutBytes(ctx, blob, data, store.PutOptions{SHA256: sum[:]}); err != nil {
 		log.Fatal(err)
 	}
-	err = st.PutBytes(ctx, tag, []byte(`{"v":2}`), store.PutOptions{CreateOnly: true})
-	fmt.Println("second create:", errors.Is(err, core.ErrExists))
-
-	got, err := st.GetBytes(ctx, tag, 1<<10)
+	info, err := st.Stat(ctx, blob)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("tag:", string(got))
+	fmt.Println("stored:", info.Size, "bytes")
 	// Output:
-	// second create: true
-	// tag: {"v":1}
+	// tampered: true
+	// stored: 13 bytes
 }
 
 // A bucket the caller opened and keeps: the driver does not close it.

@@ -29,12 +29,19 @@ func TestMemIsFreshPerOpen(t *testing.T) {
 	require.NoError(t, err)
 	defer first.Close()
 	require.NoError(t, first.PutBytes(ctx, store.TagName("t"), []byte("x"), store.PutOptions{}))
-	second, err := store.Open(ctx, "mem://")
+	assert.False(t, existsAt(t, "mem://", store.TagName("t")))
+}
+
+// existsAt reports whether the object name exists in the repository at
+// rawURL.
+func existsAt(t *testing.T, rawURL, name string) bool {
+	t.Helper()
+	st, err := store.Open(t.Context(), rawURL)
 	require.NoError(t, err)
-	defer second.Close()
-	ok, err := second.Exists(ctx, store.TagName("t"))
+	defer st.Close()
+	ok, err := st.Exists(t.Context(), name)
 	require.NoError(t, err)
-	assert.False(t, ok)
+	return ok
 }
 
 func TestOpenRefuses(t *testing.T) {
@@ -94,12 +101,7 @@ func TestS3PathIsPrefix(t *testing.T) {
 	q := u.Query()
 	q.Set("prefix", "a/b/")
 	u.RawQuery = q.Encode()
-	withParam, err := store.Open(ctx, u.String())
-	require.NoError(t, err)
-	defer withParam.Close()
-	ok, err := withParam.Exists(ctx, store.TagName("t"))
-	require.NoError(t, err)
-	assert.True(t, ok)
+	assert.True(t, existsAt(t, u.String(), store.TagName("t")))
 }
 
 // TestAzureWithoutCredentials opens an Azure container with no
