@@ -26,9 +26,12 @@ test: tools check
 tools:
 	bash scripts/tools.sh
 
+# gofmt, go vet, and go.mod/go.sum exactly as `go mod tidy` leaves them
+# (direct dependencies not marked indirect, nothing unused).
 check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run 'go mod tidy'"; exit 1; }
 
 # Throughput and peak memory against a raw baseline, printed as ratios.
 bench:

@@ -78,6 +78,7 @@ func record(r result) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	printTable(os.Stdout)
+	printRefMockTable(os.Stdout)
 	testserver.StopAll()
 	os.Exit(code)
 }
@@ -89,11 +90,7 @@ func printTable(w io.Writer) {
 	if len(results) == 0 {
 		return
 	}
-	keys := make([]string, 0, len(results))
-	for k := range results {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := sortedResultKeys()
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "target\tcase\top\tMiB/s\tbaseline MiB/s\tratio\tbaseline+SHA-256 MiB/s\tratio\tpeak heap MiB\tpeak RSS MiB\t")
 	for _, k := range keys {
@@ -109,6 +106,17 @@ func printTable(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.1f\t%.2f\t%s\t%.1f\t%.1f\t\n", r.target, r.bcase, r.op, r.mibps, base.mibps, r.mibps/base.mibps, hashed, r.peakHeapMiB, r.peakRSSMiB)
 	}
 	tw.Flush()
+}
+
+// sortedResultKeys returns the keys of results, sorted. The caller holds
+// resultsMu.
+func sortedResultKeys() []string {
+	keys := make([]string, 0, len(results))
+	for k := range results {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func baselineOf(op string) string {
@@ -211,7 +219,7 @@ func run(b *testing.B, t target) {
 						b.Fatal(err)
 					}
 					measure(t, c, "export", start, p)
-					id = m.ID
+					id = m.ID.String()
 				}
 			})
 			b.Run("baseline-get", func(b *testing.B) {
@@ -247,6 +255,7 @@ func run(b *testing.B, t target) {
 					measure(t, c, "import", start, p)
 				}
 			})
+			runRefMock(b, t, c, repo)
 		})
 	}
 }
@@ -324,7 +333,7 @@ func (d dirRaw) Get(_ context.Context, name string) (io.ReadCloser, error) {
 func BenchmarkFile(b *testing.B) {
 	run(b, target{
 		name:        "file",
-		cases:       []benchCase{{count: 10000, size: 4 << 10}, {count: 4, size: 64 << 20}},
+		cases:       []benchCase{{count: 10000, size: 4 << 10}, {count: 4, size: 64 << 20}, {count: 6, size: 42 << 20}},
 		concurrency: 16,
 		newRepo: func(b *testing.B) *snapshot.Repo {
 			r, err := snapshot.Open(b.Context(), filepath.Join(b.TempDir(), "repo"))

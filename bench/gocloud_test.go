@@ -37,7 +37,7 @@ func BenchmarkGocloudS3(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				r := snapshot.New(store.New(drv, store.Redact(u)))
+				r := snapshot.New(store.New(drv, store.Redact(u), nil))
 				b.Cleanup(func() { r.Close() })
 				return r
 			}

@@ -118,7 +118,7 @@ func s3Target(b *testing.B, name string, cases []benchCase, opts *s3store.Option
 			if err != nil {
 				b.Fatal(err)
 			}
-			r := snapshot.New(store.New(drv, store.Redact(u)))
+			r := snapshot.New(store.New(drv, store.Redact(u), nil))
 			b.Cleanup(func() { r.Close() })
 			return r
 		},

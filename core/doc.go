@@ -5,8 +5,12 @@
 //     (account, region), read with Snapshot, replaced with Restore and
 //     added to with Merge;
 //   - [BlobBackedService]: a stateful service whose view references large
-//     blobs, exported through a [BlobVisitor] in minibatches and imported
-//     through a [BlobSource] one key at a time;
+//     blobs kept in a backing store, exported through a [BlobVisitor] in
+//     minibatches and imported through a [BlobSource] one key at a time.
+//     As in the original, a restore takes two calls: RestoreWithBlobs
+//     imports the blobs the view references into the backing store and
+//     leaves the visible state alone, then Restore (or Merge) makes the
+//     view visible; [ReadBlob] reads one fetched blob into one buffer;
 //   - [StateChangeNotifier]: listeners called after each mutation.
 //
 // It also holds the error values every layer of statebucket shares, so that

@@ -24,12 +24,24 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrPermission: the credentials in use may not do this.
 	ErrPermission = errors.New("permission denied")
-	// ErrInvalid: input that does not satisfy its format or contract, such
-	// as a tampered manifest or an ill-formed URL.
+	// ErrInvalid: bad usage. An argument, option, name or URL a caller
+	// passed does not satisfy its format or contract, such as an
+	// ill-formed repository URL, a bad tag name or an ambiguous id prefix.
+	// Data read from a repository that fails its checks is [ErrCorrupt]
+	// instead.
 	ErrInvalid = errors.New("invalid")
-	// ErrChecksumMismatch: bytes whose SHA-256 digest is not the recorded one.
+	// ErrCorrupt: bad data. An object stored in a repository (a manifest,
+	// a tag, a view) fails decoding or validation: it was damaged,
+	// tampered with, or written by something else. Together with
+	// [ErrChecksumMismatch] and [ErrSizeMismatch], which report stored
+	// bytes that are not the recorded ones, it tells bad data apart from
+	// bad usage ([ErrInvalid]).
+	ErrCorrupt = errors.New("corrupt")
+	// ErrChecksumMismatch: bytes whose SHA-256 digest is not the recorded
+	// one. Like [ErrCorrupt], it reports bad data.
 	ErrChecksumMismatch = errors.New("checksum mismatch")
-	// ErrSizeMismatch: bytes whose length is not the recorded one.
+	// ErrSizeMismatch: bytes whose length is not the recorded one. Like
+	// [ErrCorrupt], it reports bad data.
 	ErrSizeMismatch = errors.New("size mismatch")
 	// ErrTransient: a failure that may not happen again if the operation
 	// is tried again: throttling, a server error, a broken or stalled

@@ -53,8 +53,9 @@ type BlobExportEntry struct {
 	// Reader streams the blob's bytes. The visitor that receives the entry
 	// owns it and closes it, whether or not it reads it to the end.
 	Reader io.ReadCloser
-	// Size is the blob's length in bytes, or a negative number when it is
-	// not known in advance (versioned blobs arrive with unknown size).
+	// Size is the blob's length in bytes, or [UnknownSize] when it is not
+	// known in advance (versioned blobs arrive with unknown size). The
+	// zero value declares an empty blob.
 	Size int64
 }
 
@@ -74,16 +75,33 @@ type BlobVisitor interface {
 // Fetch is called once per key, one key at a time, in the service's order
 // (not necessarily the manifest's). The caller closes the returned reader.
 // A key the source does not know yields an error matching [ErrNotFound].
-// A reader may fail part-way, for example with [ErrChecksumMismatch] or
-// [ErrSizeMismatch] once it detects that the bytes are not the ones
-// recorded; the service must then fail the restore and keep its previous
-// state.
+//
+// A reader yields the bytes recorded for its key, or fails. A source that
+// checks them (the import engine checks every blob's size and SHA-256
+// against the snapshot's manifest) reports bytes that differ with an error
+// matching [ErrChecksumMismatch] or [ErrSizeMismatch], at the latest from
+// the Read that would otherwise return io.EOF. A service therefore reads
+// every reader to io.EOF ([ReadBlob] does), returns such an error wrapped,
+// and need not hash the bytes again.
 type BlobSource interface {
 	Fetch(ctx context.Context, key string) (io.ReadCloser, error)
 }
 
 // BlobBackedService is a [StatefulService] whose view references blobs
-// stored outside the view.
+// kept outside the view, in the service's backing store: the bodies of an
+// S3 mock's objects, the blocks of an EBS mock's snapshots.
+//
+// A restore takes two calls, in the order of the Rust original
+// (winterbaume_core/views.rs):
+//
+//  1. RestoreWithBlobs(view, source) imports into the backing store every
+//     blob view references, fetched from source;
+//  2. Restore(view), or Merge(view), makes view the visible state,
+//     resolving its blob references against the backing store.
+//
+// snapshot.Import makes both calls, and only makes the second once the
+// first has fetched and verified every blob, so a failed import leaves the
+// visible state as it was.
 type BlobBackedService[V any] interface {
 	StatefulService[V]
 
@@ -93,10 +111,27 @@ type BlobBackedService[V any] interface {
 	// choosing), each one awaited before the next is produced.
 	SnapshotWithBlobs(ctx context.Context, accountID, region string, visitor BlobVisitor) (V, error)
 
-	// RestoreWithBlobs replaces the state of accountID in region with view,
-	// fetching every blob the view references from source. It fetches and
-	// checks all blobs before it swaps state, so a failed restore leaves
-	// the previous state visible. Errors from source are returned wrapped,
-	// so errors.Is and errors.As still match them.
+	// RestoreWithBlobs imports into the service's backing store every blob
+	// view references, fetching each from source, and leaves the visible
+	// state alone: the caller then calls Restore, or Merge, with the same
+	// view. Restore and Merge resolve the view's blob references against
+	// the backing store, and fail on a blob it does not hold.
+	//
+	// Errors from source, or from a reader it returned, are returned
+	// wrapped, so errors.Is and errors.As still match them; wrapping them
+	// in a *StateViewError of kind KindBlob ([NewBlobError]) names the key.
+	// A failed RestoreWithBlobs must leave the visible state as it was; it
+	// may leave in the backing store the blobs it imported before failing,
+	// which no visible state references. What becomes of them (kept for
+	// the next import, dropped by the next Restore) is the service's
+	// choice and belongs in its documentation.
+	//
+	// The Rust original's own S3 and EBS mocks also replace their visible
+	// state with view at the end of RestoreWithBlobs, once every blob is
+	// in. Such a service must take the Restore that follows as an
+	// idempotent replace with the same view, and snapshot.Import works with
+	// it; but it cannot be merged into, since the Merge that follows finds
+	// view already in place of the previous state. Merging needs a
+	// RestoreWithBlobs that leaves the visible state alone.
 	RestoreWithBlobs(ctx context.Context, accountID, region string, view V, source BlobSource) error
 }

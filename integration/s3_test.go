@@ -57,7 +57,7 @@ func openFaulty(t *testing.T, srv *testserver.S3Server, bucket string, rt *fault
 	require.NoError(t, err)
 	drv, err := s3store.Open(t.Context(), u, &s3store.Options{Transport: rt, Credentials: srv.Credentials(), Retryer: testserver.Retryer(12, time.Second)})
 	require.NoError(t, err)
-	r := snapshot.New(store.New(drv, store.Redact(u)))
+	r := snapshot.New(store.New(drv, store.Redact(u), nil))
 	t.Cleanup(func() { r.Close() })
 	return r
 }
@@ -78,7 +78,7 @@ func TestS3FaultsRoundTrip(t *testing.T) {
 	m, err := snapshot.Export(ctx, repo, src, acct, region, nil)
 	require.NoError(t, err)
 	dst := coretest.NewObjectStore()
-	_, err = snapshot.Import(ctx, repo, dst, acct, region, m.ID, nil)
+	_, err = snapshot.Import(ctx, repo, dst, acct, region, m.ID.String(), nil)
 	require.NoError(t, err)
 	require.NoError(t, sameState(t, src, dst))
 	for _, k := range faults.AllKinds {
@@ -91,7 +91,7 @@ func TestS3FaultsRoundTrip(t *testing.T) {
 	clean, err := snapshot.Open(ctx, srv.URL(bucket, "repo"))
 	require.NoError(t, err)
 	defer clean.Close()
-	_, err = clean.Verify(ctx, m.ID, &snapshot.VerifyOptions{ReadData: true})
+	_, err = clean.Verify(ctx, m.ID.String(), &snapshot.VerifyOptions{ReadData: true})
 	require.NoError(t, err)
 }
 
@@ -227,7 +227,7 @@ func TestS3RetriedCommitIsSuccess(t *testing.T) {
 	rt := &lostManifestAnswer{base: s3store.NewTransport(8)}
 	drv, err := s3store.Open(t.Context(), u, &s3store.Options{Transport: rt, Credentials: srv.Credentials()})
 	require.NoError(t, err)
-	repo := snapshot.New(store.New(drv, store.Redact(u)))
+	repo := snapshot.New(store.New(drv, store.Redact(u), nil))
 	defer repo.Close()
 
 	src := coretest.NewObjectStore()

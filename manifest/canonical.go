@@ -1,14 +1,12 @@
 package manifest
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"strconv"
 	"unicode/utf8"
-)
 
-const digestPrefix = "sha256:"
+	"github.com/statebucket/statebucket/digest"
+)
 
 // Canonical returns the bytes m's id is the SHA-256 digest of: compact JSON
 // holding, in this order, format, service, account, region, view (digest,
@@ -71,7 +69,7 @@ func (m *Manifest) canonical() []byte {
 // "digest":…,"size":…}.
 func appendDigestSize(b []byte, o Object) []byte {
 	b = append(b, `"digest":`...)
-	b = appendString(b, o.Digest)
+	b = appendString(b, string(o.Digest))
 	b = append(b, `,"size":`...)
 	return append(strconv.AppendInt(b, o.Size, 10), '}')
 }
@@ -94,7 +92,4 @@ func appendString(b []byte, s string) []byte {
 }
 
 // idOf returns the id of a manifest whose canonical bytes are c.
-func idOf(c []byte) string {
-	sum := sha256.Sum256(c)
-	return digestPrefix + hex.EncodeToString(sum[:])
-}
+func idOf(c []byte) digest.Digest { return digest.FromBytes(c) }

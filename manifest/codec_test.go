@@ -173,11 +173,13 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "malformed id", data: edit(t, valid, func(d map[string]any) { d["id"] = "sha256:abc" }), field: "id", index: -1, msg: `"sha256:abc"`},
 		{name: "bad view digest", data: edit(t, valid, func(d map[string]any) { d["view"].(map[string]any)["digest"] = "sha256:xyz" }), field: "view.digest", index: -1},
 		{name: "negative view size", data: edit(t, valid, func(d map[string]any) { d["view"].(map[string]any)["size"] = -1 }), field: "view.size", index: -1, msg: "-1 is negative"},
-		{name: "uppercase digest", data: edit(t, valid, func(d map[string]any) { blob(d, 2)["digest"] = strings.ToUpper(m.Blobs[2].Digest) }),
+		{name: "uppercase digest", data: edit(t, valid, func(d map[string]any) { blob(d, 2)["digest"] = strings.ToUpper(string(m.Blobs[2].Digest)) }),
 			field: "digest", index: 2, key: keyNUL, msg: "not sha256:<64 lowercase hex digits>"},
-		{name: "uppercase hex", data: edit(t, valid, func(d map[string]any) { blob(d, 2)["digest"] = "sha256:" + strings.ToUpper(m.Blobs[2].Digest[7:]) }),
+		{name: "uppercase hex", data: edit(t, valid, func(d map[string]any) {
+			blob(d, 2)["digest"] = strings.Replace(string(m.Blobs[2].Digest), m.Blobs[2].Digest.Hex(), strings.ToUpper(m.Blobs[2].Digest.Hex()), 1)
+		}),
 			field: "digest", index: 2, key: keyNUL},
-		{name: "short digest", data: edit(t, valid, func(d map[string]any) { blob(d, 2)["digest"] = m.Blobs[2].Digest[:40] }), field: "digest", index: 2, key: keyNUL},
+		{name: "short digest", data: edit(t, valid, func(d map[string]any) { blob(d, 2)["digest"] = string(m.Blobs[2].Digest[:40]) }), field: "digest", index: 2, key: keyNUL},
 		{name: "other algorithm", data: edit(t, valid, func(d map[string]any) { blob(d, 4)["digest"] = "md5:d41d8cd98f00b204e9800998ecf8427e" }), field: "digest", index: 4, key: keyNFC},
 		{name: "negative size", data: edit(t, valid, func(d map[string]any) { blob(d, 2)["size"] = -1 }), field: "size", index: 2, key: keyNUL, msg: "-1 is negative"},
 		{name: "fractional size", data: edit(t, valid, func(d map[string]any) { blob(d, 2)["size"] = json.Number("1.5") }), index: -1, msg: "1.5"},
@@ -235,6 +237,7 @@ func TestDecodeRejects(t *testing.T) {
 			got, err := manifest.Decode(tc.data, tc.opts)
 			assert.Nil(t, got)
 			requireInvalid(t, err, tc.field, tc.index, tc.key)
+			assert.ErrorIs(t, err, core.ErrCorrupt, "a stored manifest that fails is bad data")
 			assert.Contains(t, err.Error(), tc.msg)
 			if strings.Contains(string(tc.data), `"signature"`) {
 				var doc struct{ Signature string }
@@ -321,7 +324,7 @@ func TestSignVerify(t *testing.T) {
 
 func TestDecodeErrorUnwrapsToCause(t *testing.T) {
 	_, err := manifest.Decode([]byte(`{"format": x}`), nil)
-	require.ErrorIs(t, err, core.ErrInvalid)
+	require.ErrorIs(t, err, core.ErrCorrupt)
 	var syntax *json.SyntaxError
 	require.ErrorAs(t, err, &syntax)
 	assert.Equal(t, int64(12), syntax.Offset)

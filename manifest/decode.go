@@ -66,8 +66,9 @@ func (o *DecodeOptions) withDefaults() DecodeOptions {
 // it verifies the signature of a signed manifest.
 //
 // A manifest that fails is reported by a *ValidationError naming the field
-// and, for an entry, its index and key. Every error, including one for
-// RequireSignature without HMACKey, matches core.ErrInvalid.
+// and, for an entry, its index and key, which matches core.ErrCorrupt. The
+// one error about opts, RequireSignature without HMACKey, matches
+// core.ErrInvalid instead.
 func Decode(data []byte, opts *DecodeOptions) (*Manifest, error) {
 	o := opts.withDefaults()
 	if o.RequireSignature && len(o.HMACKey) == 0 {

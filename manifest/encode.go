@@ -7,36 +7,38 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
+
+	"github.com/statebucket/statebucket/digest"
 )
 
 // wireManifest is the JSON form of a Manifest.
 type wireManifest struct {
-	Format          string      `json:"format"`
-	ID              string      `json:"id"`
-	Created         string      `json:"created"`
-	Producer        string      `json:"producer"`
-	ProducerVersion string      `json:"producer_version"`
-	Service         string      `json:"service"`
-	Account         string      `json:"account"`
-	Region          string      `json:"region"`
-	View            wireObject  `json:"view"`
-	Blobs           []wireEntry `json:"blobs"`
-	Signature       string      `json:"signature,omitempty"`
+	Format          string        `json:"format"`
+	ID              digest.Digest `json:"id"`
+	Created         string        `json:"created"`
+	Producer        string        `json:"producer"`
+	ProducerVersion string        `json:"producer_version"`
+	Service         string        `json:"service"`
+	Account         string        `json:"account"`
+	Region          string        `json:"region"`
+	View            wireObject    `json:"view"`
+	Blobs           []wireEntry   `json:"blobs"`
+	Signature       string        `json:"signature,omitempty"`
 }
 
 // wireObject is the JSON form of an Object.
 type wireObject struct {
-	Digest string `json:"digest"`
-	Size   int64  `json:"size"`
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"size"`
 }
 
 // wireEntry is the JSON form of an Entry: exactly one of Key (a valid
 // UTF-8 key) and KeyBase64 (any other key, in standard base64) is set.
 type wireEntry struct {
-	Key       *string `json:"key,omitempty"`
-	KeyBase64 *string `json:"key_base64,omitempty"`
-	Digest    string  `json:"digest"`
-	Size      int64   `json:"size"`
+	Key       *string       `json:"key,omitempty"`
+	KeyBase64 *string       `json:"key_base64,omitempty"`
+	Digest    digest.Digest `json:"digest"`
+	Size      int64         `json:"size"`
 }
 
 // Encode validates m and returns its JSON form: deterministic, indented

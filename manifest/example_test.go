@@ -8,11 +8,20 @@ import (
 	"time"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
 )
 
+// sha returns a made-up digest: c repeated 64 times as its hex.
+func sha(c string) digest.Digest {
+	d, err := digest.FromHex(strings.Repeat(c, 64))
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
 func Example() {
-	sha := func(c string) string { return "sha256:" + strings.Repeat(c, 64) }
 	m, err := manifest.New("s3", "123456789012", "us-east-1",
 		manifest.Object{Digest: sha("a"), Size: 1234},
 		[]manifest.Entry{ // in any order; keys are arbitrary bytes
@@ -38,12 +47,12 @@ func Example() {
 		return
 	}
 	e, ok := got.Lookup("photos/cat.jpg\x00v2")
-	fmt.Println(got.HexID()[:12], ok, e.Size, got.Index("photos/cat.jpg\x00v2"), got.TotalSize())
+	fmt.Println(got.ID.Short(), ok, e.Size, got.Index("photos/cat.jpg\x00v2"), got.TotalSize())
 
 	// A change to the content that does not come with a new id is detected.
 	tampered := bytes.Replace(data, []byte(`"size": 20`), []byte(`"size": 21`), 1)
 	_, err = manifest.Decode(tampered, nil)
-	fmt.Println(errors.Is(err, core.ErrInvalid))
+	fmt.Println(errors.Is(err, core.ErrCorrupt))
 	// Output:
 	// {
 	//   "format": "statebucket.manifest.v1",
@@ -82,8 +91,8 @@ func Example() {
 
 func ExampleDecode_caps() {
 	m, err := manifest.New("s3", "123456789012", "us-east-1",
-		manifest.Object{Digest: "sha256:" + strings.Repeat("a", 64), Size: 100},
-		[]manifest.Entry{{Key: "big\x00v1", Digest: "sha256:" + strings.Repeat("b", 64), Size: 5 << 30}})
+		manifest.Object{Digest: sha("a"), Size: 100},
+		[]manifest.Entry{{Key: "big\x00v1", Digest: sha("b"), Size: 5 << 30}})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -101,7 +110,7 @@ func ExampleDecode_caps() {
 
 func ExampleManifest_Sign() {
 	m, err := manifest.New("sqs", "123456789012", "eu-west-1",
-		manifest.Object{Digest: "sha256:" + strings.Repeat("0", 64), Size: 2}, nil)
+		manifest.Object{Digest: sha("0"), Size: 2}, nil)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -11,7 +11,7 @@ import (
 )
 
 // FuzzDecode checks that Decode never panics, fails only with errors
-// matching core.ErrInvalid, and that whatever it accepts re-encodes to
+// matching core.ErrCorrupt, and that whatever it accepts re-encodes to
 // bytes that decode to the same manifest and re-encode identically.
 func FuzzDecode(f *testing.F) {
 	signed := fixture(f)
@@ -46,7 +46,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := manifest.Decode(data, nil)
 		if err != nil {
-			require.ErrorIs(t, err, core.ErrInvalid)
+			require.ErrorIs(t, err, core.ErrCorrupt)
 			return
 		}
 		again, err := manifest.Encode(m)

@@ -10,10 +10,13 @@
 package manifest
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/statebucket/statebucket/digest"
 )
 
 // Format is the value of the format field of a v1 manifest.
@@ -31,11 +34,11 @@ var Version = "0.1.0"
 // A Manifest is a plain value: its methods do not modify it, except Sign,
 // so any number of goroutines may read one concurrently.
 type Manifest struct {
-	Format          string    // always Format
-	ID              string    // "sha256:<64 lowercase hex>", derived from the content
-	Created         time.Time // UTC; not part of the id
-	Producer        string    // e.g. "statebucket"; not part of the id
-	ProducerVersion string    // not part of the id
+	Format          string        // always Format
+	ID              digest.Digest // derived from the content
+	Created         time.Time     // UTC; not part of the id
+	Producer        string        // e.g. "statebucket"; not part of the id
+	ProducerVersion string        // not part of the id
 	Service         string
 	Account         string
 	Region          string
@@ -44,16 +47,16 @@ type Manifest struct {
 	Signature       string  // "hmac-sha256:<hex>" or empty; not part of the id
 }
 
-// Object is the digest ("sha256:<hex>") and size of stored bytes.
+// Object is the digest and size of stored bytes.
 type Object struct {
-	Digest string
+	Digest digest.Digest
 	Size   int64
 }
 
 // Entry is one blob of a snapshot.
 type Entry struct {
 	Key    string // arbitrary bytes; may be invalid UTF-8
-	Digest string // "sha256:<64 lowercase hex>"
+	Digest digest.Digest
 	Size   int64
 }
 
@@ -61,9 +64,9 @@ type Entry struct {
 // whose view is view and whose blobs are blobs, in any order. It copies and
 // sorts blobs by key bytes, records the current time (UTC, truncated to the
 // millisecond), the producer "statebucket" and Version, and computes the
-// id. A duplicate key,
-// a malformed digest or a negative size is a *ValidationError naming the
-// entry.
+// id. A duplicate key, a malformed digest or a negative size is a
+// *ValidationError naming the entry, which matches core.ErrInvalid: the
+// arguments are at fault.
 func New(service, account, region string, view Object, blobs []Entry) (*Manifest, error) {
 	sorted := slices.Clone(blobs)
 	slices.SortStableFunc(sorted, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
@@ -80,15 +83,15 @@ func New(service, account, region string, view Object, blobs []Entry) (*Manifest
 	}
 	c, err := m.Canonical()
 	if err != nil {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			ve.args = true
+		}
 		return nil, err
 	}
 	m.ID = idOf(c)
 	return m, nil
 }
-
-// HexID returns the id without its "sha256:" prefix: the name of the
-// snapshot's folder in a repository.
-func (m *Manifest) HexID() string { return strings.TrimPrefix(m.ID, digestPrefix) }
 
 // TotalSize returns the number of bytes a restore downloads besides the
 // manifest: the view's size plus every blob's size. It is the quantity

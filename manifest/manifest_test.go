@@ -1,8 +1,6 @@
 package manifest_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -15,13 +13,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
 )
 
-// digestOf returns the "sha256:<hex>" digest of s.
-func digestOf(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return "sha256:" + hex.EncodeToString(sum[:])
+// digestOf returns the digest of s.
+func digestOf(s string) digest.Digest { return digest.FromBytes([]byte(s)) }
+
+// repeated returns the digest whose hex is pair repeated 32 times.
+func repeated(pair string) digest.Digest {
+	d, err := digest.FromHex(strings.Repeat(pair, 32))
+	if err != nil {
+		panic(err)
+	}
+	return d
 }
 
 // Keys of the fixture, in sorted order, as real services export them.
@@ -56,13 +61,14 @@ func fixture(t testing.TB) *manifest.Manifest {
 	return m
 }
 
-// requireInvalid asserts that err is a *manifest.ValidationError matching
-// core.ErrInvalid about field of entry index (-1 for none) with key, whose
-// message names them, and returns it.
+// requireInvalid asserts that err is a *manifest.ValidationError about
+// field of entry index (-1 for none) with key, whose message names them,
+// matching core.ErrCorrupt (bad data) or core.ErrInvalid (bad arguments)
+// but not both, and returns it.
 func requireInvalid(t *testing.T, err error, field string, index int, key string) *manifest.ValidationError {
 	t.Helper()
 	require.Error(t, err)
-	require.ErrorIs(t, err, core.ErrInvalid)
+	require.NotEqual(t, errors.Is(err, core.ErrCorrupt), errors.Is(err, core.ErrInvalid), "exactly one of ErrCorrupt and ErrInvalid; error: %v", err)
 	var ve *manifest.ValidationError
 	require.ErrorAs(t, err, &ve)
 	assert.Equal(t, field, ve.Field, "field; error: %v", err)
@@ -104,8 +110,6 @@ func TestNewSortsAndComputesID(t *testing.T) {
 	c, err := m.Canonical()
 	require.NoError(t, err)
 	assert.Equal(t, digestOf(string(c)), m.ID)
-	assert.Equal(t, strings.TrimPrefix(m.ID, "sha256:"), m.HexID())
-	assert.Len(t, m.HexID(), 64)
 	require.NoError(t, m.Validate())
 }
 
@@ -126,8 +130,8 @@ func TestNewRejects(t *testing.T) {
 		{"view digest missing", "s3", "1", manifest.Object{Size: 1}, nil, "view.digest", -1, ""},
 		{"view size negative", "s3", "1", manifest.Object{Digest: digestOf("v"), Size: -1}, nil, "view.size", -1, ""},
 		{"duplicate key", "s3", "1", fixtureView, []manifest.Entry{good, {Key: "b\x00", Digest: digestOf("b"), Size: 2}, good}, "key", 1, "a"},
-		{"uppercase digest", "s3", "1", fixtureView, []manifest.Entry{good, {Key: "b\x00", Digest: strings.ToUpper(digestOf("b")), Size: 2}}, "digest", 1, "b\x00"},
-		{"digest without algorithm", "s3", "1", fixtureView, []manifest.Entry{{Key: "k", Digest: strings.TrimPrefix(digestOf("k"), "sha256:")}}, "digest", 0, "k"},
+		{"uppercase digest", "s3", "1", fixtureView, []manifest.Entry{good, {Key: "b\x00", Digest: digest.Digest(strings.ToUpper(string(digestOf("b")))), Size: 2}}, "digest", 1, "b\x00"},
+		{"digest without algorithm", "s3", "1", fixtureView, []manifest.Entry{{Key: "k", Digest: digest.Digest(digestOf("k").Hex())}}, "digest", 0, "k"},
 		{"negative size", "s3", "1", fixtureView, []manifest.Entry{good, {Key: "\xffz", Digest: digestOf("z"), Size: -5}}, "size", 1, "\xffz"},
 		{"total size overflows", "s3", "1", fixtureView, []manifest.Entry{{Key: "a", Digest: digestOf("a"), Size: math.MaxInt64 - fixtureView.Size}, {Key: "b", Digest: digestOf("b"), Size: 1}}, "size", 1, "b"},
 	} {
@@ -135,6 +139,7 @@ func TestNewRejects(t *testing.T) {
 			m, err := manifest.New(tc.service, tc.account, "r", tc.view, tc.blobs)
 			assert.Nil(t, m)
 			requireInvalid(t, err, tc.field, tc.index, tc.key)
+			assert.ErrorIs(t, err, core.ErrInvalid, "New's arguments are at fault: bad usage, not bad data")
 		})
 	}
 }
@@ -188,11 +193,11 @@ func TestIDCoversContentOnly(t *testing.T) {
 // either changes the id of every snapshot ever made.
 func TestCanonicalGolden(t *testing.T) {
 	m, err := manifest.New("s3", "000000000000", "us-east-1",
-		manifest.Object{Digest: "sha256:" + strings.Repeat("ab", 32), Size: 7},
+		manifest.Object{Digest: repeated("ab"), Size: 7},
 		[]manifest.Entry{
-			{Key: "b\x00\"\\<\u2028é", Digest: "sha256:" + strings.Repeat("02", 32), Size: 2},
-			{Key: "\xff", Digest: "sha256:" + strings.Repeat("03", 32), Size: 0},
-			{Key: "", Digest: "sha256:" + strings.Repeat("01", 32), Size: 1},
+			{Key: "b\x00\"\\<\u2028é", Digest: repeated("02"), Size: 2},
+			{Key: "\xff", Digest: repeated("03"), Size: 0},
+			{Key: "", Digest: repeated("01"), Size: 1},
 		})
 	require.NoError(t, err)
 	c, err := m.Canonical()
@@ -203,7 +208,7 @@ func TestCanonicalGolden(t *testing.T) {
 		`{"key":"b\u0000\"\\<` + "\u2028é" + `","digest":"sha256:` + strings.Repeat("02", 32) + `","size":2},` +
 		`{"key_base64":"/w==","digest":"sha256:` + strings.Repeat("03", 32) + `","size":0}]}`
 	assert.Equal(t, want, string(c))
-	assert.Equal(t, "sha256:1f6b40619e0101f7f1c4ad376d813d98433845b6c151fd6dc9724ea070e19529", m.ID)
+	assert.Equal(t, digest.Digest("sha256:1f6b40619e0101f7f1c4ad376d813d98433845b6c151fd6dc9724ea070e19529"), m.ID)
 }
 
 func TestEncodeDeterministic(t *testing.T) {
@@ -301,7 +306,8 @@ func TestValidationErrorMessage(t *testing.T) {
 		{manifest.ValidationError{Index: -1}, `manifest: invalid`},
 	} {
 		assert.Equal(t, tc.want, tc.err.Error())
-		assert.ErrorIs(t, &tc.err, core.ErrInvalid)
+		assert.ErrorIs(t, &tc.err, core.ErrCorrupt)
+		assert.NotErrorIs(t, &tc.err, core.ErrInvalid)
 		if tc.err.Err != nil {
 			assert.ErrorIs(t, &tc.err, tc.err.Err)
 		}

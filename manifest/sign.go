@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 )
 
 const signaturePrefix = "hmac-sha256:"
@@ -69,5 +70,5 @@ func (m *Manifest) mac(c, key []byte) []byte {
 // digits.
 func isSignature(s string) bool {
 	h, ok := strings.CutPrefix(s, signaturePrefix)
-	return ok && isHex64(h)
+	return ok && digest.IsHex(h)
 }

@@ -11,8 +11,11 @@ import (
 // ValidationError reports a manifest that does not satisfy the v1 format:
 // malformed JSON, an unknown format, a bad field or entry, a cap exceeded,
 // an id that does not match the content (a tampered or corrupted
-// manifest), or a bad or missing signature. It matches core.ErrInvalid
-// with errors.Is and unwraps to its cause.
+// manifest), or a bad or missing signature. It unwraps to its cause.
+//
+// A ValidationError is bad data and matches core.ErrCorrupt with
+// errors.Is, except one returned by [New], which validates its caller's
+// arguments and matches core.ErrInvalid instead.
 type ValidationError struct {
 	// Field is the JSON field at fault, such as "id", "view.digest",
 	// "digest" or "key"; empty when the fault is in the document as a
@@ -25,6 +28,8 @@ type ValidationError struct {
 	Key string
 	// Err says what is wrong.
 	Err error
+
+	args bool // from New: bad arguments rather than bad data
 }
 
 // Error returns a message such as
@@ -50,7 +55,7 @@ func (e *ValidationError) Error() string {
 	if e.Err != nil {
 		b.WriteString(e.Err.Error())
 	} else {
-		b.WriteString(core.ErrInvalid.Error())
+		b.WriteString("invalid")
 	}
 	return b.String()
 }
@@ -58,9 +63,14 @@ func (e *ValidationError) Error() string {
 // Unwrap returns the cause.
 func (e *ValidationError) Unwrap() error { return e.Err }
 
-// Is reports whether target is core.ErrInvalid, which every
-// *ValidationError matches.
-func (e *ValidationError) Is(target error) bool { return target == core.ErrInvalid }
+// Is reports whether target is core.ErrCorrupt, or core.ErrInvalid for an
+// error returned by New.
+func (e *ValidationError) Is(target error) bool {
+	if e.args {
+		return target == core.ErrInvalid
+	}
+	return target == core.ErrCorrupt
+}
 
 // invalid returns a *ValidationError about field of the whole manifest.
 func invalid(field, format string, args ...any) *ValidationError {
@@ -99,7 +109,7 @@ func (m *Manifest) validate() ([]byte, error) {
 	case m.Signature != "" && !isSignature(m.Signature):
 		// The value is not quoted: signatures are not shown in errors.
 		return nil, invalid("signature", "not %s<64 lowercase hex digits>", signaturePrefix)
-	case !isDigest(m.ID):
+	case !m.ID.IsValid():
 		return nil, invalid("id", "%q is not sha256:<64 lowercase hex digits>", m.ID)
 	}
 	c := m.canonical()
@@ -125,7 +135,7 @@ func (m *Manifest) validateContent() error {
 		return invalid("account", "%q is not valid UTF-8", m.Account)
 	case !utf8.ValidString(m.Region):
 		return invalid("region", "%q is not valid UTF-8", m.Region)
-	case !isDigest(m.View.Digest):
+	case !m.View.Digest.IsValid():
 		return invalid("view.digest", "%q is not sha256:<64 lowercase hex digits>", m.View.Digest)
 	case m.View.Size < 0:
 		return invalid("view.size", "%d is negative", m.View.Size)
@@ -140,7 +150,7 @@ func (m *Manifest) validateContent() error {
 				return invalidEntry(i, e.Key, "key", "%q sorts before blobs[%d] %q; blobs must be sorted by key bytes", e.Key, i-1, prev)
 			}
 		}
-		if !isDigest(e.Digest) {
+		if !e.Digest.IsValid() {
 			return invalidEntry(i, e.Key, "digest", "%q is not sha256:<64 lowercase hex digits>", e.Digest)
 		}
 		if e.Size < 0 {
@@ -177,15 +187,4 @@ func formatError(format string) *ValidationError {
 		return invalid("format", "missing; want %q", Format)
 	}
 	return invalid("format", "%q is not a format this build reads (it reads %q); a newer statebucket may read it", format, Format)
-}
-
-// isDigest reports whether s is "sha256:" and 64 lowercase hex digits.
-func isDigest(s string) bool {
-	h, ok := strings.CutPrefix(s, digestPrefix)
-	return ok && isHex64(h)
-}
-
-// isHex64 reports whether s is 64 lowercase hex digits.
-func isHex64(s string) bool {
-	return len(s) == 64 && strings.Trim(s, "0123456789abcdef") == ""
 }

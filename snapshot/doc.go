@@ -13,8 +13,12 @@
 //	snapshots/<id>/view.json       the JSON state view
 //	snapshots/<id>/manifest.json   written last, create-only: the commit point
 //	tags/<name>.json               mutable pointer to a snapshot id
+//	locks/<kind>-<random>.json     who is exporting or collecting now
 //
 // Blob keys never become object names, identical blobs are stored once,
 // the same state exported twice is the same snapshot, and a snapshot
 // exists only once its manifest does, so readers never see a partial one.
+// Package repo keeps the layout; an export holds a shared lock on the
+// repository while it runs, so that a garbage collection, which takes an
+// exclusive one, never deletes blobs an export relies on.
 package snapshot

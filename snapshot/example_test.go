@@ -27,19 +27,19 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	repo, err := snapshot.Open(ctx, dir)
+	r, err := snapshot.Open(ctx, dir)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer repo.Close()
+	defer r.Close()
 
 	// Export the state, then restore it into a fresh mock.
-	m, err := snapshot.Export(ctx, repo, svc, "000000000000", "us-east-1", &snapshot.ExportOptions{Tag: "hello"})
+	m, err := snapshot.Export(ctx, r, svc, "000000000000", "us-east-1", &snapshot.ExportOptions{Tag: "hello"})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fresh := coretest.NewObjectStore()
-	if _, err := snapshot.Import(ctx, repo, fresh, "000000000000", "us-east-1", "hello", nil); err != nil {
+	if _, err := snapshot.Import(ctx, r, fresh, "000000000000", "us-east-1", "hello", nil); err != nil {
 		log.Fatal(err)
 	}
 	data, err := fresh.GetObject(ctx, "000000000000", "us-east-1", "fixtures", "hello.txt")

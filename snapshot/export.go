@@ -2,14 +2,14 @@ package snapshot
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
-	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/visitors"
 )
 
@@ -33,58 +33,97 @@ func (o *ExportOptions) check() (*ExportOptions, error) {
 		return &ExportOptions{}, nil
 	}
 	if o.Tag != "" {
-		if err := store.ValidTag(o.Tag); err != nil {
+		if err := repo.ValidTag(o.Tag); err != nil {
 			return nil, fmt.Errorf("snapshot: export: %w", err)
 		}
 	}
 	return o, nil
 }
 
-// Export writes the state of svc for accountID and region into repo as a
+// Export writes the state of svc for accountID and region into r as a
 // snapshot and returns its manifest. Blobs stream through the export
 // engine; the view follows, then the manifest, written create-only, which
 // commits the snapshot. The same state exported twice yields the same id,
 // and the second export uploads nothing. If ctx is cancelled, or anything
 // fails, no manifest is written.
-func Export[V any](ctx context.Context, repo *Repo, svc core.BlobBackedService[V], accountID, region string, opts *ExportOptions) (*manifest.Manifest, error) {
+//
+// The export holds a shared lock on the repository from before it lists
+// the stored blobs until the manifest is committed, so that a garbage
+// collection cannot delete blobs it relies on; an exclusive lock (a
+// collection running) makes it fail with an error matching
+// core.ErrConflict that names that lock.
+func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], accountID, region string, opts *ExportOptions) (*manifest.Manifest, error) {
 	opts, err := opts.check()
 	if err != nil {
 		return nil, err
 	}
-	v := visitors.New(repo.st, &opts.Visitor)
-	view, err := svc.SnapshotWithBlobs(ctx, accountID, region, v)
-	if opts.Stats != nil {
-		*opts.Stats = v.Stats()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: export %s %s/%s: %w", svc.ServiceName(), accountID, region, err)
-	}
-	return commit(ctx, repo, svc.ServiceName(), accountID, region, view, v.Entries(), opts)
+	where := fmt.Sprintf("%s %s/%s", svc.ServiceName(), accountID, region)
+	return r.locked(ctx, where, func(lock *repo.Lock) (*manifest.Manifest, error) {
+		v := visitors.New(r.r, &opts.Visitor)
+		view, err := svc.SnapshotWithBlobs(ctx, accountID, region, v)
+		if opts.Stats != nil {
+			*opts.Stats = v.Stats()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
+		}
+		return commit(ctx, r, lock, svc.ServiceName(), accountID, region, view, v.Entries(), opts)
+	})
 }
 
-// ExportState writes the state of a service without blobs into repo as a
-// snapshot and returns its manifest (see [Export]).
-func ExportState[V any](ctx context.Context, repo *Repo, svc core.StatefulService[V], accountID, region string, opts *ExportOptions) (*manifest.Manifest, error) {
+// ExportState writes the state of a service without blobs into r as a
+// snapshot and returns its manifest (see [Export]). A service that is
+// also a core.BlobBackedService is refused with an error matching
+// core.ErrInvalid: its snapshot would lack the blobs its view references.
+// Use [Export] for it.
+func ExportState[V any](ctx context.Context, r *Repo, svc core.StatefulService[V], accountID, region string, opts *ExportOptions) (*manifest.Manifest, error) {
+	where := fmt.Sprintf("%s %s/%s", svc.ServiceName(), accountID, region)
+	if _, ok := svc.(core.BlobBackedService[V]); ok {
+		return nil, fmt.Errorf("snapshot: export %s: %T is a blob-backed service (core.BlobBackedService), and ExportState would commit its view without its blobs: use snapshot.Export: %w",
+			where, svc, core.ErrInvalid)
+	}
 	opts, err := opts.check()
 	if err != nil {
 		return nil, err
 	}
-	view, err := svc.Snapshot(ctx, accountID, region)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: export %s %s/%s: %w", svc.ServiceName(), accountID, region, err)
-	}
-	return commit(ctx, repo, svc.ServiceName(), accountID, region, view, nil, opts)
+	return r.locked(ctx, where, func(lock *repo.Lock) (*manifest.Manifest, error) {
+		view, err := svc.Snapshot(ctx, accountID, region)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
+		}
+		return commit(ctx, r, lock, svc.ServiceName(), accountID, region, view, nil, opts)
+	})
 }
 
-// commit writes the view and then the manifest, create-only.
-func commit(ctx context.Context, repo *Repo, service, accountID, region string, view any, blobs []manifest.Entry, opts *ExportOptions) (*manifest.Manifest, error) {
+// locked runs export, the export of where, holding a shared lock on the
+// repository, and releases it after, whatever happened.
+func (r *Repo) locked(ctx context.Context, where string, export func(*repo.Lock) (*manifest.Manifest, error)) (*manifest.Manifest, error) {
+	lock, err := r.r.Lock(ctx, repo.SharedLock)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
+	}
+	m, err := export(lock)
+	// Released even when ctx is done: a lock left behind would hold off
+	// garbage collection until it goes stale.
+	switch uerr := lock.Unlock(context.WithoutCancel(ctx)); {
+	case uerr == nil:
+	case err == nil:
+		err = fmt.Errorf("snapshot: export %s: snapshot %s committed, but: %w", where, m.ID, uerr)
+	default:
+		err = fmt.Errorf("%w (and then: %w)", err, uerr)
+	}
+	return m, err
+}
+
+// commit writes the view and then the manifest, create-only, unless the
+// snapshot is already committed; then it moves the tag, if asked to.
+func commit(ctx context.Context, r *Repo, lock *repo.Lock, service, accountID, region string, view any, blobs []manifest.Entry, opts *ExportOptions) (*manifest.Manifest, error) {
 	where := fmt.Sprintf("%s %s/%s", service, accountID, region)
 	viewJSON, err := json.Marshal(view)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, core.NewViewError(core.KindSerialize, service, err))
 	}
-	sum := sha256.Sum256(viewJSON)
-	m, err := manifest.New(service, accountID, region, manifest.Object{Digest: store.Digest(sum[:]), Size: int64(len(viewJSON))}, blobs)
+	m, err := manifest.New(service, accountID, region, manifest.Object{Digest: digest.FromBytes(viewJSON), Size: int64(len(viewJSON))}, blobs)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
@@ -93,55 +132,43 @@ func commit(ctx context.Context, repo *Repo, service, accountID, region string, 
 			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 		}
 	}
-	data, err := manifest.Encode(m)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
-	}
-	hexID := m.HexID()
-	if stored, err := repo.readManifest(ctx, hexID, nil); err == nil {
+	stored, err := r.r.ReadManifest(ctx, m.ID, nil)
+	switch {
+	case err == nil:
 		if !stored.Equal(m) {
-			return nil, fmt.Errorf("snapshot: export %s: stored snapshot %s differs from its own id: %w", where, m.ID, core.ErrInvalid)
+			return nil, fmt.Errorf("snapshot: export %s: stored snapshot %s differs from its own id: %w", where, m.ID, core.ErrCorrupt)
 		}
-		return stored, repo.tagAfterExport(ctx, opts.Tag, stored)
-	} else if !errors.Is(err, core.ErrNotFound) {
+		return stored, r.tagAfterExport(ctx, opts.Tag, stored)
+	case !errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrBucketNotFound):
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
 	// Blobs first, durable, then the view, then the manifest: a snapshot
 	// whose manifest survives a crash has all it references.
-	if err := repo.st.Sync(ctx); err != nil {
+	if err := r.r.Sync(ctx); err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
-	if err := repo.st.PutBytes(ctx, store.ViewName(hexID), viewJSON, store.PutOptions{SHA256: sum[:], ContentType: "application/json"}); err != nil {
+	if err := r.r.PutView(ctx, m, viewJSON); err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: view: %w", where, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, context.Cause(ctx))
 	}
-	msum := sha256.Sum256(data)
-	err = repo.st.PutBytes(ctx, store.ManifestName(hexID), data, store.PutOptions{CreateOnly: true, SHA256: msum[:], ContentType: "application/json"})
-	if errors.Is(err, core.ErrExists) {
-		// A concurrent exporter of the same state, or our own retried
-		// request whose first try landed: identical content is success.
-		stored, rerr := repo.readManifest(ctx, hexID, nil)
-		if rerr != nil {
-			return nil, fmt.Errorf("snapshot: export %s: manifest exists, reading it back: %w", where, rerr)
-		}
-		if !stored.Equal(m) {
-			return nil, fmt.Errorf("snapshot: export %s: a different manifest is stored under %s: %w", where, m.ID, core.ErrConflict)
-		}
-		return stored, repo.tagAfterExport(ctx, opts.Tag, stored)
+	// The blobs listed as stored must still be: no collection may have
+	// taken the lock for stale.
+	if err := lock.Check(); err != nil {
+		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
-	if err != nil {
+	if stored, err = r.r.CommitManifest(ctx, m); err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: manifest: %w", where, err)
 	}
-	return m, repo.tagAfterExport(ctx, opts.Tag, m)
+	return stored, r.tagAfterExport(ctx, opts.Tag, stored)
 }
 
 func (r *Repo) tagAfterExport(ctx context.Context, tag string, m *manifest.Manifest) error {
 	if tag == "" {
 		return nil
 	}
-	if err := r.Tag(ctx, tag, m.ID); err != nil {
+	if _, err := r.r.WriteTag(ctx, tag, m.ID); err != nil {
 		return fmt.Errorf("snapshot: export: snapshot %s committed, but: %w", m.ID, err)
 	}
 	return nil

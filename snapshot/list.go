@@ -1,24 +1,23 @@
 package snapshot
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
-	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/repo"
 )
 
-// Latest is the ref naming the newest snapshot that matches a filter.
-const Latest = "latest"
+// Latest is the ref naming the newest snapshot that matches a filter. No
+// tag has that name.
+const Latest = repo.Latest
 
 // Filter selects snapshots by service, account and region; an empty field
 // matches everything.
@@ -36,26 +35,31 @@ func (f Filter) match(m *manifest.Manifest) bool {
 
 // List returns the committed snapshots that match f, newest first (ties
 // broken by id). Snapshots without a manifest (an export in progress or
-// abandoned) are not listed. A manifest that fails validation is an error
-// naming it.
+// abandoned) are not listed. Manifests are read in parallel, within the
+// repository's budget of requests and buffered bytes.
+//
+// A manifest that fails decoding or validation does not hide the others:
+// List returns every valid snapshot that matches f together with a
+// *[ListError] naming the invalid ones, whatever f (their service, account
+// and region cannot be trusted). Any other failure returns no snapshots.
 func (r *Repo) List(ctx context.Context, f Filter) ([]*manifest.Manifest, error) {
-	var ids []string
-	err := r.st.List(ctx, store.SnapshotsPrefix, func(info store.ObjectInfo) error {
-		if hexID, ok := strings.CutSuffix(strings.TrimPrefix(info.Name, store.SnapshotsPrefix), "/manifest.json"); ok {
-			ids = append(ids, hexID)
-		}
-		return nil
-	})
+	ids, err := r.r.ListSnapshots(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: list: %w", err)
 	}
 	ms := make([]*manifest.Manifest, len(ids))
+	errs := make([]error, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.st.Budget().MaxRequests())
-	for i, hexID := range ids {
+	g.SetLimit(r.r.Budget().MaxRequests())
+	for i, id := range ids {
 		g.Go(func() error {
-			m, err := r.readManifest(gctx, hexID, nil)
-			if err != nil {
+			m, err := r.r.ReadManifest(gctx, id, nil)
+			switch {
+			case errors.Is(err, core.ErrCorrupt):
+				errs[i] = err
+			case repo.IsNotFound(err):
+				// Deleted since it was listed: no longer a snapshot.
+			case err != nil:
 				return fmt.Errorf("snapshot: list: %w", err)
 			}
 			ms[i] = m
@@ -66,8 +70,12 @@ func (r *Repo) List(ctx context.Context, f Filter) ([]*manifest.Manifest, error)
 		return nil, err
 	}
 	out := ms[:0]
-	for _, m := range ms {
-		if f.match(m) {
+	var lerr ListError
+	for i, m := range ms {
+		switch {
+		case errs[i] != nil:
+			lerr.Invalid = append(lerr.Invalid, InvalidSnapshot{ID: ids[i], Err: errs[i]})
+		case m != nil && f.match(m):
 			out = append(out, m)
 		}
 	}
@@ -77,70 +85,93 @@ func (r *Repo) List(ctx context.Context, f Filter) ([]*manifest.Manifest, error)
 		}
 		return out[i].ID < out[j].ID
 	})
+	if len(lerr.Invalid) > 0 {
+		sort.Slice(lerr.Invalid, func(i, j int) bool { return lerr.Invalid[i].ID < lerr.Invalid[j].ID })
+		return out, &lerr
+	}
 	return out, nil
+}
+
+// InvalidSnapshot is a snapshot whose manifest is stored but fails
+// decoding or validation.
+type InvalidSnapshot struct {
+	ID  digest.Digest // the id its manifest is stored under
+	Err error         // what is wrong; matches core.ErrCorrupt
+}
+
+// ListError reports the snapshots [Repo.List] left out because their
+// manifests are invalid. It matches core.ErrCorrupt with errors.Is, and
+// errors.As reaches each snapshot's error.
+type ListError struct {
+	Invalid []InvalidSnapshot // sorted by id; never empty
+}
+
+// Error returns a message naming every invalid manifest and its fault.
+func (e *ListError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "snapshot: list: %d invalid manifest(s) left out", len(e.Invalid))
+	for _, s := range e.Invalid {
+		fmt.Fprintf(&b, "; %v", s.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the error of each invalid snapshot.
+func (e *ListError) Unwrap() []error {
+	errs := make([]error, len(e.Invalid))
+	for i, s := range e.Invalid {
+		errs[i] = s.Err
+	}
+	return errs
 }
 
 // Show returns the manifest of the snapshot named by ref: a full id
 // ("sha256:<hex>" or the hex alone), a unique prefix of at least 4 hex
-// digits, a tag, or "latest" (the newest snapshot matching f).
+// digits, a tag, or "latest" (the newest snapshot matching f). A ref that
+// names no snapshot yields an error matching core.ErrNotFound that says
+// so; an ambiguous id prefix, one matching core.ErrInvalid that lists the
+// snapshots it matches; a manifest that fails validation, one matching
+// core.ErrCorrupt.
 func (r *Repo) Show(ctx context.Context, ref string, f Filter) (*manifest.Manifest, error) {
-	hexID, err := r.resolve(ctx, ref, f)
+	m, err := r.lookup(ctx, ref, f, nil)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: show %q: %w", ref, err)
-	}
-	m, err := r.readManifest(ctx, hexID, nil)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: show %q: %w", ref, err)
+		return nil, fmt.Errorf("snapshot: show: %w", err)
 	}
 	return m, nil
 }
 
-// resolve turns ref into a snapshot's hex id.
-func (r *Repo) resolve(ctx context.Context, ref string, f Filter) (string, error) {
-	id := strings.TrimPrefix(ref, "sha256:")
-	if store.IsHexDigest(id) {
-		return id, nil
-	}
-	if ref == Latest {
-		ms, err := r.List(ctx, f)
-		if err != nil {
-			return "", err
-		}
-		if len(ms) == 0 {
-			return "", fmt.Errorf("no snapshot matches %s: %w", f.describe(), core.ErrNotFound)
-		}
-		return ms[0].HexID(), nil
-	}
-	if store.ValidTag(ref) == nil {
-		t, err := r.readTag(ctx, ref)
-		if err == nil {
-			return strings.TrimPrefix(t.Snapshot, "sha256:"), nil
-		}
-		if !errors.Is(err, core.ErrNotFound) {
-			return "", err
+// lookup resolves ref and reads the manifest it names with opts, which may
+// be nil. Its errors name ref; one that matches core.ErrNotFound begins
+// "no snapshot matches ref".
+func (r *Repo) lookup(ctx context.Context, ref string, f Filter, opts *manifest.DecodeOptions) (*manifest.Manifest, error) {
+	id, err := r.resolve(ctx, ref, f)
+	if err == nil {
+		var m *manifest.Manifest
+		if m, err = r.r.ReadManifest(ctx, id, opts); err == nil {
+			return m, nil
 		}
 	}
-	if len(id) < 4 || !isHex(id) {
-		return "", fmt.Errorf("no tag %q, and it is not an id prefix (4 or more lowercase hex digits): %w", ref, core.ErrNotFound)
+	if repo.IsNotFound(err) {
+		return nil, fmt.Errorf("no snapshot matches ref %q: %w", ref, err)
 	}
-	var matches []string
-	err := r.st.List(ctx, store.SnapshotsPrefix+id[:2], func(info store.ObjectInfo) error {
-		if hexID, ok := strings.CutSuffix(strings.TrimPrefix(info.Name, store.SnapshotsPrefix), "/manifest.json"); ok && strings.HasPrefix(hexID, id) {
-			matches = append(matches, hexID)
-		}
-		return nil
-	})
-	if err != nil {
+	return nil, fmt.Errorf("ref %q: %w", ref, err)
+}
+
+// resolve turns ref into a snapshot's id (see [repo.Repo.Resolve]); an
+// error matching core.ErrNotFound says why no snapshot matches. "latest"
+// skips snapshots whose manifests are invalid.
+func (r *Repo) resolve(ctx context.Context, ref string, f Filter) (digest.Digest, error) {
+	if ref != Latest {
+		return r.r.Resolve(ctx, ref)
+	}
+	ms, err := r.List(ctx, f)
+	if le := (*ListError)(nil); err != nil && !errors.As(err, &le) {
 		return "", err
 	}
-	switch len(matches) {
-	case 0:
-		return "", fmt.Errorf("no snapshot id starts with %q and no tag has that name: %w", id, core.ErrNotFound)
-	case 1:
-		return matches[0], nil
+	if len(ms) == 0 {
+		return "", fmt.Errorf("no snapshot of %s: %w", f.describe(), core.ErrNotFound)
 	}
-	sort.Strings(matches)
-	return "", fmt.Errorf("id prefix %q is ambiguous: %d snapshots match (%s…): %w", id, len(matches), matches[0][:12], core.ErrInvalid)
+	return ms[0].ID, nil
 }
 
 func (f Filter) describe() string {
@@ -156,100 +187,39 @@ func (f Filter) describe() string {
 	return strings.Join(parts, " ")
 }
 
-func isHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
+// Tag points the tag name at the snapshot named by ref (see [Repo.Show]),
+// creating or moving it, and returns that snapshot's manifest. The
+// snapshot must exist: a ref that matches none is an error matching
+// core.ErrNotFound. A name that a ref could read as an id, or "latest", is
+// refused (see [repo.ValidTag]).
+func (r *Repo) Tag(ctx context.Context, name, ref string) (*manifest.Manifest, error) {
+	if err := repo.ValidTag(name); err != nil {
+		return nil, fmt.Errorf("snapshot: tag: %w", err)
 	}
-	return true
-}
-
-// readManifest reads, decodes and validates the manifest of hexID, and
-// checks that it is stored under its own id.
-func (r *Repo) readManifest(ctx context.Context, hexID string, opts *manifest.DecodeOptions) (*manifest.Manifest, error) {
-	max := int64(manifest.DefaultMaxBytes)
-	if opts != nil && opts.MaxBytes > 0 {
-		max = opts.MaxBytes
-	}
-	name := store.ManifestName(hexID)
-	data, err := r.st.GetBytes(ctx, name, max)
+	m, err := r.lookup(ctx, ref, Filter{}, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("snapshot: tag %q: %w", name, err)
 	}
-	m, err := manifest.Decode(data, opts)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if m.HexID() != hexID {
-		return nil, fmt.Errorf("%s: %w", name, &manifest.ValidationError{Field: "id", Index: -1,
-			Err: fmt.Errorf("manifest of %s is stored under another id: %w", m.ID, core.ErrInvalid)})
+	if _, err := r.r.WriteTag(ctx, name, m.ID); err != nil {
+		return nil, fmt.Errorf("snapshot: tag %q: %w", name, err)
 	}
 	return m, nil
 }
 
-// TagInfo is the content of a tag: the snapshot it points at.
-type TagInfo struct {
-	Name     string    `json:"name"`
-	Snapshot string    `json:"snapshot"`
-	Updated  time.Time `json:"updated"`
-}
-
-// Tag points the tag name at the snapshot named by ref, creating or moving
-// it. The snapshot must exist.
-func (r *Repo) Tag(ctx context.Context, name, ref string) error {
-	if err := store.ValidTag(name); err != nil {
-		return fmt.Errorf("snapshot: tag: %w", err)
-	}
-	m, err := r.Show(ctx, ref, Filter{})
-	if err != nil {
-		return fmt.Errorf("snapshot: tag %q: %w", name, err)
-	}
-	data, err := json.MarshalIndent(TagInfo{Name: name, Snapshot: m.ID, Updated: time.Now().UTC()}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("snapshot: tag %q: %w", name, err)
-	}
-	if err := r.st.PutBytes(ctx, store.TagName(name), append(data, '\n'), store.PutOptions{ContentType: "application/json"}); err != nil {
-		return fmt.Errorf("snapshot: tag %q: %w", name, err)
-	}
-	return nil
-}
-
-// Tags returns every tag, sorted by name.
-func (r *Repo) Tags(ctx context.Context) ([]TagInfo, error) {
-	var names []string
-	err := r.st.List(ctx, store.TagsPrefix, func(info store.ObjectInfo) error {
-		names = append(names, strings.TrimSuffix(strings.TrimPrefix(info.Name, store.TagsPrefix), ".json"))
-		return nil
-	})
+// Tags returns every tag, sorted by name. A tag whose record is damaged
+// is an error matching core.ErrCorrupt naming it.
+func (r *Repo) Tags(ctx context.Context) ([]repo.Tag, error) {
+	names, err := r.r.ListTags(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: tags: %w", err)
 	}
-	sort.Strings(names)
-	tags := make([]TagInfo, 0, len(names))
+	tags := make([]repo.Tag, 0, len(names))
 	for _, n := range names {
-		t, err := r.readTag(ctx, n)
+		t, err := r.r.ReadTag(ctx, n)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: tags: %w", err)
 		}
 		tags = append(tags, t)
 	}
 	return tags, nil
-}
-
-func (r *Repo) readTag(ctx context.Context, name string) (TagInfo, error) {
-	data, err := r.st.GetBytes(ctx, store.TagName(name), 64<<10)
-	if err != nil {
-		return TagInfo{}, err
-	}
-	var t TagInfo
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&t); err != nil {
-		return TagInfo{}, fmt.Errorf("tag %q: %w: %w", name, core.ErrInvalid, err)
-	}
-	if _, err := store.HexFromDigest(t.Snapshot); err != nil || t.Name != name {
-		return TagInfo{}, fmt.Errorf("tag %q: malformed (names %q, snapshot %q): %w", name, t.Name, t.Snapshot, core.ErrInvalid)
-	}
-	return t, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/store"
 	// The local directory and S3 backends register their schemes.
 	_ "github.com/statebucket/statebucket/store/filestore"
@@ -11,30 +12,31 @@ import (
 )
 
 // Repo is a snapshot repository: a directory or bucket prefix holding
-// blobs, snapshots and tags (see the package documentation for the
-// layout). A Repo is safe for concurrent use; close it when done.
+// blobs, snapshots, tags and locks (see the package documentation for the
+// layout, which package repo keeps). A Repo is safe for concurrent use;
+// close it when done.
 type Repo struct {
-	st *store.Store
+	r *repo.Repo
 }
 
 // New returns a Repo over st, for drivers built by the caller (for
 // example an s3store.Driver around an existing *s3.Client).
-func New(st *store.Store) *Repo { return &Repo{st: st} }
+func New(st *store.Store) *Repo { return &Repo{r: repo.New(st, nil)} }
 
 // Store returns the repository's store.
-func (r *Repo) Store() *store.Store { return r.st }
+func (r *Repo) Store() *store.Store { return r.r.Store() }
 
 // Location returns the repository's URL, without credentials.
-func (r *Repo) Location() string { return r.st.Location() }
+func (r *Repo) Location() string { return r.r.Location() }
 
 // Close releases the repository's resources.
-func (r *Repo) Close() error { return r.st.Close() }
+func (r *Repo) Close() error { return r.r.Close() }
 
 // Open opens the repository at rawURL through the driver registered for
 // its scheme (see [store.Open]):
 //
-//   - a plain path, or file:///abs/path: a local directory, created if it
-//     does not exist;
+//   - a plain path, or file:///abs/path: a local directory, created by
+//     the first write (reading a missing one fails, naming it);
 //   - s3://bucket/prefix?endpoint=URL&region=R: Amazon S3 or an
 //     S3-compatible server (see package s3store).
 func Open(ctx context.Context, rawURL string) (*Repo, error) {

@@ -72,35 +72,35 @@ func TestOpenRefusesAFileAsRoot(t *testing.T) {
 
 func TestSignedSnapshots(t *testing.T) {
 	ctx := t.Context()
-	repo, err := snapshot.Open(ctx, t.TempDir())
+	r, err := snapshot.Open(ctx, t.TempDir())
 	require.NoError(t, err)
-	defer repo.Close()
+	defer r.Close()
 	svc := coretest.NewKV()
 	require.NoError(t, svc.Put(ctx, "a", "r", "/k", "v"))
 	key := []byte("ci-signing-key")
 
-	signed, err := snapshot.ExportState(ctx, repo, svc, "a", "r", &snapshot.ExportOptions{SigningKey: key})
+	signed, err := snapshot.ExportState(ctx, r, svc, "a", "r", &snapshot.ExportOptions{SigningKey: key})
 	require.NoError(t, err)
 	require.NotEmpty(t, signed.Signature)
 
 	verify := func(k []byte, require bool) *snapshot.ImportOptions {
 		return &snapshot.ImportOptions{Manifest: manifest.DecodeOptions{HMACKey: k, RequireSignature: require}}
 	}
-	_, err = snapshot.ImportState(ctx, repo, coretest.NewKV(), "a", "r", signed.ID, verify(key, true))
+	_, err = snapshot.ImportState(ctx, r, coretest.NewKV(), "a", "r", signed.ID.String(), verify(key, true))
 	require.NoError(t, err)
-	_, err = snapshot.ImportState(ctx, repo, coretest.NewKV(), "a", "r", signed.ID, verify([]byte("wrong"), false))
-	require.ErrorIs(t, err, core.ErrInvalid)
+	_, err = snapshot.ImportState(ctx, r, coretest.NewKV(), "a", "r", signed.ID.String(), verify([]byte("wrong"), false))
+	require.ErrorIs(t, err, core.ErrCorrupt)
 	assert.NotContains(t, err.Error(), signed.Signature, "errors never show the signature")
 
 	// The same state unsigned is the same snapshot id, already stored
 	// signed; a snapshot of other state, unsigned, is refused when a
 	// signature is required.
 	require.NoError(t, svc.Put(ctx, "a", "r", "/k2", "v2"))
-	unsigned, err := snapshot.ExportState(ctx, repo, svc, "a", "r", nil)
+	unsigned, err := snapshot.ExportState(ctx, r, svc, "a", "r", nil)
 	require.NoError(t, err)
 	assert.Empty(t, unsigned.Signature)
-	_, err = snapshot.ImportState(ctx, repo, coretest.NewKV(), "a", "r", unsigned.ID, verify(key, true))
-	require.ErrorIs(t, err, core.ErrInvalid)
+	_, err = snapshot.ImportState(ctx, r, coretest.NewKV(), "a", "r", unsigned.ID.String(), verify(key, true))
+	require.ErrorIs(t, err, core.ErrCorrupt)
 }
 
 // orderDriver records the operations that matter for durability.
@@ -135,12 +135,12 @@ func TestExportSyncsBlobsBeforeCommit(t *testing.T) {
 	fs, err := filestore.New(t.TempDir(), nil)
 	require.NoError(t, err)
 	drv := &orderDriver{Driver: fs}
-	repo := snapshot.New(store.New(drv, "test"))
-	defer repo.Close()
+	r := snapshot.New(store.New(drv, "test", nil))
+	defer r.Close()
 	svc := coretest.NewObjectStore()
 	_, _, err = coretest.Fill(t.Context(), svc, "a", "r", coretest.FillOptions{Objects: 20, Seed: 1})
 	require.NoError(t, err)
-	_, err = snapshot.Export(t.Context(), repo, svc, "a", "r", nil)
+	_, err = snapshot.Export(t.Context(), r, svc, "a", "r", nil)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"sync", "view", "manifest"}, drv.ops)
 }

@@ -2,16 +2,19 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/sources"
-	"github.com/statebucket/statebucket/store"
 )
 
 // VerifyOptions configure [Repo.Verify]. nil means the zero value.
@@ -23,14 +26,62 @@ type VerifyOptions struct {
 	Filter Filter
 	// Manifest configures decoding (caps, HMAC key).
 	Manifest manifest.DecodeOptions
-	// OnBlob, if set, is called once per distinct blob checked.
+	// OnStart, if set, is called once before any blob is checked, with
+	// the number of distinct blobs Verify checks (entries that share a
+	// digest share one stored blob, checked once) and their total size.
+	OnStart func(blobs int, bytes int64)
+	// OnBlob, if set, is called once per distinct blob checked, with its
+	// size, possibly from several goroutines at once.
 	OnBlob func(size int64)
 }
 
-// Problem is one thing wrong with a snapshot.
+// ProblemKind says what is wrong with the view or a blob of a snapshot.
+type ProblemKind string
+
+// The kinds of [Problem].
+const (
+	// ProblemMissing: the object is not in the repository.
+	ProblemMissing ProblemKind = "missing"
+	// ProblemSizeMismatch: the object's size is not the recorded one.
+	ProblemSizeMismatch ProblemKind = "size_mismatch"
+	// ProblemChecksumMismatch: the object's SHA-256 is not the recorded
+	// digest.
+	ProblemChecksumMismatch ProblemKind = "checksum_mismatch"
+	// ProblemUnreadable: the object could not be read or checked, for
+	// another reason given by the error.
+	ProblemUnreadable ProblemKind = "unreadable"
+)
+
+// Problem is one thing wrong with a snapshot: its view, or a stored blob.
 type Problem struct {
-	Key string // the blob key, or the view's or manifest's name
+	// View is true for a problem with the snapshot's view, false for one
+	// with a blob.
+	View bool
+	// Key is the blob's key; empty for the view. Entries that share a
+	// digest share one stored blob, reported once, under the first of
+	// their keys in manifest order.
+	Key string
+	// Digest is the recorded digest of the view or blob.
+	Digest digest.Digest
+	// Kind says what is wrong.
+	Kind ProblemKind
+	// Err is the error found, naming the object or key.
 	Err error
+}
+
+// newProblem returns the Problem err reports about the blob of key and
+// digest, or about the view when view is true.
+func newProblem(view bool, key string, d digest.Digest, err error) Problem {
+	kind := ProblemUnreadable
+	switch {
+	case errors.Is(err, core.ErrChecksumMismatch):
+		kind = ProblemChecksumMismatch
+	case errors.Is(err, core.ErrSizeMismatch):
+		kind = ProblemSizeMismatch
+	case repo.IsNotFound(err):
+		kind = ProblemMissing
+	}
+	return Problem{View: view, Key: key, Digest: d, Kind: kind, Err: err}
 }
 
 // VerifyReport says what [Repo.Verify] checked and found.
@@ -40,33 +91,34 @@ type VerifyReport struct {
 	UniqueBlobs int   // distinct digests checked
 	Bytes       int64 // bytes of the distinct blobs
 	ReadData    bool
-	Problems    []Problem
+	Problems    []Problem // the view's first, then the blobs' by key
 }
 
-// Verify checks the snapshot named by ref: its manifest decodes and
-// validates, its view matches its digest, and every blob exists with the
-// recorded size (with ReadData, also the recorded digest). It returns the
-// report and, if anything is wrong, an error wrapping the first problem.
+// Verify checks the snapshot named by ref (see [Repo.Show]): its manifest
+// decodes and validates, its view matches its digest, and every distinct
+// blob exists with the recorded size (with ReadData, also the recorded
+// digest). It returns the report and, if anything is wrong, an error
+// wrapping the first problem. A manifest that fails is an error matching
+// core.ErrCorrupt, with no report.
 func (r *Repo) Verify(ctx context.Context, ref string, opts *VerifyOptions) (*VerifyReport, error) {
 	if opts == nil {
 		opts = &VerifyOptions{}
 	}
-	hexID, err := r.resolve(ctx, ref, opts.Filter)
+	m, err := r.lookup(ctx, ref, opts.Filter, &opts.Manifest)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: verify %q: %w", ref, err)
-	}
-	m, err := r.readManifest(ctx, hexID, &opts.Manifest)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: verify %q: %w", ref, err)
+		return nil, fmt.Errorf("snapshot: verify: %w", err)
 	}
 	rep := &VerifyReport{Manifest: m, Blobs: len(m.Blobs), ReadData: opts.ReadData}
-	if _, err := r.readView(ctx, m); err != nil {
-		rep.Problems = append(rep.Problems, Problem{Key: store.ViewName(hexID), Err: err})
+	if _, err := r.r.ReadView(ctx, m); err != nil {
+		rep.Problems = append(rep.Problems, newProblem(true, "", m.View.Digest, err))
 	}
 	unique := uniqueBlobs(m)
 	rep.UniqueBlobs = len(unique.Blobs)
 	for _, e := range unique.Blobs {
 		rep.Bytes += e.Size
+	}
+	if opts.OnStart != nil {
+		opts.OnStart(rep.UniqueBlobs, rep.Bytes)
 	}
 	var problems []Problem
 	if opts.ReadData {
@@ -77,10 +129,15 @@ func (r *Repo) Verify(ctx context.Context, ref string, opts *VerifyOptions) (*Ve
 	if err != nil {
 		return rep, fmt.Errorf("snapshot: verify %s: %w", m.ID, err)
 	}
+	sort.Slice(problems, func(i, j int) bool { return problems[i].Key < problems[j].Key })
 	rep.Problems = append(rep.Problems, problems...)
 	if len(rep.Problems) > 0 {
 		p := rep.Problems[0]
-		return rep, fmt.Errorf("snapshot: verify %s: %d problem(s), first %q: %w", m.ID, len(rep.Problems), p.Key, p.Err)
+		what := "the view"
+		if !p.View {
+			what = fmt.Sprintf("blob %q", p.Key)
+		}
+		return rep, fmt.Errorf("snapshot: verify %s: %d problem(s), first with %s: %w", m.ID, len(rep.Problems), what, p.Err)
 	}
 	return rep, nil
 }
@@ -89,7 +146,7 @@ func (r *Repo) Verify(ctx context.Context, ref string, opts *VerifyOptions) (*Ve
 func uniqueBlobs(m *manifest.Manifest) *manifest.Manifest {
 	u := *m
 	u.Blobs = nil
-	seen := map[string]bool{}
+	seen := map[digest.Digest]bool{}
 	for _, e := range m.Blobs {
 		if !seen[e.Digest] {
 			seen[e.Digest] = true
@@ -103,23 +160,19 @@ func (r *Repo) statBlobs(ctx context.Context, m *manifest.Manifest, onBlob func(
 	var mu sync.Mutex
 	var problems []Problem
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.st.Budget().MaxRequests())
+	g.SetLimit(r.r.Budget().MaxRequests())
 	for _, e := range m.Blobs {
 		g.Go(func() error {
-			hexDigest, err := store.HexFromDigest(e.Digest)
-			if err != nil {
-				return err
-			}
-			info, err := r.st.Stat(gctx, store.BlobName(hexDigest))
-			if err == nil && info.Size != e.Size {
-				err = &sources.MismatchError{Key: e.Key, Expected: fmt.Sprintf("%d bytes", e.Size), Actual: fmt.Sprintf("%d bytes", info.Size), Err: core.ErrSizeMismatch}
+			size, err := r.r.StatBlob(gctx, e.Digest)
+			if err == nil && size != e.Size {
+				err = &repo.MismatchError{Key: e.Key, Expected: fmt.Sprintf("%d bytes", e.Size), Actual: fmt.Sprintf("%d bytes", size), Err: core.ErrSizeMismatch}
 			}
 			if err != nil {
 				if gctx.Err() != nil {
 					return context.Cause(gctx)
 				}
 				mu.Lock()
-				problems = append(problems, Problem{Key: e.Key, Err: err})
+				problems = append(problems, newProblem(false, e.Key, e.Digest, err))
 				mu.Unlock()
 			}
 			if onBlob != nil {
@@ -134,7 +187,7 @@ func (r *Repo) statBlobs(ctx context.Context, m *manifest.Manifest, onBlob func(
 // readBlobs downloads every blob of m through the import engine, which
 // verifies size and digest, and discards the bytes.
 func (r *Repo) readBlobs(ctx context.Context, m *manifest.Manifest, onBlob func(int64)) ([]Problem, error) {
-	src := sources.New(r.st, m, &sources.Options{})
+	src := sources.New(r.r, m, &sources.Options{})
 	defer src.Close()
 	var problems []Problem
 	for _, e := range m.Blobs {
@@ -147,7 +200,7 @@ func (r *Repo) readBlobs(ctx context.Context, m *manifest.Manifest, onBlob func(
 			if ctx.Err() != nil {
 				return problems, context.Cause(ctx)
 			}
-			problems = append(problems, Problem{Key: e.Key, Err: err})
+			problems = append(problems, newProblem(false, e.Key, e.Digest, err))
 		}
 		if onBlob != nil {
 			onBlob(e.Size)

@@ -9,13 +9,12 @@ import (
 	"io"
 	"sync"
 
-	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/store"
 )
 
-// Defaults for large blobs, which are read in parallel chunks when the
-// driver can read ranges.
+// Defaults for large blobs, which are read in parallel chunks.
 const (
 	// DefaultLargeThreshold is the size from which a blob is streamed in
 	// chunks rather than spooled whole.
@@ -28,7 +27,7 @@ const (
 
 // chunked reports whether e is read in chunks.
 func (s *Source) chunked(e manifest.Entry) bool {
-	return s.opts.LargeThreshold > 0 && e.Size >= s.opts.LargeThreshold && s.st.RangeReads()
+	return s.opts.LargeThreshold > 0 && e.Size >= s.opts.LargeThreshold
 }
 
 // chunkReader streams a large blob: up to maxChunks ranged reads run
@@ -64,7 +63,7 @@ type chunkResult struct {
 // openChunked starts streaming e, or returns nil when the budget has no
 // memory free for even one chunk (the caller then spools the blob).
 func (s *Source) openChunked(ctx context.Context, e manifest.Entry) *chunkReader {
-	budget := s.st.Budget()
+	budget := s.r.Budget()
 	chunk := s.opts.ChunkSize
 	if !budget.TryAcquireBytes(chunk + 1) {
 		return nil
@@ -87,16 +86,12 @@ func (s *Source) openChunked(ctx context.Context, e manifest.Entry) *chunkReader
 	return r
 }
 
-// dispatch starts the download of each chunk in order as buffers and
-// request slots allow.
+// dispatch starts the download of each chunk in order as buffers allow;
+// each download takes a request slot of the store's budget while it runs.
 func (r *chunkReader) dispatch(ctx context.Context, s *Source) {
 	defer r.wg.Done()
-	name := store.BlobName(r.e.Digest[len("sha256:"):])
 	for i := range r.results {
 		buf, err := r.buffer(ctx)
-		if err == nil {
-			err = r.budget.AcquireRequest(ctx)
-		}
 		if err != nil {
 			r.results[i] <- chunkResult{buf: buf, err: fmt.Errorf("sources: blob %q: %w", r.e.Key, err)}
 			return
@@ -104,8 +99,7 @@ func (r *chunkReader) dispatch(ctx context.Context, s *Source) {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			defer r.budget.ReleaseRequest()
-			data, err := r.download(ctx, s, name, i, buf)
+			data, err := r.download(ctx, s, i, buf)
 			r.results[i] <- chunkResult{buf: buf, data: data, err: err}
 		}()
 	}
@@ -143,8 +137,9 @@ func (r *chunkReader) newBuffer() []byte {
 	return b
 }
 
-// download reads chunk i into buf, trying again after transient failures.
-func (r *chunkReader) download(ctx context.Context, s *Source, name string, i int, buf []byte) ([]byte, error) {
+// download reads chunk i into buf; the store resumes a read that breaks
+// off.
+func (r *chunkReader) download(ctx context.Context, s *Source, i int, buf []byte) ([]byte, error) {
 	off := int64(i) * r.chunk
 	want := min(r.chunk, r.e.Size-off)
 	ask := want
@@ -152,23 +147,19 @@ func (r *chunkReader) download(ctx context.Context, s *Source, name string, i in
 	if last {
 		ask++ // one more: an object longer than recorded shows here
 	}
-	var n int64
-	err := s.retry(ctx, r.e.Key, func() error {
-		rc, err := s.st.GetRange(ctx, name, off, ask)
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		n, err = readUpTo(rc, buf[:ask])
-		return err
-	})
+	rc, err := s.r.OpenBlobRange(ctx, r.e.Digest, off, ask)
+	if err != nil {
+		return nil, fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
+	}
+	defer rc.Close()
+	n, err := readUpTo(rc, buf[:ask])
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
 	case n < want:
-		return nil, &MismatchError{Key: r.e.Key, Expected: sizeText(r.e.Size), Actual: sizeText(off + n), Err: core.ErrSizeMismatch}
+		return nil, shorter(r.e, off+n)
 	case last && n > want:
-		return nil, &MismatchError{Key: r.e.Key, Expected: sizeText(r.e.Size), Actual: "more than " + sizeText(r.e.Size), Err: core.ErrSizeMismatch}
+		return nil, longer(r.e)
 	}
 	return buf[:n], nil
 }
@@ -200,8 +191,8 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		}
 		if r.next == len(r.results) {
 			r.err = io.EOF
-			if got := store.Digest(r.h.Sum(nil)); got != r.e.Digest {
-				r.err = &MismatchError{Key: r.e.Key, Expected: r.e.Digest, Actual: got, Err: core.ErrChecksumMismatch}
+			if err := checkDigest(r.e, digest.FromSum(r.h.Sum(nil))); err != nil {
+				r.err = err
 			}
 			return 0, r.err
 		}

@@ -2,7 +2,6 @@ package sources_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,9 @@ import (
 
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/sources"
 	"github.com/statebucket/statebucket/store"
 	"github.com/statebucket/statebucket/store/filestore"
@@ -31,8 +32,8 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	st := store.New(drv, dir)
-	defer st.Close()
+	r := repo.New(store.New(drv, dir, nil), nil)
+	defer r.Close()
 
 	// Export a mock S3 with two objects and describe it in a manifest.
 	src := coretest.NewObjectStore()
@@ -44,7 +45,7 @@ func Example() {
 			log.Fatal(err)
 		}
 	}
-	v := visitors.New(st, nil)
+	v := visitors.New(r, nil)
 	view, err := src.SnapshotWithBlobs(ctx, "123456789012", "eu-west-1", v)
 	if err != nil {
 		log.Fatal(err)
@@ -53,19 +54,21 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	sum := sha256.Sum256(viewJSON)
 	m, err := manifest.New(src.ServiceName(), "123456789012", "eu-west-1",
-		manifest.Object{Digest: store.Digest(sum[:]), Size: int64(len(viewJSON))}, v.Entries())
+		manifest.Object{Digest: digest.FromBytes(viewJSON), Size: int64(len(viewJSON))}, v.Entries())
 	if err != nil {
 		log.Fatal(err)
 	}
 
 	// Restore it into a fresh mock, every blob verified on the way.
 	dst := coretest.NewObjectStore()
-	source := sources.New(st, m, nil)
+	source := sources.New(r, m, nil)
 	err = dst.RestoreWithBlobs(ctx, "123456789012", "eu-west-1", view, source)
 	source.Close()
 	if err != nil {
+		log.Fatal(err)
+	}
+	if err := dst.Restore(ctx, "123456789012", "eu-west-1", view); err != nil {
 		log.Fatal(err)
 	}
 	data, err := dst.GetObject(ctx, "123456789012", "eu-west-1", "pets", "dog.txt")
@@ -75,22 +78,18 @@ func Example() {
 	fmt.Printf("restored %q, %d blobs fetched\n", data, source.Stats().Fetched)
 
 	// A key the manifest does not list is not found.
-	source = sources.New(st, m, nil)
+	source = sources.New(r, m, nil)
 	defer source.Close()
 	_, err = source.Fetch(ctx, "pets/bird.txt\x00null")
 	fmt.Println("unknown key:", errors.Is(err, core.ErrNotFound))
 
 	// Bytes that are not the recorded ones never reach the service.
 	dog, _ := m.Lookup(coretest.BlobKey("pets", "dog.txt", coretest.NullVersionID))
-	hexDigest, err := store.HexFromDigest(dog.Digest)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := st.PutBytes(ctx, store.BlobName(hexDigest), []byte("HELLO FROM DOG.TXT"), store.PutOptions{}); err != nil {
+	if err := r.Store().PutBytes(ctx, repo.BlobName(dog.Digest), []byte("HELLO FROM DOG.TXT"), store.PutOptions{}); err != nil {
 		log.Fatal(err)
 	}
 	_, err = source.Fetch(ctx, dog.Key)
-	var mismatch *sources.MismatchError
+	var mismatch *repo.MismatchError
 	if errors.As(err, &mismatch) {
 		fmt.Printf("blob %q refused, checksum mismatch: %v\n", mismatch.Key, errors.Is(err, core.ErrChecksumMismatch))
 	}

@@ -1,5 +1,6 @@
 // Package sources is the import engine: a [core.BlobSource] that serves the
-// blobs of one snapshot from a repository over any store driver.
+// blobs of one snapshot from a repository ([repo.Repo]) over any store
+// driver.
 //
 // A Source looks each key up in the snapshot's manifest, downloads the blob,
 // and checks its size and SHA-256 digest while streaming it into a spool
@@ -7,13 +8,14 @@
 // never receives bytes that are not the recorded ones. Because services
 // call Fetch one key at a time, the Source prefetches the entries that
 // follow the last key asked for, in manifest order, under the store's
-// shared [store.Budget], so a restore runs at download speed.
+// shared [store.Budget], so a restore runs at download speed. The store
+// tries failed downloads again and resumes those that break off.
 //
-// Blobs of Options.LargeThreshold bytes and more, on drivers that can read
-// ranges ([store.RangeReader]), are not spooled: they stream to the
-// service in chunks downloaded in parallel ahead of the reader, with their
-// size and digest checked as the bytes pass; a mismatch is returned by
-// Read in place of io.EOF, and the service then fails its restore.
+// Blobs of Options.LargeThreshold bytes and more are not spooled: they
+// stream to the service in chunks, ranged reads downloaded in parallel
+// ahead of the reader, with their size and digest checked as the bytes
+// pass; a mismatch is returned by Read in place of io.EOF, and the service
+// then fails its restore.
 package sources
 
 import (
@@ -25,13 +27,11 @@ import (
 	"sync"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/internal/spool"
 	"github.com/statebucket/statebucket/manifest"
-	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/repo"
 )
-
-// DefaultRetries is how many times a failed download is tried again.
-const DefaultRetries = 3
 
 // Options configure a [Source]. The zero value is ready to use.
 type Options struct {
@@ -44,13 +44,8 @@ type Options struct {
 	MemoryThreshold int64
 	// TempDir holds temporary spool files; "" means os.TempDir().
 	TempDir string
-	// Retries is how many times a download that failed for a reason other
-	// than a missing object, a refused permission, a cancelled context or
-	// a mismatch is tried again. 0 means DefaultRetries; negative means none.
-	Retries int
 	// LargeThreshold is the size from which a blob is streamed in
-	// parallel chunks, when the driver can read ranges, instead of being
-	// spooled whole; its digest is then checked as the last byte passes,
+	// parallel chunks instead of being spooled whole; its digest is then checked as the last byte passes,
 	// and a mismatch is returned by Read in place of io.EOF. 0 means
 	// DefaultLargeThreshold; negative turns chunked reads off.
 	LargeThreshold int64
@@ -60,34 +55,17 @@ type Options struct {
 	OnBlob func(key string, size int64)
 }
 
-// MismatchError reports blob bytes that are not the ones the manifest
-// records. It unwraps to core.ErrSizeMismatch or core.ErrChecksumMismatch.
-type MismatchError struct {
-	Key      string
-	Expected string // the recorded size or digest
-	Actual   string // what was read
-	Err      error  // core.ErrSizeMismatch or core.ErrChecksumMismatch
-}
-
-func (e *MismatchError) Error() string {
-	return fmt.Sprintf("sources: blob %q: %v: expected %s, got %s", e.Key, e.Err, e.Expected, e.Actual)
-}
-
-// Unwrap returns core.ErrSizeMismatch or core.ErrChecksumMismatch.
-func (e *MismatchError) Unwrap() error { return e.Err }
-
 // Stats counts what a [Source] did.
 type Stats struct {
 	Fetched      int   // blobs handed to the service
 	Bytes        int64 // their total size
 	PrefetchHits int   // of those, blobs that were downloaded ahead
-	Retried      int   // downloads tried again
 }
 
 // Source serves the blobs of one snapshot. Create it with [New] and Close
 // it when the restore is over. It is safe for concurrent use.
 type Source struct {
-	st   *store.Store
+	r    *repo.Repo
 	m    *manifest.Manifest
 	opts Options
 
@@ -109,17 +87,14 @@ type slot struct {
 
 var _ core.BlobSource = (*Source)(nil)
 
-// New returns a Source for the blobs of m, read from st. opts may be nil.
-func New(st *store.Store, m *manifest.Manifest, opts *Options) *Source {
-	s := &Source{st: st, m: m, slots: map[int]*slot{}}
+// New returns a Source for the blobs of m, read from r. opts may be nil.
+func New(r *repo.Repo, m *manifest.Manifest, opts *Options) *Source {
+	s := &Source{r: r, m: m, slots: map[int]*slot{}}
 	if opts != nil {
 		s.opts = *opts
 	}
 	if s.opts.Prefetch == 0 {
-		s.opts.Prefetch = st.Budget().MaxRequests()
-	}
-	if s.opts.Retries == 0 {
-		s.opts.Retries = DefaultRetries
+		s.opts.Prefetch = r.Budget().MaxRequests()
 	}
 	if s.opts.LargeThreshold == 0 {
 		s.opts.LargeThreshold = DefaultLargeThreshold
@@ -140,7 +115,7 @@ func (s *Source) Stats() Stats {
 // Fetch returns the bytes of key, verified before they are handed over
 // or, for a large blob streamed in chunks, as they pass. A key the
 // manifest does not list yields an error matching core.ErrNotFound; bytes
-// that differ from the manifest yield a [*MismatchError], from Fetch or,
+// that differ from the manifest yield a [*repo.MismatchError], from Fetch or,
 // for a streamed blob, from the reader's last Read.
 func (s *Source) Fetch(ctx context.Context, key string) (io.ReadCloser, error) {
 	idx := s.m.Index(key)
@@ -175,7 +150,7 @@ func (s *Source) Fetch(ctx context.Context, key string) (io.ReadCloser, error) {
 	hit := sl != nil && err == nil
 	// A download ahead runs under the context of the Fetch that started
 	// it, which may have ended since: only ctx decides whether to give up.
-	if sl == nil || (err != nil && (!permanent(err) || isContextErr(err)) && ctx.Err() == nil) {
+	if sl == nil || (err != nil && isContextErr(err) && ctx.Err() == nil) {
 		sp, err = s.load(ctx, idx)
 	}
 	if err != nil {
@@ -264,59 +239,28 @@ func (s *Source) Close() error {
 	return nil
 }
 
-// load downloads and verifies entry idx, trying again after transient
-// failures.
+// load downloads and verifies entry idx, under ctx; the store tries
+// again after transient failures.
 func (s *Source) load(ctx context.Context, idx int) (*spool.Spool, error) {
 	e := s.m.Blobs[idx]
-	var sp *spool.Spool
-	err := s.retry(ctx, e.Key, func() error {
-		var err error
-		sp, err = s.loadOnce(ctx, e)
-		return err
-	})
+	sp, err := s.spoolBlob(ctx, e)
+	if _, mismatch := errors.AsType[*repo.MismatchError](err); err != nil && !mismatch {
+		return nil, fmt.Errorf("sources: blob %q: %w", e.Key, err)
+	}
 	return sp, err
 }
 
-// retry calls try until it succeeds, fails for good, or has been tried
-// 1+Retries times, and names key in the error it returns.
-func (s *Source) retry(ctx context.Context, key string, try func() error) error {
-	var err error
-	for attempt := 0; ; attempt++ {
-		if err = try(); err == nil {
-			return nil
-		}
-		if permanent(err) || ctx.Err() != nil || attempt >= max(s.opts.Retries, 0) {
-			break
-		}
-		s.mu.Lock()
-		s.stats.Retried++
-		s.mu.Unlock()
-	}
-	var me *MismatchError
-	if errors.As(err, &me) {
-		return err
-	}
-	return fmt.Errorf("sources: blob %q: %w", key, err)
-}
-
-func (s *Source) loadOnce(ctx context.Context, e manifest.Entry) (*spool.Spool, error) {
-	hexDigest, err := store.HexFromDigest(e.Digest)
-	if err != nil {
-		return nil, err
-	}
-	budget := s.st.Budget()
-	if err := budget.AcquireRequest(ctx); err != nil {
-		return nil, err
-	}
-	defer budget.ReleaseRequest()
-	rc, err := s.st.Get(ctx, store.BlobName(hexDigest))
+// spoolBlob downloads the blob of e into a spool and verifies it.
+func (s *Source) spoolBlob(ctx context.Context, e manifest.Entry) (*spool.Spool, error) {
+	rc, err := s.r.OpenBlob(ctx, e.Digest)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
 	// Read at most one byte more than recorded, enough to tell a longer
-	// blob.
-	sp, err := spool.Fill(ctx, io.LimitReader(rc, e.Size+1), budget, spool.Options{
+	// blob. The reader holds a request slot until it is closed: filling
+	// must not wait for memory, which a held spool may keep (NoWait).
+	sp, err := spool.Fill(ctx, io.LimitReader(rc, e.Size+1), s.r.Budget(), spool.Options{
 		MemoryThreshold: s.opts.MemoryThreshold,
 		TempDir:         s.opts.TempDir,
 		SizeHint:        e.Size,
@@ -334,32 +278,34 @@ func (s *Source) loadOnce(ctx context.Context, e manifest.Entry) (*spool.Spool, 
 
 func verify(e manifest.Entry, sp *spool.Spool) error {
 	if sp.Size() > e.Size {
-		return &MismatchError{Key: e.Key, Expected: sizeText(e.Size), Actual: "more than " + sizeText(e.Size), Err: core.ErrSizeMismatch}
+		return longer(e)
 	}
 	if sp.Size() != e.Size {
-		return &MismatchError{Key: e.Key, Expected: sizeText(e.Size), Actual: sizeText(sp.Size()), Err: core.ErrSizeMismatch}
+		return shorter(e, sp.Size())
 	}
-	if got := store.Digest(sp.Sum()); got != e.Digest {
-		return &MismatchError{Key: e.Key, Expected: e.Digest, Actual: got, Err: core.ErrChecksumMismatch}
+	return checkDigest(e, digest.FromSum(sp.Sum()))
+}
+
+// longer reports a blob of e longer than recorded.
+func longer(e manifest.Entry) error {
+	return &repo.MismatchError{Key: e.Key, Expected: sizeText(e.Size), Actual: "more than " + sizeText(e.Size), Err: core.ErrSizeMismatch}
+}
+
+// shorter reports a blob of e that ended after n bytes.
+func shorter(e manifest.Entry, n int64) error {
+	return &repo.MismatchError{Key: e.Key, Expected: sizeText(e.Size), Actual: sizeText(n), Err: core.ErrSizeMismatch}
+}
+
+// checkDigest reports a blob of e whose digest is got, if it is not the
+// recorded one.
+func checkDigest(e manifest.Entry, got digest.Digest) error {
+	if got != e.Digest {
+		return &repo.MismatchError{Key: e.Key, Expected: string(e.Digest), Actual: string(got), Err: core.ErrChecksumMismatch}
 	}
 	return nil
 }
 
 func sizeText(n int64) string { return strconv.FormatInt(n, 10) + " bytes" }
-
-// permanent reports whether trying err's download again cannot help.
-func permanent(err error) bool {
-	for _, target := range []error{
-		core.ErrNotFound, core.ErrBucketNotFound, core.ErrPermission, core.ErrInvalid,
-		core.ErrInvalidPath, core.ErrSizeMismatch, core.ErrChecksumMismatch,
-		context.Canceled, context.DeadlineExceeded,
-	} {
-		if errors.Is(err, target) {
-			return true
-		}
-	}
-	return false
-}
 
 // isContextErr reports whether err comes from a context that ended.
 func isContextErr(err error) bool {

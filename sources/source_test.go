@@ -3,9 +3,6 @@ package sources_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,7 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/sources"
 	"github.com/statebucket/statebucket/store"
 	"github.com/statebucket/statebucket/store/filestore"
@@ -90,7 +89,7 @@ func newRepo(t *testing.T) *fixture {
 	fs, err := filestore.New(t.TempDir(), nil)
 	require.NoError(t, err)
 	f := &fixture{drv: &getDriver{Driver: fs, gets: map[string]int{}}, data: map[string][]byte{}, tmp: t.TempDir()}
-	f.st = store.New(f.drv, "test")
+	f.st = store.New(f.drv, "test", &store.Options{Backoff: -1})
 	t.Cleanup(func() { f.st.Close() })
 	return f
 }
@@ -98,17 +97,17 @@ func newRepo(t *testing.T) *fixture {
 // add stores data as the blob of key.
 func (f *fixture) add(t *testing.T, key string, data []byte) {
 	t.Helper()
-	sum := sha256.Sum256(data)
-	require.NoError(t, f.st.PutBytes(t.Context(), store.BlobName(hex.EncodeToString(sum[:])), data, store.PutOptions{SHA256: sum[:]}))
+	d := digest.FromBytes(data)
+	require.NoError(t, repo.New(f.st, nil).PutBlob(t.Context(), d, bytes.NewReader(data), int64(len(data))))
 	f.data[key] = data
-	f.entries = append(f.entries, manifest.Entry{Key: key, Digest: store.Digest(sum[:]), Size: int64(len(data))})
+	f.entries = append(f.entries, manifest.Entry{Key: key, Digest: d, Size: int64(len(data))})
 }
 
 // finish makes the manifest of the blobs added.
 func (f *fixture) finish(t *testing.T) {
 	t.Helper()
 	var err error
-	f.m, err = manifest.New("s3", "123456789012", "eu-west-1", manifest.Object{Digest: store.Digest(make([]byte, 32))}, f.entries)
+	f.m, err = manifest.New("s3", "123456789012", "eu-west-1", manifest.Object{Digest: digest.FromSum(make([]byte, 32))}, f.entries)
 	require.NoError(t, err)
 }
 
@@ -132,8 +131,7 @@ func newFixture(t *testing.T, n int) *fixture {
 // name returns the name of the blob of key.
 func (f *fixture) name(key string) string {
 	e, _ := f.m.Lookup(key)
-	h, _ := store.HexFromDigest(e.Digest)
-	return store.BlobName(h)
+	return repo.BlobName(e.Digest)
 }
 
 // replace stores data under the blob name of key, unverified.
@@ -148,7 +146,7 @@ func (f *fixture) source(t *testing.T, opts sources.Options) *sources.Source {
 	t.Helper()
 	opts.MemoryThreshold = threshold
 	opts.TempDir = f.tmp
-	s := sources.New(f.st, f.m, &opts)
+	s := sources.New(repo.New(f.st, nil), f.m, &opts)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -218,7 +216,6 @@ func TestFetchOrders(t *testing.T) {
 			st := s.Stats()
 			assert.Equal(t, n, st.Fetched)
 			assert.Equal(t, total, st.Bytes)
-			assert.Zero(t, st.Retried)
 			if tc.hits >= 0 {
 				assert.Equal(t, tc.hits, st.PrefetchHits)
 			}
@@ -244,14 +241,14 @@ func TestFetchUnknownKey(t *testing.T) {
 	_, err := s.Fetch(t.Context(), "no such\x00key")
 	require.ErrorIs(t, err, core.ErrNotFound)
 	assert.Contains(t, err.Error(), `"no such\x00key"`)
-	assert.Contains(t, err.Error(), f.m.ID)
+	assert.Contains(t, err.Error(), f.m.ID.String())
 }
 
 func TestFetchMismatch(t *testing.T) {
 	data := bytes.Repeat([]byte{7}, 100)
 	flipped := bytes.Clone(data)
 	flipped[50] ^= 1
-	digest := func(b []byte) string { sum := sha256.Sum256(b); return store.Digest(sum[:]) }
+	digestOf := func(b []byte) string { return digest.FromBytes(b).String() }
 	large := make([]byte, 1<<20)
 	for _, tc := range []struct {
 		name             string
@@ -260,7 +257,7 @@ func TestFetchMismatch(t *testing.T) {
 		wantErr          error
 		expected, actual string
 	}{
-		{"flipped byte", 100, flipped, core.ErrChecksumMismatch, digest(data), digest(flipped)},
+		{"flipped byte", 100, flipped, core.ErrChecksumMismatch, digestOf(data), digestOf(flipped)},
 		{"shorter", 100, data[:60], core.ErrSizeMismatch, "100 bytes", "60 bytes"},
 		{"empty instead", 100, nil, core.ErrSizeMismatch, "100 bytes", "0 bytes"},
 		{"one byte longer", 100, append(bytes.Clone(data), 7), core.ErrSizeMismatch, "100 bytes", "more than 100 bytes"},
@@ -277,13 +274,12 @@ func TestFetchMismatch(t *testing.T) {
 			s := f.source(t, sources.Options{Prefetch: -1})
 			_, err := s.Fetch(t.Context(), key)
 			require.ErrorIs(t, err, tc.wantErr)
-			var me *sources.MismatchError
+			var me *repo.MismatchError
 			require.ErrorAs(t, err, &me)
-			assert.Equal(t, &sources.MismatchError{Key: key, Expected: tc.expected, Actual: tc.actual, Err: tc.wantErr}, me)
+			assert.Equal(t, &repo.MismatchError{Key: key, Expected: tc.expected, Actual: tc.actual, Err: tc.wantErr}, me)
 			assert.Contains(t, err.Error(), `"k\x00v"`)
 			assert.Equal(t, 1, f.drv.getsOf(f.name(key)), "a mismatch is not downloaded again")
 			assert.LessOrEqual(t, f.drv.read.Load(), int64(tc.size+1), "bytes read from the store")
-			assert.Zero(t, s.Stats().Retried)
 			require.NoError(t, s.Close())
 			f.requireNoTempFiles(t)
 			requireBudgetFree(t, f.st.Budget())
@@ -305,7 +301,6 @@ func TestFetchMissingBlobIsNotRetried(t *testing.T) {
 		require.ErrorIs(t, err, core.ErrNotFound)
 		assert.Contains(t, err.Error(), fmt.Sprintf("%q", key))
 		assert.Equal(t, gets+1, f.drv.getsOf(f.name(key)), "prefetch %d: Gets of a missing blob", prefetch)
-		assert.Zero(t, s.Stats().Retried)
 		require.NoError(t, s.Close())
 	}
 }
@@ -318,21 +313,25 @@ func failingReader(rc io.ReadCloser, size int64, err error) io.ReadCloser {
 	}{io.MultiReader(io.LimitReader(rc, size/2), iotest.ErrReader(err)), rc}
 }
 
-func TestFetchRetriesTransientErrors(t *testing.T) {
+// TestFetchSurvivesTransientErrors fails the first Get of every blob, or
+// its reading half-way: the store opens it again, or resumes it with a
+// ranged read, and the service receives the exact bytes.
+func TestFetchSurvivesTransientErrors(t *testing.T) {
 	const n = 6
 	for _, tc := range []struct {
 		name string
 		// fail returns what the Get of the blob of a given size returns
 		// when it fails.
 		fail func(rc io.ReadCloser, size int64) (io.ReadCloser, error)
+		gets int // per blob
 	}{
 		{"Get fails", func(rc io.ReadCloser, _ int64) (io.ReadCloser, error) {
 			rc.Close()
-			return nil, errors.New("connection reset")
-		}},
+			return nil, fmt.Errorf("connection reset: %w", core.ErrTransient)
+		}, 2},
 		{"read fails half-way", func(rc io.ReadCloser, size int64) (io.ReadCloser, error) {
 			return failingReader(rc, size, io.ErrUnexpectedEOF), nil
-		}},
+		}, 1},
 	} {
 		for _, prefetch := range []int{-1, 0} {
 			t.Run(fmt.Sprintf("%s, prefetch %d", tc.name, prefetch), func(t *testing.T) {
@@ -352,9 +351,8 @@ func TestFetchRetriesTransientErrors(t *testing.T) {
 					f.fetch(t, t.Context(), s, key)
 				}
 				require.NoError(t, s.Close())
-				assert.Equal(t, n, s.Stats().Retried)
 				for _, key := range f.keys() {
-					assert.Equal(t, 2, f.drv.getsOf(f.name(key)), "Gets of %q", key)
+					assert.Equal(t, tc.gets, f.drv.getsOf(f.name(key)), "Gets of %q", key)
 				}
 				f.requireNoTempFiles(t)
 			})
@@ -362,29 +360,31 @@ func TestFetchRetriesTransientErrors(t *testing.T) {
 	}
 }
 
+// TestFetchGivesUpAfterRetries fails every Get: the store tries each
+// 1+Retries times, and the error names the key.
 func TestFetchGivesUpAfterRetries(t *testing.T) {
-	boom := errors.New("connection reset")
+	boom := fmt.Errorf("connection reset: %w", core.ErrTransient)
 	for _, tc := range []struct {
 		retries int
 		gets    int
 	}{
-		{0, sources.DefaultRetries + 1},
+		{0, store.DefaultRetries + 1},
 		{1, 2},
 		{-1, 1},
 	} {
 		t.Run(fmt.Sprint("retries ", tc.retries), func(t *testing.T) {
 			f := newFixture(t, 2)
+			f.st = store.New(f.drv, "test", &store.Options{Retries: tc.retries, Backoff: -1})
 			f.drv.hook = func(_ context.Context, _ string, _ int, rc io.ReadCloser) (io.ReadCloser, error) {
 				rc.Close()
 				return nil, boom
 			}
-			s := f.source(t, sources.Options{Prefetch: -1, Retries: tc.retries})
+			s := f.source(t, sources.Options{Prefetch: -1})
 			key := f.keys()[0]
 			_, err := s.Fetch(t.Context(), key)
 			require.ErrorIs(t, err, boom)
 			assert.Contains(t, err.Error(), fmt.Sprintf("%q", key))
 			assert.Equal(t, tc.gets, f.drv.getsOf(f.name(key)))
-			assert.Equal(t, tc.gets-1, s.Stats().Retried)
 		})
 	}
 }
@@ -429,7 +429,7 @@ func TestFetchCancelled(t *testing.T) {
 		cancel()
 		err := <-done
 		require.ErrorIs(t, err, context.Canceled)
-		assert.Zero(t, s.Stats().Retried, "a cancelled download is not tried again")
+		assert.Equal(t, 1, f.drv.getsOf(f.name(f.keys()[0])), "a cancelled download is not tried again")
 		require.NoError(t, s.Close())
 		f.requireNoTempFiles(t)
 	})

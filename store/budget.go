@@ -17,7 +17,9 @@ const (
 
 // Budget is one limit on in-flight requests and one on buffered bytes,
 // shared by every transfer on a [Store], so that many concurrent exports
-// and imports on one repository together stay within it.
+// and imports on one repository together stay within it. The Store takes
+// a request slot for each call to its driver (see [Store]); the engines
+// take bytes for what they buffer.
 //
 // A Budget is safe for concurrent use.
 type Budget struct {
@@ -50,11 +52,17 @@ func (b *Budget) MaxRequests() int { return b.maxRequests }
 // MaxBytes returns the limit on buffered bytes.
 func (b *Budget) MaxBytes() int64 { return b.maxBytes }
 
-// AcquireRequest waits for a request slot. Release it with ReleaseRequest.
-func (b *Budget) AcquireRequest(ctx context.Context) error { return b.requests.Acquire(ctx, 1) }
+// acquireRequest waits for a request slot; only the Store takes them, for
+// each call to its driver. Release it with releaseRequest.
+func (b *Budget) acquireRequest(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err // rather than take a free slot with a done context
+	}
+	return b.requests.Acquire(ctx, 1)
+}
 
-// ReleaseRequest returns a request slot.
-func (b *Budget) ReleaseRequest() { b.requests.Release(1) }
+// releaseRequest returns a request slot.
+func (b *Budget) releaseRequest() { b.requests.Release(1) }
 
 // AcquireBytes waits until n bytes (at most MaxBytes) may be buffered and
 // returns how many it took.

@@ -1,12 +1,3 @@
-// Package store defines the small contract every storage backend of
-// statebucket implements ([Driver]), the names a repository uses
-// ([BlobName], [ViewName], [ManifestName], [TagName]), and [Store], the
-// portable type the engines use: it validates names, calls the driver and
-// wraps the driver's error exactly once with the operation and the name.
-//
-// Backends live in sub-packages: filestore (a local directory), s3store
-// (aws-sdk-go-v2), gcsstore (cloud.google.com/go/storage) and gocloudstore
-// (any gocloud.dev bucket). Each passes the conformance suite in storetest.
 package store
 
 import (
@@ -16,14 +7,21 @@ import (
 )
 
 // Driver is the contract a storage backend implements. Names given to a
-// driver are always valid repository names (see [ValidName]); a driver may
-// check them again but never has to escape them.
+// driver are always valid object names (see [ValidName]); a driver may
+// check them again but never has to escape them. A driver knows nothing
+// of what the names mean.
 //
 // Errors must match the sentinels of package core through errors.Is:
 // core.ErrNotFound for a missing object, core.ErrBucketNotFound for a
-// missing bucket or root directory, core.ErrExists when a create-only Put
-// finds the name taken, core.ErrConflict, core.ErrPermission. A driver
-// returns its error unwrapped by operation and name: [Store] adds those.
+// missing bucket or root directory (its message naming it),
+// core.ErrExists when a create-only Put finds the name taken,
+// core.ErrChecksumMismatch, core.ErrConflict, core.ErrPermission, and
+// core.ErrTransient for throttling, server errors, timeouts and broken
+// connections once the driver's client has spent its own retries. The
+// driver's original error stays in the chain, so errors.As reaches the
+// SDK's error types. A driver returns its error unwrapped by operation
+// and name: [Store] adds those, and retries transient failures (see
+// [IsTransient]); a driver need not retry at all.
 //
 // Implementations must be safe for concurrent use.
 type Driver interface {
@@ -38,8 +36,20 @@ type Driver interface {
 	// body promptly.
 	Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts PutOptions) error
 
-	// Get opens the object name for reading.
+	// Get opens the object name for reading. The reader may be bound to
+	// ctx. A driver never resumes a read that breaks off: it returns the
+	// failure (io.ErrUnexpectedEOF, or an error matching core.ErrTransient
+	// for a broken connection), and the Store resumes with GetRange.
 	Get(ctx context.Context, name string) (io.ReadCloser, error)
+
+	// GetRange opens length bytes of the object name from offset, as Get
+	// does. Bytes past the object's end are not an error: the reader then
+	// ends early, so reading length+1 bytes from the last chunk detects an
+	// object longer than expected. An offset at or past the end yields an
+	// empty reader, not an error; so does a length of 0, for an object
+	// that exists. A missing object is core.ErrNotFound, whatever the
+	// range.
+	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
 
 	// Stat returns the object's attributes, ModTime included.
 	Stat(ctx context.Context, name string) (ObjectInfo, error)
@@ -47,7 +57,7 @@ type Driver interface {
 	// List calls fn for every object whose name starts with prefix, once
 	// each, in no particular order, and stops at the first error fn
 	// returns, returning it or an error wrapping it. Objects whose names are
-	// not repository names may be skipped.
+	// not valid object names may be skipped.
 	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
 
 	// Delete removes the object name. Deleting a missing object is an error
@@ -71,6 +81,11 @@ type PutOptions struct {
 	// ContentType is the object's media type; empty means
 	// application/octet-stream.
 	ContentType string
+	// DeferSync lets Put return before the object is durable, on drivers
+	// that implement [Syncer]: their Sync then makes it durable. Writers
+	// of many objects set it, and call [Store.Sync] before they write the
+	// object that commits them. Other drivers ignore it.
+	DeferSync bool
 }
 
 // ObjectInfo describes a stored object.
@@ -87,22 +102,21 @@ type Concurrency interface {
 	MaxConcurrency() int
 }
 
-// RangeReader is implemented by drivers that can read part of an object.
-// The import engine uses it to download a large blob in parallel chunks
-// instead of spooling it whole.
-type RangeReader interface {
-	// GetRange opens length bytes of the object name from offset. Bytes
-	// past the object's end are not an error: the reader then ends early,
-	// so reading length+1 bytes from the last chunk detects an object
-	// longer than expected. An offset at or past the end yields an empty
-	// reader (or one that ends at once), not an error.
-	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
-}
-
-// Syncer is implemented by drivers whose Puts of blobs may return before
-// they are durable, to save a sync per blob. Sync makes every Put that has
-// returned durable; the flows call it before they commit a manifest.
-// Drivers whose Puts are durable when they return need not implement it.
+// Syncer is implemented by drivers that can defer the durability of Puts
+// made with PutOptions.DeferSync, to save a sync per object (a local file
+// system: one directory sync for many files). Sync makes every such Put
+// that has returned durable. Drivers whose Puts are durable when they
+// return need not implement it.
 type Syncer interface {
 	Sync(ctx context.Context) error
+}
+
+// Cleaner is implemented by drivers whose interrupted writes can leave
+// debris that no object name reaches, such as the temporary files of a
+// local directory after a crash. CleanStale removes the debris older than
+// olderThan (a driver's default if olderThan ≤ 0) that no live writer
+// owns, and returns how many items it removed; it is safe to call while
+// others write. Flows that write call it as they start.
+type Cleaner interface {
+	CleanStale(ctx context.Context, olderThan time.Duration) (int, error)
 }

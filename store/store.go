@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"time"
 
 	"github.com/statebucket/statebucket/core"
 )
@@ -29,28 +30,64 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Store is the portable handle on a repository's storage that the engines
-// use. It validates names, calls the driver, and wraps the driver's errors
-// exactly once in an [*Error]. A Store is safe for concurrent use.
+// use. It validates names, takes a request slot of its [Budget] for each
+// call to the driver, calls the driver, tries again after transient
+// failures (see [IsTransient]), resumes reads that break off, and wraps
+// the driver's errors exactly once in an [*Error]. A Store is safe for
+// concurrent use.
+//
+// Every method that reaches the driver (Put, Get, GetRange, Stat, List,
+// Delete, Sync) holds one request slot while it runs, its retries and the
+// waits between them included; a reader returned by Get or GetRange holds
+// its slot until it is closed or has returned io.EOF or an error. So a
+// goroutine that holds such a reader, or runs inside List's callback, must
+// not wait for another call on the same Store to finish: with a budget of
+// one request that would never happen.
 type Store struct {
 	drv      Driver
 	location string
 	budget   *Budget
+	retry    retrier
+}
+
+// Options configure a [Store]. The zero value, like a nil *Options, means
+// the defaults.
+type Options struct {
+	// Budget limits the requests in flight and the bytes buffered by every
+	// transfer on the Store. nil means a Budget of the driver's
+	// MaxConcurrency requests (see [Concurrency]), or DefaultConcurrency,
+	// and DefaultBufferBytes bytes.
+	Budget *Budget
+	// Retries is how many times an operation that failed with a transient
+	// error is tried again, and how many times in a row a read that broke
+	// off is resumed without getting a byte. 0 means DefaultRetries;
+	// negative means none.
+	Retries int
+	// Backoff is the wait before the first retry, doubled at each one up
+	// to MaxBackoff, each wait drawn at random between half and all of it.
+	// 0 means DefaultBackoff; negative means no wait.
+	Backoff time.Duration
+	// MaxBackoff caps the wait between two attempts. 0 means
+	// DefaultMaxBackoff.
+	MaxBackoff time.Duration
 }
 
 // New returns a Store over drv. location names the repository in errors
-// and must not hold secrets. Its [Budget] allows the driver's
-// MaxConcurrency requests (see [Concurrency]), or DefaultConcurrency, and
-// DefaultBufferBytes buffered bytes.
-func New(drv Driver, location string) *Store {
-	n := DefaultConcurrency
-	if c, ok := drv.(Concurrency); ok && c.MaxConcurrency() > 0 {
-		n = c.MaxConcurrency()
+// and must not hold secrets. A nil opts means the defaults.
+func New(drv Driver, location string, opts *Options) *Store {
+	var o Options
+	if opts != nil {
+		o = *opts
 	}
-	return &Store{drv: drv, location: location, budget: NewBudget(n, DefaultBufferBytes)}
+	if o.Budget == nil {
+		n := DefaultConcurrency
+		if c, ok := drv.(Concurrency); ok && c.MaxConcurrency() > 0 {
+			n = c.MaxConcurrency()
+		}
+		o.Budget = NewBudget(n, DefaultBufferBytes)
+	}
+	return &Store{drv: drv, location: location, budget: o.Budget, retry: newRetrier(o)}
 }
-
-// SetBudget replaces the Store's budget. Call it before the Store is used.
-func (s *Store) SetBudget(b *Budget) { s.budget = b }
 
 // Budget returns the limits shared by every transfer on this Store.
 func (s *Store) Budget() *Budget { return s.budget }
@@ -70,10 +107,36 @@ func (s *Store) wrap(op, name string, err error) error {
 	if errors.As(err, &se) {
 		return err
 	}
-	return &Error{Op: op, Name: name, Location: s.location, Err: err}
+	// Drivers and their SDKs may repeat a URL with its secrets in an
+	// error's text: redact it once here, for every backend.
+	return &Error{Op: op, Name: name, Location: s.location, Err: RedactError(err)}
 }
 
-// Put stores size bytes of body under name (see [Driver.Put]).
+// call runs try, the driver call of operation op on name, holding a
+// request slot, and tries it again after transient failures. try is told
+// the attempt's number, from 1. An error marked final is not tried again.
+func (s *Store) call(ctx context.Context, op, name string, try func(attempt int) error) error {
+	if err := s.budget.acquireRequest(ctx); err != nil {
+		return s.wrap(op, name, err)
+	}
+	defer s.budget.releaseRequest()
+	attempt := 0
+	return s.wrap(op, name, s.retry.do(ctx, func() error {
+		attempt++
+		return try(attempt)
+	}))
+}
+
+// Put stores size bytes of body under name (see [Driver.Put]), trying
+// again after transient failures: body must allow that (any io.ReaderAt
+// does). A body holding fewer than size bytes is an error matching
+// core.ErrSizeMismatch, not tried again.
+//
+// A create-only Put tried again after a transient failure may meet the
+// object that an earlier attempt stored, its answer lost: it then fails
+// with an error that matches core.ErrExists as any refused create-only
+// Put does, and says so. Callers that must tell the two apart read the
+// object back and compare it with what they wrote.
 func (s *Store) Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts PutOptions) error {
 	if err := ValidName(name); err != nil {
 		return s.wrap("put", name, err)
@@ -81,10 +144,27 @@ func (s *Store) Put(ctx context.Context, name string, body io.ReaderAt, size int
 	if size < 0 {
 		return s.wrap("put", name, fmt.Errorf("negative size %d: %w", size, core.ErrInvalid))
 	}
-	if err := ctx.Err(); err != nil {
-		return s.wrap("put", name, err)
+	return s.call(ctx, "put", name, func(attempt int) error {
+		err := s.drv.Put(ctx, name, body, size, opts)
+		switch {
+		case err == nil:
+		case !errors.Is(err, core.ErrSizeMismatch) && short(body, size):
+			err = fmt.Errorf("body holds fewer than the %d bytes announced: %w: %w", size, core.ErrSizeMismatch, err)
+		case attempt > 1 && opts.CreateOnly && errors.Is(err, core.ErrExists):
+			err = fmt.Errorf("%w (on attempt %d of a create-only write: an earlier attempt, whose answer was lost, may have stored it)", err, attempt)
+		}
+		return err
+	})
+}
+
+// short reports whether body holds fewer than size bytes.
+func short(body io.ReaderAt, size int64) bool {
+	if size == 0 {
+		return false
 	}
-	return s.wrap("put", name, s.drv.Put(ctx, name, body, size, opts))
+	var last [1]byte
+	n, _ := body.ReadAt(last[:], size-1)
+	return n == 0
 }
 
 // PutBytes stores data under name.
@@ -92,50 +172,50 @@ func (s *Store) PutBytes(ctx context.Context, name string, data []byte, opts Put
 	return s.Put(ctx, name, bytes.NewReader(data), int64(len(data)), opts)
 }
 
-// Get opens the object name for reading.
+// Get opens the object name for reading, trying again after transient
+// failures to open it. The reader resumes a read that breaks off (see
+// [Store]); it is bound to ctx, and must be closed.
 func (s *Store) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	if err := ValidName(name); err != nil {
 		return nil, s.wrap("get", name, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, s.wrap("get", name, err)
-	}
-	rc, err := s.drv.Get(ctx, name)
-	if err != nil {
-		return nil, s.wrap("get", name, err)
-	}
-	return &wrappedReader{rc: rc, s: s, name: name}, nil
-}
-
-// RangeReads reports whether the driver can read parts of objects (see
-// [RangeReader]).
-func (s *Store) RangeReads() bool {
-	_, ok := s.drv.(RangeReader)
-	return ok
+	return s.open(ctx, name, 0, -1, func() (io.ReadCloser, error) { return s.drv.Get(ctx, name) })
 }
 
 // GetRange opens length bytes of the object name from offset (see
-// [RangeReader]). It fails with an error matching errors.ErrUnsupported
-// when the driver cannot read ranges.
+// [Driver.GetRange]), as Get does.
 func (s *Store) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
 	if err := ValidName(name); err != nil {
 		return nil, s.wrap("get", name, err)
 	}
-	rr, ok := s.drv.(RangeReader)
-	if !ok {
-		return nil, s.wrap("get", name, fmt.Errorf("driver cannot read ranges: %w", errors.ErrUnsupported))
-	}
 	if offset < 0 || length < 0 {
 		return nil, s.wrap("get", name, fmt.Errorf("range %d+%d: %w", offset, length, core.ErrInvalid))
 	}
-	if err := ctx.Err(); err != nil {
+	end := int64(-1) // past math.MaxInt64: to the object's end
+	if length <= math.MaxInt64-offset {
+		end = offset + length
+	}
+	return s.open(ctx, name, offset, end, func() (io.ReadCloser, error) { return s.drv.GetRange(ctx, name, offset, length) })
+}
+
+// open takes a request slot and opens the bytes from off to end of the
+// object name with get, trying again after transient failures; the
+// reader returned holds the slot.
+func (s *Store) open(ctx context.Context, name string, off, end int64, get func() (io.ReadCloser, error)) (io.ReadCloser, error) {
+	if err := s.budget.acquireRequest(ctx); err != nil {
 		return nil, s.wrap("get", name, err)
 	}
-	rc, err := rr.GetRange(ctx, name, offset, length)
+	var rc io.ReadCloser
+	err := s.retry.do(ctx, func() error {
+		var err error
+		rc, err = get()
+		return err
+	})
 	if err != nil {
+		s.budget.releaseRequest()
 		return nil, s.wrap("get", name, err)
 	}
-	return &wrappedReader{rc: rc, s: s, name: name}, nil
+	return &reader{s: s, ctx: ctx, name: name, rc: rc, off: off, end: end}, nil
 }
 
 // GetBytes reads the object name whole, failing with an error matching
@@ -161,11 +241,13 @@ func (s *Store) Stat(ctx context.Context, name string) (ObjectInfo, error) {
 	if err := ValidName(name); err != nil {
 		return ObjectInfo{}, s.wrap("stat", name, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return ObjectInfo{}, s.wrap("stat", name, err)
-	}
-	info, err := s.drv.Stat(ctx, name)
-	return info, s.wrap("stat", name, err)
+	var info ObjectInfo
+	err := s.call(ctx, "stat", name, func(int) error {
+		var err error
+		info, err = s.drv.Stat(ctx, name)
+		return err
+	})
+	return info, err
 }
 
 // Exists reports whether the object name exists.
@@ -177,68 +259,67 @@ func (s *Store) Exists(ctx context.Context, name string) (bool, error) {
 	return err == nil, err
 }
 
-// List calls fn for every object with a valid repository name that starts
-// with prefix. Errors returned by fn are passed back unwrapped.
+// List calls fn for every object with a valid name (see [ValidName]) that
+// starts with prefix. Errors returned by fn are passed back unwrapped. fn
+// runs while List holds a request slot: it must not wait for other calls
+// on the Store (see [Store]). A listing that fails with a transient error
+// is tried again only if it had not called fn yet, so that fn sees each
+// object once.
 func (s *Store) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
 	if err := ValidPrefix(prefix); err != nil {
 		return s.wrap("list", prefix, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return s.wrap("list", prefix, err)
-	}
 	var fnErr error
-	err := s.drv.List(ctx, prefix, func(info ObjectInfo) error {
-		if ValidName(info.Name) != nil {
+	called := false
+	err := s.call(ctx, "list", prefix, func(int) error {
+		err := s.drv.List(ctx, prefix, func(info ObjectInfo) error {
+			if ValidName(info.Name) != nil {
+				return nil
+			}
+			called = true
+			if err := fn(info); err != nil {
+				fnErr = err
+				return err
+			}
 			return nil
+		})
+		if err != nil && called {
+			return final{err}
 		}
-		if err := fn(info); err != nil {
-			fnErr = err
-			return err
-		}
-		return nil
+		return err
 	})
 	if fnErr != nil && errors.Is(err, fnErr) {
 		return fnErr
 	}
-	return s.wrap("list", prefix, err)
+	return err
 }
 
-// Delete removes the object name.
+// Delete removes the object name. A Delete tried again after a transient
+// failure that then finds the object missing succeeds: the earlier
+// attempt, whose answer was lost, removed it.
 func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := ValidName(name); err != nil {
 		return s.wrap("delete", name, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return s.wrap("delete", name, err)
-	}
-	return s.wrap("delete", name, s.drv.Delete(ctx, name))
+	return s.call(ctx, "delete", name, func(attempt int) error {
+		err := s.drv.Delete(ctx, name)
+		if attempt > 1 && errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrBucketNotFound) {
+			return nil
+		}
+		return err
+	})
 }
 
-// Sync makes every Put that has returned durable, on drivers that defer
-// it (see [Syncer]); on others it does nothing.
+// Sync makes every Put made with PutOptions.DeferSync that has returned
+// durable, on drivers that defer it (see [Syncer]); on others it does
+// nothing.
 func (s *Store) Sync(ctx context.Context) error {
-	if sy, ok := s.drv.(Syncer); ok {
-		return s.wrap("sync", "", sy.Sync(ctx))
+	sy, ok := s.drv.(Syncer)
+	if !ok {
+		return nil
 	}
-	return nil
+	return s.call(ctx, "sync", "", func(int) error { return sy.Sync(ctx) })
 }
 
 // Close closes the driver.
 func (s *Store) Close() error { return s.drv.Close() }
-
-// wrappedReader wraps read errors of a Get in an *Error once.
-type wrappedReader struct {
-	rc   io.ReadCloser
-	s    *Store
-	name string
-}
-
-func (r *wrappedReader) Read(p []byte) (int, error) {
-	n, err := r.rc.Read(p)
-	if err != nil && err != io.EOF {
-		err = r.s.wrap("read", r.name, err)
-	}
-	return n, err
-}
-
-func (r *wrappedReader) Close() error { return r.rc.Close() }

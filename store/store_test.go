@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/store"
@@ -41,13 +44,13 @@ func (d *stubDriver) List(_ context.Context, _ string, fn func(store.ObjectInfo)
 	return d.list(fn)
 }
 
-var tag = store.TagName("t")
+const tag = "tags/t.json"
 
 func TestErrorWrapsOnce(t *testing.T) {
 	boom := errors.New("boom")
 	inner := &store.Error{Op: "get", Name: "x", Location: "elsewhere", Err: boom}
 	for _, driverErr := range []error{boom, inner, fmt.Errorf("context: %w", inner)} {
-		st := store.New(&stubDriver{get: func(string) (io.ReadCloser, error) { return nil, driverErr }}, "loc")
+		st := store.New(&stubDriver{get: func(string) (io.ReadCloser, error) { return nil, driverErr }}, "loc", nil)
 		_, err := st.Get(t.Context(), tag)
 		require.ErrorIs(t, err, boom)
 		var se *store.Error
@@ -65,7 +68,7 @@ func TestReadErrorsAreWrapped(t *testing.T) {
 	boom := errors.New("boom")
 	st := store.New(&stubDriver{get: func(string) (io.ReadCloser, error) {
 		return io.NopCloser(io.MultiReader(strings.NewReader("ab"), iotestErrReader{boom})), nil
-	}}, "loc")
+	}}, "loc", nil)
 	rc, err := st.Get(t.Context(), tag)
 	require.NoError(t, err)
 	defer rc.Close()
@@ -84,7 +87,7 @@ func (r iotestErrReader) Read([]byte) (int, error) { return 0, r.err }
 func TestGetBytesLimit(t *testing.T) {
 	st := store.New(&stubDriver{get: func(string) (io.ReadCloser, error) {
 		return io.NopCloser(strings.NewReader("12345")), nil
-	}}, "loc")
+	}}, "loc", nil)
 	data, err := st.GetBytes(t.Context(), tag, 5)
 	require.NoError(t, err)
 	assert.Equal(t, []byte("12345"), data)
@@ -110,7 +113,7 @@ func TestExists(t *testing.T) {
 	} {
 		st := store.New(&stubDriver{stat: func(name string) (store.ObjectInfo, error) {
 			return store.ObjectInfo{Name: name}, c.driverErr
-		}}, "loc")
+		}}, "loc", nil)
 		ok, err := st.Exists(t.Context(), tag)
 		assert.Equal(t, c.want, ok, "%v", c.driverErr)
 		if c.wantErr == nil {
@@ -125,7 +128,7 @@ func TestPutChecksBeforeTheDriver(t *testing.T) {
 	st := store.New(&stubDriver{put: func() error {
 		t.Error("the driver was called")
 		return nil
-	}}, "loc")
+	}}, "loc", nil)
 	err := st.Put(t.Context(), tag, strings.NewReader(""), -1, store.PutOptions{})
 	require.ErrorIs(t, err, core.ErrInvalid)
 
@@ -140,19 +143,19 @@ func TestPutChecksBeforeTheDriver(t *testing.T) {
 
 func TestListFiltersNames(t *testing.T) {
 	st := store.New(&stubDriver{list: func(fn func(store.ObjectInfo) error) error {
-		for _, name := range []string{tag, "tags/.tmp-x", "blobs/junk", "README", store.TagName("u")} {
+		for _, name := range []string{tag, "tags/.tmp-x", "a b", "tags/", "README", "../x"} {
 			if err := fn(store.ObjectInfo{Name: name}); err != nil {
 				return err
 			}
 		}
 		return nil
-	}}, "loc")
+	}}, "loc", nil)
 	var names []string
 	require.NoError(t, st.List(t.Context(), "", func(info store.ObjectInfo) error {
 		names = append(names, info.Name)
 		return nil
 	}))
-	assert.Equal(t, []string{tag, store.TagName("u")}, names)
+	assert.Equal(t, []string{tag, "README"}, names)
 
 	errStop := errors.New("stop")
 	err := st.List(t.Context(), "", func(store.ObjectInfo) error { return errStop })
@@ -162,18 +165,140 @@ func TestListFiltersNames(t *testing.T) {
 func TestListWrapsDriverErrors(t *testing.T) {
 	st := store.New(&stubDriver{list: func(func(store.ObjectInfo) error) error {
 		return core.ErrPermission
-	}}, "loc")
-	err := st.List(t.Context(), store.TagsPrefix, func(store.ObjectInfo) error { return nil })
+	}}, "loc", nil)
+	err := st.List(t.Context(), "tags/", func(store.ObjectInfo) error { return nil })
 	require.ErrorIs(t, err, core.ErrPermission)
 	var se *store.Error
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, "list", se.Op)
-	assert.Equal(t, store.TagsPrefix, se.Name)
+	assert.Equal(t, "tags/", se.Name)
 }
 
 func TestAccessors(t *testing.T) {
 	drv := &stubDriver{}
-	st := store.New(drv, "s3://bucket/prefix")
+	st := store.New(drv, "s3://bucket/prefix", nil)
 	assert.Same(t, drv, st.Driver())
 	assert.Equal(t, "s3://bucket/prefix", st.Location())
 }
+
+// busyDriver counts the calls in progress, a reader counting until it
+// returns io.EOF or is closed, and records the most at once.
+type busyDriver struct {
+	mu            sync.Mutex
+	busy, maxBusy int
+}
+
+func (d *busyDriver) enter() {
+	d.mu.Lock()
+	d.busy++
+	d.maxBusy = max(d.maxBusy, d.busy)
+	d.mu.Unlock()
+	runtime.Gosched() // let others try to enter
+}
+
+func (d *busyDriver) leave() {
+	d.mu.Lock()
+	d.busy--
+	d.mu.Unlock()
+}
+
+func (d *busyDriver) call() error {
+	d.enter()
+	d.leave()
+	return nil
+}
+
+func (d *busyDriver) Put(context.Context, string, io.ReaderAt, int64, store.PutOptions) error {
+	return d.call()
+}
+
+func (d *busyDriver) Get(context.Context, string) (io.ReadCloser, error) {
+	d.enter()
+	return &busyReader{r: strings.NewReader("data"), leave: d.leave}, nil
+}
+
+func (d *busyDriver) GetRange(ctx context.Context, name string, _, _ int64) (io.ReadCloser, error) {
+	return d.Get(ctx, name)
+}
+
+func (d *busyDriver) Stat(_ context.Context, name string) (store.ObjectInfo, error) {
+	return store.ObjectInfo{Name: name}, d.call()
+}
+
+func (d *busyDriver) List(_ context.Context, _ string, fn func(store.ObjectInfo) error) error {
+	d.enter()
+	defer d.leave()
+	return fn(store.ObjectInfo{Name: tag})
+}
+
+func (d *busyDriver) Delete(context.Context, string) error { return d.call() }
+
+func (d *busyDriver) Sync(context.Context) error { return d.call() }
+
+func (d *busyDriver) Close() error { return nil }
+
+type busyReader struct {
+	r     io.Reader
+	leave func()
+	once  sync.Once
+}
+
+func (r *busyReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err == io.EOF {
+		r.once.Do(r.leave)
+	}
+	return n, err
+}
+
+func (r *busyReader) Close() error {
+	r.once.Do(r.leave)
+	return nil
+}
+
+// TestBudgetCoversEveryCall runs every operation from many goroutines on
+// a Store whose budget allows two requests: never more than two calls, or
+// readers not yet closed or read to their end, are in progress at once.
+func TestBudgetCoversEveryCall(t *testing.T) {
+	const limit = 2
+	drv := &busyDriver{}
+	st := store.New(drv, "loc", &store.Options{Budget: store.NewBudget(limit, 0)})
+	ctx := t.Context()
+	ops := []func() error{
+		func() error { return st.PutBytes(ctx, tag, []byte("x"), store.PutOptions{}) },
+		func() error { return second(st.Stat(ctx, tag)) },
+		func() error { return second(st.Exists(ctx, tag)) },
+		func() error { return st.Delete(ctx, tag) },
+		func() error { return st.Sync(ctx) },
+		func() error { return st.List(ctx, "", func(store.ObjectInfo) error { return nil }) },
+		func() error { return second(st.GetBytes(ctx, tag, 10)) },
+		func() error { // closed before its end
+			rc, err := st.Get(ctx, tag)
+			if err != nil {
+				return err
+			}
+			return rc.Close()
+		},
+		func() error { // read to its end, then closed
+			rc, err := st.GetRange(ctx, tag, 1, 2)
+			if err != nil {
+				return err
+			}
+			if _, err := io.ReadAll(rc); err != nil {
+				return err
+			}
+			return rc.Close()
+		},
+	}
+	var g errgroup.Group
+	for i := range 20 * len(ops) {
+		g.Go(ops[i%len(ops)])
+	}
+	require.NoError(t, g.Wait())
+	assert.Equal(t, 0, drv.busy)
+	assert.LessOrEqual(t, drv.maxBusy, limit)
+	assert.Positive(t, drv.maxBusy)
+}
+
+// second returns the error of a two-result call.
+func second[T any](_ T, err error) error { return err }

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/store"
 	"github.com/statebucket/statebucket/store/filestore"
 	"github.com/statebucket/statebucket/visitors"
@@ -25,8 +26,8 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	st := store.New(drv, dir)
-	defer st.Close()
+	r := repo.New(store.New(drv, dir, nil), nil)
+	defer r.Close()
 
 	svc := coretest.NewObjectStore()
 	if err := svc.CreateBucket(ctx, "123456789012", "eu-west-1", "pets", false); err != nil {
@@ -38,27 +39,27 @@ func Example() {
 		}
 	}
 
-	v := visitors.New(st, nil)
+	v := visitors.New(r, nil)
 	if _, err := svc.SnapshotWithBlobs(ctx, "123456789012", "eu-west-1", v); err != nil {
 		log.Fatal(err)
 	}
 	for _, e := range v.Entries() {
-		fmt.Printf("%q %d %s…\n", e.Key, e.Size, e.Digest[:19])
+		fmt.Printf("%q %d %s\n", e.Key, e.Size, e.Digest.Short())
 	}
 	s := v.Stats()
 	fmt.Printf("first export: %d blobs, %d uploaded, %d skipped\n", s.Blobs, s.Uploaded, s.Skipped)
 
 	// A second export finds every blob already stored.
-	again := visitors.New(st, nil)
+	again := visitors.New(r, nil)
 	if _, err := svc.SnapshotWithBlobs(ctx, "123456789012", "eu-west-1", again); err != nil {
 		log.Fatal(err)
 	}
 	s = again.Stats()
 	fmt.Printf("second export: %d blobs, %d uploaded, %d skipped\n", s.Blobs, s.Uploaded, s.Skipped)
 	// Output:
-	// "pets/cat.txt\x00null" 4 sha256:404cdd7bc109…
-	// "pets/dog.txt\x00null" 5 sha256:60496ab92cc8…
-	// "pets/kitten.txt\x00null" 4 sha256:404cdd7bc109…
+	// "pets/cat.txt\x00null" 4 404cdd7bc109
+	// "pets/dog.txt\x00null" 5 60496ab92cc8
+	// "pets/kitten.txt\x00null" 4 404cdd7bc109
 	// first export: 3 blobs, 2 uploaded, 1 skipped
 	// second export: 3 blobs, 0 uploaded, 3 skipped
 }

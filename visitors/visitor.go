@@ -1,5 +1,6 @@
 // Package visitors is the export engine: a [core.BlobVisitor] that writes
-// the blobs a service hands it into a repository over any store driver.
+// the blobs a service hands it into a repository ([repo.Repo]) over any
+// store driver.
 //
 // Each minibatch is uploaded concurrently under the store's shared
 // [store.Budget]. Every blob is read once, hashed while it is spooled (in
@@ -11,6 +12,7 @@ package visitors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -18,9 +20,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/internal/spool"
 	"github.com/statebucket/statebucket/manifest"
-	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/repo"
 )
 
 // Options configure a [Visitor]. The zero value is ready to use.
@@ -55,25 +58,25 @@ type Stats struct {
 // each. Create one per export with [New]; it is safe for concurrent use,
 // but a service calls Visit one batch at a time.
 type Visitor struct {
-	st   *store.Store
+	r    *repo.Repo
 	opts Options
 
 	mu      sync.Mutex
 	entries []manifest.Entry
 	keys    map[string]struct{}
-	claimed map[string]struct{} // digests this visitor stores or found stored
+	claimed map[digest.Digest]struct{} // digests this visitor stores or found stored
 	stats   Stats
 
 	listOnce sync.Once
 	listErr  error
-	present  map[string]int64 // hex digest → size of blobs already stored
+	present  map[digest.Digest]int64 // size of blobs already stored
 }
 
 var _ core.BlobVisitor = (*Visitor)(nil)
 
-// New returns a Visitor writing to st. opts may be nil.
-func New(st *store.Store, opts *Options) *Visitor {
-	v := &Visitor{st: st, keys: map[string]struct{}{}, claimed: map[string]struct{}{}}
+// New returns a Visitor writing to r. opts may be nil.
+func New(r *repo.Repo, opts *Options) *Visitor {
+	v := &Visitor{r: r, keys: map[string]struct{}{}, claimed: map[digest.Digest]struct{}{}}
 	if opts != nil {
 		v.opts = *opts
 	}
@@ -104,8 +107,10 @@ func (v *Visitor) Visit(ctx context.Context, batch []core.BlobExportEntry) error
 		closeAll(batch)
 		return err
 	}
+	// As many blobs are spooled and uploaded at once as the store's budget
+	// lets requests run; each upload takes its request slot in the store.
 	g, gctx := errgroup.WithContext(ctx)
-	budget := v.st.Budget()
+	g.SetLimit(v.r.Budget().MaxRequests())
 	for i := range batch {
 		e := batch[i]
 		g.Go(func() error {
@@ -113,10 +118,6 @@ func (v *Visitor) Visit(ctx context.Context, batch []core.BlobExportEntry) error
 				return blobErr(e.Key, fmt.Errorf("nil reader: %w", core.ErrInvalid))
 			}
 			defer e.Reader.Close()
-			if err := budget.AcquireRequest(gctx); err != nil {
-				return blobErr(e.Key, err)
-			}
-			defer budget.ReleaseRequest()
 			if err := v.store(gctx, e); err != nil {
 				return blobErr(e.Key, err)
 			}
@@ -140,13 +141,18 @@ func closeAll(batch []core.BlobExportEntry) {
 
 // loadPresent lists the blobs the repository holds, once per export, so
 // that each blob costs one upload or nothing rather than a lookup first.
+// A repository whose bucket or directory is missing holds none: the first
+// upload creates the directory, or fails naming the bucket.
 func (v *Visitor) loadPresent(ctx context.Context) error {
 	v.listOnce.Do(func() {
-		present := map[string]int64{}
-		v.listErr = v.st.List(ctx, store.BlobsPrefix, func(info store.ObjectInfo) error {
-			present[info.Name[len(info.Name)-64:]] = info.Size
+		present := map[digest.Digest]int64{}
+		v.listErr = v.r.ListBlobs(ctx, func(d digest.Digest, size int64) error {
+			present[d] = size
 			return nil
 		})
+		if errors.Is(v.listErr, core.ErrBucketNotFound) {
+			v.listErr = nil
+		}
 		v.present = present
 	})
 	if v.listErr != nil {
@@ -156,7 +162,7 @@ func (v *Visitor) loadPresent(ctx context.Context) error {
 }
 
 func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
-	sp, err := spool.Fill(ctx, e.Reader, v.st.Budget(), spool.Options{
+	sp, err := spool.Fill(ctx, e.Reader, v.r.Budget(), spool.Options{
 		MemoryThreshold: v.opts.MemoryThreshold,
 		TempDir:         v.opts.TempDir,
 		SizeHint:        e.Size,
@@ -165,11 +171,13 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 		return fmt.Errorf("read: %w", err)
 	}
 	defer sp.Close()
+	if e.Size == 0 && sp.Size() > 0 {
+		return fmt.Errorf("BlobExportEntry.Size is 0 (an empty blob), but the reader gave %d bytes; declare a size not known in advance as core.UnknownSize (-1): %w", sp.Size(), core.ErrSizeMismatch)
+	}
 	if e.Size >= 0 && sp.Size() != e.Size {
 		return fmt.Errorf("service announced %d bytes, reader gave %d: %w", e.Size, sp.Size(), core.ErrSizeMismatch)
 	}
-	digest := store.Digest(sp.Sum())
-	hexDigest := digest[len("sha256:"):]
+	d := digest.FromSum(sp.Sum())
 
 	v.mu.Lock()
 	if _, dup := v.keys[e.Key]; dup {
@@ -177,21 +185,20 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 		return fmt.Errorf("key exported twice: %w", core.ErrInvalid)
 	}
 	v.keys[e.Key] = struct{}{}
-	v.entries = append(v.entries, manifest.Entry{Key: e.Key, Digest: digest, Size: sp.Size()})
+	v.entries = append(v.entries, manifest.Entry{Key: e.Key, Digest: d, Size: sp.Size()})
 	v.stats.Blobs++
 	v.stats.Bytes += sp.Size()
-	_, claimed := v.claimed[hexDigest]
-	size, present := v.present[hexDigest]
+	_, claimed := v.claimed[d]
+	size, present := v.present[d]
 	upload := !claimed && !(present && size == sp.Size())
-	v.claimed[hexDigest] = struct{}{}
+	v.claimed[d] = struct{}{}
 	if !upload {
 		v.stats.Skipped++
 	}
 	v.mu.Unlock()
 
 	if upload {
-		err := v.st.Put(ctx, store.BlobName(hexDigest), sp.ReaderAt(), sp.Size(), store.PutOptions{SHA256: sp.Sum()})
-		if err != nil {
+		if err := v.r.PutBlob(ctx, d, sp.ReaderAt(), sp.Size()); err != nil {
 			return err
 		}
 		v.mu.Lock()

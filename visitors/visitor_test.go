@@ -3,8 +3,6 @@ package visitors_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/store"
 	"github.com/statebucket/statebucket/store/filestore"
 	"github.com/statebucket/statebucket/visitors"
@@ -82,15 +82,23 @@ func (d *putDriver) puts() []string {
 	return append([]string(nil), d.names...)
 }
 
-// newStore returns a Store over a fresh filestore, through a putDriver.
-func newStore(t *testing.T) (*store.Store, *putDriver) {
+// newRepo returns a repository in a fresh directory, through a
+// putDriver.
+func newRepo(t *testing.T) (*repo.Repo, *putDriver) {
+	t.Helper()
+	return newRepoWith(t, nil)
+}
+
+// newRepoWith returns a repository whose store has opts, in a fresh
+// directory, through a putDriver.
+func newRepoWith(t *testing.T, opts *store.Options) (*repo.Repo, *putDriver) {
 	t.Helper()
 	fs, err := filestore.New(t.TempDir(), nil)
 	require.NoError(t, err)
 	d := &putDriver{Driver: fs}
-	st := store.New(d, "test")
-	t.Cleanup(func() { st.Close() })
-	return st, d
+	r := repo.New(store.New(d, "test", opts), nil)
+	t.Cleanup(func() { r.Close() })
+	return r, d
 }
 
 // blob is a key and its bytes.
@@ -107,15 +115,9 @@ func blobOf(key string, n int) blob {
 	return blob{key, data}
 }
 
-func digestOf(data []byte) string {
-	sum := sha256.Sum256(data)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
+func digestOf(data []byte) digest.Digest { return digest.FromBytes(data) }
 
-func blobName(data []byte) string {
-	sum := sha256.Sum256(data)
-	return store.BlobName(hex.EncodeToString(sum[:]))
-}
+func blobName(data []byte) string { return repo.BlobName(digest.FromBytes(data)) }
 
 // trackedReader records whether it was closed.
 type trackedReader struct {
@@ -175,9 +177,9 @@ func requireBudgetFree(t *testing.T, b *store.Budget) {
 }
 
 func TestVisitRecordsEntries(t *testing.T) {
-	st, d := newStore(t)
+	r, d := newRepo(t)
 	tmp := t.TempDir()
-	v := visitors.New(st, &visitors.Options{MemoryThreshold: 1 << 10, TempDir: tmp})
+	v := visitors.New(r, &visitors.Options{MemoryThreshold: 1 << 10, TempDir: tmp})
 	first := []blob{blobOf("b/key\x00v1", 10), blobOf("\xff\xfe invalid utf-8", 0), blobOf("../../etc/passwd", 3000)}
 	second := []blob{blobOf("a", 1), blobOf("b/key\x00v2", 2000), blobOf(string(bytes.Repeat([]byte("k"), 2048)), 5)}
 	for i, blobs := range [][]blob{first, second} {
@@ -198,7 +200,7 @@ func TestVisitRecordsEntries(t *testing.T) {
 	require.Equal(t, m.Blobs, v.Entries(), "entries, sorted by key bytes")
 
 	for _, b := range all {
-		got, err := st.GetBytes(t.Context(), blobName(b.data), 1<<20)
+		got, err := r.Store().GetBytes(t.Context(), blobName(b.data), 1<<20)
 		require.NoError(t, err)
 		require.True(t, bytes.Equal(b.data, got), "stored bytes of %q", b.key)
 	}
@@ -207,7 +209,7 @@ func TestVisitRecordsEntries(t *testing.T) {
 	entries, err := os.ReadDir(tmp)
 	require.NoError(t, err)
 	assert.Empty(t, entries, "spool files left behind")
-	requireBudgetFree(t, st.Budget())
+	requireBudgetFree(t, r.Budget())
 }
 
 func TestVisitFailures(t *testing.T) {
@@ -285,8 +287,8 @@ func TestVisitFailures(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, d := newStore(t)
-			v := visitors.New(st, nil)
+			r, d := newRepo(t)
+			v := visitors.New(r, nil)
 			ctx := t.Context()
 			if tc.prepare != nil {
 				ctx = tc.prepare(t, v, d)
@@ -313,7 +315,7 @@ func TestVisitFailures(t *testing.T) {
 			if tc.bad == nil {
 				assert.Len(t, v.Entries(), before, "no entry recorded")
 			}
-			requireBudgetFree(t, st.Budget())
+			requireBudgetFree(t, r.Budget())
 		})
 	}
 }
@@ -326,8 +328,8 @@ func cancelled(t *testing.T) context.Context {
 }
 
 func TestVisitKeyTwiceAcrossBatches(t *testing.T) {
-	st, d := newStore(t)
-	v := visitors.New(st, nil)
+	r, d := newRepo(t)
+	v := visitors.New(r, nil)
 	key := "bucket/k\x00v1"
 	entries, readers := batch(true, blobOf(key, 10), blobOf("other", 20))
 	require.NoError(t, v.Visit(t.Context(), entries))
@@ -344,9 +346,9 @@ func TestVisitKeyTwiceAcrossBatches(t *testing.T) {
 }
 
 func TestVisitUploadsSameContentOnce(t *testing.T) {
-	st, d := newStore(t)
+	r, d := newRepo(t)
 	var events eventLog
-	v := visitors.New(st, &visitors.Options{MemoryThreshold: 1 << 10, OnBlob: events.add})
+	v := visitors.New(r, &visitors.Options{MemoryThreshold: 1 << 10, OnBlob: events.add})
 	small, large := blobOf("x", 100).data, blobOf("y", 5000).data
 	for _, keys := range [][]string{{"k1", "k2", "k3"}, {"k4", "k5"}} {
 		var blobs []blob
@@ -383,16 +385,16 @@ func TestVisitUploadsSameContentOnce(t *testing.T) {
 }
 
 func TestVisitSkipsStoredBlobs(t *testing.T) {
-	st, d := newStore(t)
+	r, d := newRepo(t)
 	ctx := t.Context()
 	stored, fresh, damaged := blobOf("stored", 300), blobOf("fresh", 200), blobOf("damaged", 400)
-	require.NoError(t, st.PutBytes(ctx, blobName(stored.data), stored.data, store.PutOptions{}))
+	require.NoError(t, r.Store().PutBytes(ctx, blobName(stored.data), stored.data, store.PutOptions{}))
 	// A blob stored with another size is not the one named: it is replaced.
-	require.NoError(t, st.PutBytes(ctx, blobName(damaged.data), damaged.data[:10], store.PutOptions{}))
+	require.NoError(t, r.Store().PutBytes(ctx, blobName(damaged.data), damaged.data[:10], store.PutOptions{}))
 	before := len(d.puts())
 
 	var events eventLog
-	v := visitors.New(st, &visitors.Options{OnBlob: events.add})
+	v := visitors.New(r, &visitors.Options{OnBlob: events.add})
 	entries, readers := batch(true, stored, fresh, damaged)
 	require.NoError(t, v.Visit(ctx, entries))
 	requireClosed(t, readers)
@@ -404,18 +406,17 @@ func TestVisitSkipsStoredBlobs(t *testing.T) {
 		{Key: "damaged", Size: 400, Uploaded: true},
 	}, events.all())
 	assert.Equal(t, 1, v.Stats().Skipped)
-	got, err := st.GetBytes(ctx, blobName(damaged.data), 1<<10)
+	got, err := r.Store().GetBytes(ctx, blobName(damaged.data), 1<<10)
 	require.NoError(t, err)
 	assert.Equal(t, damaged.data, got)
 }
 
 func TestVisitRequestBudget(t *testing.T) {
 	const limit = 3
-	st, d := newStore(t)
-	st.SetBudget(store.NewBudget(limit, 0))
+	r, d := newRepoWith(t, &store.Options{Budget: store.NewBudget(limit, 0)})
 	d.entered = make(chan struct{}, 16)
 	d.gate = make(chan struct{})
-	v := visitors.New(st, nil)
+	v := visitors.New(r, nil)
 	var blobs []blob
 	for i := range 12 {
 		blobs = append(blobs, blobOf(fmt.Sprint("k", i), 100+i))
@@ -438,10 +439,9 @@ func TestVisitRequestBudget(t *testing.T) {
 
 func TestVisitByteBudget(t *testing.T) {
 	const maxBytes = 1 << 20
-	st, d := newStore(t)
-	st.SetBudget(store.NewBudget(4, maxBytes))
+	r, d := newRepoWith(t, &store.Options{Budget: store.NewBudget(4, maxBytes)})
 	tmp := t.TempDir()
-	v := visitors.New(st, &visitors.Options{TempDir: tmp})
+	v := visitors.New(r, &visitors.Options{TempDir: tmp})
 	var blobs []blob
 	for i, n := range []int{0, 1, 10 << 10, 100 << 10, 500 << 10, 900 << 10, maxBytes - 1, maxBytes, maxBytes + 1, 3 << 20, 300 << 10, 700 << 10} {
 		blobs = append(blobs, blobOf(fmt.Sprint("k", i), n))
@@ -453,9 +453,9 @@ func TestVisitByteBudget(t *testing.T) {
 	}
 	assert.Len(t, d.puts(), len(blobs))
 	assert.LessOrEqual(t, d.maxMemory, int64(maxBytes), "in-memory bytes being put at once")
-	requireBudgetFree(t, st.Budget())
+	requireBudgetFree(t, r.Budget())
 	for _, b := range blobs {
-		got, err := st.GetBytes(t.Context(), blobName(b.data), 4<<20)
+		got, err := r.Store().GetBytes(t.Context(), blobName(b.data), 4<<20)
 		require.NoError(t, err)
 		require.True(t, bytes.Equal(b.data, got), "stored bytes of %q", b.key)
 	}

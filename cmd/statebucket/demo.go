@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/snapshot"
 	"github.com/statebucket/statebucket/sources"
 	"github.com/statebucket/statebucket/visitors"
@@ -23,19 +25,19 @@ const (
 )
 
 type demoResult struct {
-	Repository    string  `json:"repository"`
-	Snapshot      string  `json:"snapshot"`
-	Objects       int     `json:"objects"`
-	Blobs         int     `json:"blobs"`
-	Bytes         int64   `json:"bytes"`
-	Uploaded      int     `json:"uploaded_blobs"`
-	UploadedBytes int64   `json:"uploaded_bytes"`
-	AlreadyStored int     `json:"already_stored_blobs"`
-	ExportSeconds float64 `json:"export_seconds"`
-	ImportSeconds float64 `json:"import_seconds"`
-	ExportMiBps   float64 `json:"export_mib_per_s"`
-	ImportMiBps   float64 `json:"import_mib_per_s"`
-	Matches       bool    `json:"restored_state_matches"`
+	Repository    string        `json:"repository"`
+	Snapshot      digest.Digest `json:"snapshot"`
+	Objects       int           `json:"objects"`
+	Blobs         int           `json:"blobs"`
+	Bytes         int64         `json:"bytes"`
+	Uploaded      int           `json:"uploaded_blobs"`
+	UploadedBytes int64         `json:"uploaded_bytes"`
+	AlreadyStored int           `json:"already_stored_blobs"`
+	ExportSeconds float64       `json:"export_seconds"`
+	ImportSeconds float64       `json:"import_seconds"`
+	ExportMiBps   float64       `json:"export_mib_per_s"`
+	ImportMiBps   float64       `json:"import_mib_per_s"`
+	Matches       bool          `json:"restored_state_matches"`
 }
 
 func (a *app) demoCmd() *cobra.Command {
@@ -49,8 +51,9 @@ func (a *app) demoCmd() *cobra.Command {
 --size bytes (some with awkward keys: NUL bytes, "..", invalid UTF-8, 4 KiB
 long), exports it to the repository, imports the snapshot into a fresh mock,
 checks that both hold the same state, and prints the snapshot id, counts,
-bytes, time and throughput. Run it twice: the second export uploads nothing
-and yields the same id.`,
+bytes, time and throughput. Export and import throughput are both the
+snapshot's bytes over the step's wall time, in MiB/s. Run it twice: the
+second export uploads nothing and yields the same id.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			max, err := parseSize(size)
@@ -60,6 +63,9 @@ and yields the same id.`,
 			if objects < 1 {
 				return usageError{fmt.Errorf("--objects must be at least 1, not %d", objects)}
 			}
+			if err := checkDemoSize(objects, max); err != nil {
+				return usageError{err}
+			}
 			return a.demo(cmd.Context(), objects, max, seed)
 		},
 	}
@@ -67,6 +73,52 @@ and yields the same id.`,
 	cmd.Flags().StringVar(&size, "size", "64KiB", "largest object size (bytes, or with KiB, MiB, GiB)")
 	cmd.Flags().Int64Var(&seed, "seed", 1, "seed for keys, sizes and contents")
 	return cmd
+}
+
+// Limits of the demo, which holds its whole state in memory.
+const (
+	maxDemoObjects = 10_000_000
+	// demoObjectMemory is what an object costs the demo beyond its bytes
+	// (keys of up to 4 KiB, maps, manifest entries), at most.
+	demoObjectMemory = 8 << 10
+	// defaultDemoMemory is the memory the demo may use where the
+	// available memory is unknown.
+	defaultDemoMemory = 4 << 30
+)
+
+// checkDemoSize refuses a demo the machine cannot hold. At its peak the
+// demo holds four copies of the state (the filled mock, the restored one,
+// and both read back to compare), and the filled objects average under
+// 0.3 × --size bytes.
+func checkDemoSize(objects int, maxSize int64) error {
+	if objects > maxDemoObjects {
+		return fmt.Errorf("--objects %d is more than the demo's limit of %d objects", objects, maxDemoObjects)
+	}
+	need := float64(objects) * (4*0.3*float64(maxSize) + demoObjectMemory)
+	avail, source := availableMemory()
+	if need > float64(avail) {
+		return fmt.Errorf("%d objects of up to %s need about %s of memory, more than the limit of %s (%s); lower --objects or --size",
+			objects, humanBytes(maxSize), humanBytes(int64(min(need, 1<<62))), humanBytes(avail), source)
+	}
+	return nil
+}
+
+// availableMemory returns the memory the demo may use, and where that
+// figure comes from: MemAvailable in /proc/meminfo on Linux, else
+// defaultDemoMemory.
+func availableMemory() (int64, string) {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err == nil {
+		for line := range strings.Lines(string(data)) {
+			if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+				if err == nil && kb > 0 {
+					return kb << 10, "available memory, by /proc/meminfo"
+				}
+			}
+		}
+	}
+	return defaultDemoMemory, "the demo's limit where the available memory is unknown"
 }
 
 func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64) error {
@@ -101,7 +153,7 @@ func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64) 
 	dst := coretest.NewObjectStore()
 	bar = a.newProgress("import", int64(len(m.Blobs)))
 	start = time.Now()
-	_, err = snapshot.Import(ctx, repo, dst, demoAccount, demoRegion, m.ID, &snapshot.ImportOptions{
+	_, err = snapshot.Import(ctx, repo, dst, demoAccount, demoRegion, m.ID.String(), &snapshot.ImportOptions{
 		Source: sources.Options{OnBlob: func(string, int64) { bar.add(1) }},
 	})
 	bar.finish()
@@ -123,9 +175,12 @@ func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64) 
 		fmt.Fprintf(w, "repository  %s\n", res.Repository)
 		fmt.Fprintf(w, "snapshot    %s\n", res.Snapshot)
 		fmt.Fprintf(w, "filled      %d objects, %s, in mock %s %s/%s\n", res.Objects, humanBytes(total), src.ServiceName(), demoAccount, demoRegion)
-		fmt.Fprintf(w, "exported    %d blobs in %.2fs (%.1f MiB/s): %d uploaded (%s), %d already stored or duplicates\n",
-			res.Blobs, res.ExportSeconds, res.ExportMiBps, res.Uploaded, humanBytes(res.UploadedBytes), res.AlreadyStored)
-		fmt.Fprintf(w, "imported    %d blobs in %.2fs (%.1f MiB/s) into a fresh mock\n", res.Blobs, res.ImportSeconds, res.ImportMiBps)
+		// Both rates are the snapshot's bytes over the wall time of the
+		// whole step, so export and import compare directly.
+		fmt.Fprintf(w, "exported    %d blobs, %s, in %.2fs (%.1f MiB/s): %d uploaded (%s), %d already stored or duplicates\n",
+			res.Blobs, humanBytes(total), res.ExportSeconds, res.ExportMiBps, res.Uploaded, humanBytes(res.UploadedBytes), res.AlreadyStored)
+		fmt.Fprintf(w, "imported    %d blobs, %s, in %.2fs (%.1f MiB/s) into a fresh mock\n",
+			res.Blobs, humanBytes(total), res.ImportSeconds, res.ImportMiBps)
 	}
 	if !res.Matches {
 		return fmt.Errorf("demo: the restored state differs from the exported state")

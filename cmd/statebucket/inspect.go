@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -9,9 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/snapshot"
-	"github.com/statebucket/statebucket/store"
 )
 
 // filterFlags adds --service, --account and --region to cmd.
@@ -23,16 +26,16 @@ func filterFlags(cmd *cobra.Command, f *snapshot.Filter) {
 
 // snapshotSummary is one line of `ls` and the head of `show`.
 type snapshotSummary struct {
-	ID       string    `json:"id"`
-	Created  time.Time `json:"created"`
-	Service  string    `json:"service"`
-	Account  string    `json:"account"`
-	Region   string    `json:"region"`
-	Blobs    int       `json:"blobs"`
-	Bytes    int64     `json:"bytes"`
-	ViewSize int64     `json:"view_bytes"`
-	Producer string    `json:"producer"`
-	Signed   bool      `json:"signed"`
+	ID       digest.Digest `json:"id"`
+	Created  time.Time     `json:"created"`
+	Service  string        `json:"service"`
+	Account  string        `json:"account"`
+	Region   string        `json:"region"`
+	Blobs    int           `json:"blobs"`
+	Bytes    int64         `json:"bytes"`
+	ViewSize int64         `json:"view_bytes"`
+	Producer string        `json:"producer"`
+	Signed   bool          `json:"signed"`
 }
 
 func summarize(m *manifest.Manifest) snapshotSummary {
@@ -43,32 +46,57 @@ func summarize(m *manifest.Manifest) snapshotSummary {
 	}
 }
 
+// lsResult is the output of `ls --json`.
+type lsResult struct {
+	Snapshots []snapshotSummary `json:"snapshots"`
+	Invalid   []invalidSnapshot `json:"invalid"`
+}
+
+// invalidSnapshot is a snapshot whose manifest ls could not read.
+type invalidSnapshot struct {
+	ID    digest.Digest `json:"id"`
+	Error string        `json:"error"`
+}
+
 func (a *app) lsCmd() *cobra.Command {
 	var f snapshot.Filter
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List the snapshots in the repository, newest first",
-		Args:  exactArgs(0),
-		RunE: a.withRepo(func(ctx context.Context, repo *snapshot.Repo, _ []string) error {
-			ms, err := repo.List(ctx, f)
-			if err != nil {
+		Long: `ls lists the snapshots in the repository, newest first. A snapshot whose
+manifest is invalid does not hide the others: ls lists every valid one,
+names the invalid ones on stderr (with --json, also in "invalid" on
+stdout), and exits with code 4.`,
+		Args: exactArgs(0),
+		RunE: a.withRepo(func(ctx context.Context, r *snapshot.Repo, _ []string) error {
+			ms, err := r.List(ctx, f)
+			var lerr *snapshot.ListError
+			if err != nil && !errors.As(err, &lerr) {
 				return err
 			}
-			out := make([]snapshotSummary, len(ms))
+			res := lsResult{Snapshots: make([]snapshotSummary, len(ms)), Invalid: []invalidSnapshot{}}
 			for i, m := range ms {
-				out[i] = summarize(m)
+				res.Snapshots[i] = summarize(m)
+			}
+			if lerr != nil {
+				for _, s := range lerr.Invalid {
+					res.Invalid = append(res.Invalid, invalidSnapshot{ID: s.ID, Error: s.Err.Error()})
+				}
 			}
 			if a.json {
-				a.writeJSON(a.stdout, out)
-				return nil
+				a.writeJSON(a.stdout, res)
+				return err
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tCREATED\tSERVICE\tACCOUNT\tREGION\tBLOBS\tSIZE")
-			for _, s := range out {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.ID[len("sha256:"):len("sha256:")+12], s.Created.Local().Format(time.DateTime),
-					s.Service, s.Account, s.Region, s.Blobs, humanBytes(s.Bytes))
+			for _, s := range res.Snapshots {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.ID.Short(), s.Created.Local().Format(time.DateTime),
+					displayText(s.Service), displayText(s.Account), displayText(s.Region), s.Blobs, humanBytes(s.Bytes))
 			}
-			return tw.Flush()
+			if ferr := tw.Flush(); ferr != nil {
+				return ferr
+			}
+			return err
 		}),
 	}
 	filterFlags(cmd, &f)
@@ -82,10 +110,10 @@ func (a *app) showCmd() *cobra.Command {
 		Use:   "show REF",
 		Short: "Show one snapshot: REF is an id, a unique id prefix, a tag, or latest",
 		Args:  exactArgs(1),
-		RunE: a.withRepo(func(ctx context.Context, repo *snapshot.Repo, args []string) error {
-			m, err := repo.Show(ctx, args[0], f)
+		RunE: a.withRepo(func(ctx context.Context, r *snapshot.Repo, args []string) error {
+			m, err := r.Show(ctx, args[0], f)
 			if err != nil {
-				return err
+				return checkRef(err)
 			}
 			if a.json {
 				if blobs {
@@ -103,47 +131,74 @@ func (a *app) showCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "id\t%s\n", s.ID)
 			fmt.Fprintf(tw, "created\t%s\n", s.Created.Format(time.RFC3339))
-			fmt.Fprintf(tw, "producer\t%s\n", s.Producer)
-			fmt.Fprintf(tw, "service\t%s\n", s.Service)
-			fmt.Fprintf(tw, "account\t%s\n", s.Account)
-			fmt.Fprintf(tw, "region\t%s\n", s.Region)
+			fmt.Fprintf(tw, "producer\t%s\n", displayText(s.Producer))
+			fmt.Fprintf(tw, "service\t%s\n", displayText(s.Service))
+			fmt.Fprintf(tw, "account\t%s\n", displayText(s.Account))
+			fmt.Fprintf(tw, "region\t%s\n", displayText(s.Region))
 			fmt.Fprintf(tw, "view\t%s (%s)\n", m.View.Digest, humanBytes(m.View.Size))
 			fmt.Fprintf(tw, "blobs\t%d (%s)\n", s.Blobs, humanBytes(s.Bytes))
 			fmt.Fprintf(tw, "signed\t%t\n", s.Signed)
-			if blobs {
-				for _, e := range m.Blobs {
-					fmt.Fprintf(tw, "  %s\t%s\t%d\n", printableKey(e.Key), e.Digest[len("sha256:"):len("sha256:")+12], e.Size)
-				}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if !blobs || len(m.Blobs) == 0 {
+				return nil
+			}
+			fmt.Fprintln(a.stdout)
+			tw = tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KEY\tDIGEST\tSIZE")
+			for _, e := range m.Blobs {
+				fmt.Fprintf(tw, "%s\t%s\t%d\n", displayKey(e.Key), e.Digest.Short(), e.Size)
 			}
 			return tw.Flush()
 		}),
 	}
 	filterFlags(cmd, &f)
-	cmd.Flags().BoolVar(&blobs, "blobs", false, "list every blob (with --json: print the whole manifest)")
+	cmd.Flags().BoolVar(&blobs, "blobs", false, fmt.Sprintf("list every blob: key (shortened to %d characters), digest, size; with --json, print the whole manifest with exact keys", maxKeyWidth))
 	return cmd
 }
 
-// printableKey quotes keys that would garble a terminal.
-func printableKey(k string) string {
-	for _, r := range k {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError || r == '\t' || r == ' ' {
-			return fmt.Sprintf("%q", k)
-		}
-	}
-	if k == "" {
-		return `""`
-	}
-	return k
+type verifyResult struct {
+	Snapshot    digest.Digest   `json:"snapshot"`
+	ReadData    bool            `json:"read_data"`
+	Blobs       int             `json:"blobs"`
+	UniqueBlobs int             `json:"unique_blobs"`
+	Bytes       int64           `json:"bytes"`
+	OK          bool            `json:"ok"`
+	Problems    []verifyProblem `json:"problems"`
 }
 
-type verifyResult struct {
-	Snapshot    string   `json:"snapshot"`
-	ReadData    bool     `json:"read_data"`
-	Blobs       int      `json:"blobs"`
-	UniqueBlobs int      `json:"unique_blobs"`
-	Bytes       int64    `json:"bytes"`
-	OK          bool     `json:"ok"`
-	Problems    []string `json:"problems"`
+// verifyProblem is one problem in `verify --json`. A blob's key is in
+// "key", or in "key_base64" when it is not valid UTF-8, as in manifests.
+type verifyProblem struct {
+	Object    string               `json:"object"` // "view" or "blob"
+	Key       *string              `json:"key,omitempty"`
+	KeyBase64 string               `json:"key_base64,omitempty"`
+	Digest    digest.Digest        `json:"digest"`
+	Kind      snapshot.ProblemKind `json:"kind"`
+	Error     string               `json:"error"`
+}
+
+func newVerifyProblem(p snapshot.Problem) verifyProblem {
+	vp := verifyProblem{Object: "view", Digest: p.Digest, Kind: p.Kind, Error: p.Err.Error()}
+	if !p.View {
+		vp.Object = "blob"
+		if utf8.ValidString(p.Key) {
+			vp.Key = &p.Key
+		} else {
+			vp.KeyBase64 = base64.StdEncoding.EncodeToString([]byte(p.Key))
+		}
+	}
+	return vp
+}
+
+// problemDetail says what verify found for p in a line of text.
+func problemDetail(p snapshot.Problem) string {
+	var mm *repo.MismatchError
+	if errors.As(p.Err, &mm) {
+		return fmt.Sprintf("expected %s, got %s", mm.Expected, mm.Actual)
+	}
+	return escapeControls(p.Err.Error())
 }
 
 func (a *app) verifyCmd() *cobra.Command {
@@ -151,26 +206,33 @@ func (a *app) verifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify REF",
 		Short: "Check that a snapshot is whole; with --read-data, re-hash every blob",
-		Args:  exactArgs(1),
-		RunE: a.withRepo(func(ctx context.Context, repo *snapshot.Repo, args []string) error {
-			m, err := repo.Show(ctx, args[0], opts.Filter)
-			if err != nil {
-				return err
-			}
+		Long: `verify checks that a snapshot's view and every blob it references are in
+the repository with the recorded sizes; with --read-data it downloads them
+and checks their SHA-256 too. Entries that share a digest share one stored
+blob, checked once: progress counts distinct blobs. It exits with code 4
+when a blob or the view is missing or damaged.`,
+		Args: exactArgs(1),
+		RunE: a.withRepo(func(ctx context.Context, r *snapshot.Repo, args []string) error {
 			label := "check"
 			if opts.ReadData {
 				label = "read"
 			}
-			bar := a.newProgress(label, int64(len(m.Blobs)))
+			var bar *progress
+			opts.OnStart = func(blobs int, _ int64) { bar = a.newProgress(label, int64(blobs)) }
 			opts.OnBlob = func(int64) { bar.add(1) }
-			rep, verr := repo.Verify(ctx, m.ID, &opts)
-			bar.finish()
-			if rep == nil {
-				return verr
+			rep, verr := r.Verify(ctx, args[0], &opts)
+			if bar != nil {
+				bar.finish()
 			}
-			res := verifyResult{Snapshot: m.ID, ReadData: opts.ReadData, Blobs: rep.Blobs, UniqueBlobs: rep.UniqueBlobs, Bytes: rep.Bytes, OK: verr == nil, Problems: []string{}}
+			if rep == nil {
+				return checkRef(verr)
+			}
+			m := rep.Manifest
+			res := verifyResult{Snapshot: m.ID, ReadData: opts.ReadData, Blobs: rep.Blobs, UniqueBlobs: rep.UniqueBlobs, Bytes: rep.Bytes, OK: verr == nil, Problems: []verifyProblem{}}
+			damaged := false
 			for _, p := range rep.Problems {
-				res.Problems = append(res.Problems, p.Err.Error())
+				res.Problems = append(res.Problems, newVerifyProblem(p))
+				damaged = damaged || p.Kind != snapshot.ProblemUnreadable
 			}
 			if a.json {
 				a.writeJSON(a.stdout, res)
@@ -182,11 +244,23 @@ func (a *app) verifyCmd() *cobra.Command {
 				if verr == nil {
 					fmt.Fprintf(a.stdout, "snapshot %s is whole: view and %d blobs (%d distinct, %s) %s\n", m.ID, res.Blobs, res.UniqueBlobs, humanBytes(res.Bytes), what)
 				} else {
-					fmt.Fprintf(a.stdout, "snapshot %s has %d problem(s):\n", m.ID, len(res.Problems))
-					for _, p := range res.Problems {
-						fmt.Fprintf(a.stdout, "  %s\n", p)
+					fmt.Fprintf(a.stdout, "snapshot %s has %d problem(s):\n", m.ID, len(rep.Problems))
+					tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "  PROBLEM\tOBJECT\tDIGEST\tDETAIL")
+					for _, p := range rep.Problems {
+						object := "view"
+						if !p.View {
+							object = displayKey(p.Key)
+						}
+						fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Kind, object, p.Digest.Short(), problemDetail(p))
+					}
+					if err := tw.Flush(); err != nil {
+						return err
 					}
 				}
+			}
+			if damaged {
+				return dataError{verr}
 			}
 			return verr
 		}),
@@ -200,25 +274,30 @@ func (a *app) tagCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "tag NAME REF",
 		Short: "Point the tag NAME at a snapshot (creating or moving it)",
-		Args:  exactArgs(2),
+		Long: `tag points the tag NAME at the snapshot REF names, creating or moving it.
+
+REF is a full id, a unique id prefix of 4 or more hex digits (with or
+without sha256: before them), a tag, or latest. So that a ref always names
+one thing, NAME is 1 to 128 letters, digits, '.', '_' and '-', and is never
+something a ref reads otherwise: 4 to 64 lowercase hex digits (with or
+without sha256:) and latest (in any case) are refused, with exit code 2.
+An id prefix that matches several snapshots is refused too, listing them.`,
+		Args: exactArgs(2),
 		PreRunE: func(_ *cobra.Command, args []string) error {
-			if err := store.ValidTag(args[0]); err != nil {
+			if err := repo.ValidTag(args[0]); err != nil {
 				return usageError{err}
 			}
 			return nil
 		},
-		RunE: a.withRepo(func(ctx context.Context, repo *snapshot.Repo, args []string) error {
-			m, err := repo.Show(ctx, args[1], snapshot.Filter{})
+		RunE: a.withRepo(func(ctx context.Context, r *snapshot.Repo, args []string) error {
+			m, err := r.Tag(ctx, args[0], args[1])
 			if err != nil {
-				return err
-			}
-			if err := repo.Tag(ctx, args[0], m.ID); err != nil {
-				return err
+				return checkRef(err)
 			}
 			if a.json {
-				a.writeJSON(a.stdout, map[string]string{"tag": args[0], "snapshot": m.ID})
+				a.writeJSON(a.stdout, map[string]string{"tag": args[0], "snapshot": m.ID.String()})
 			} else {
-				fmt.Fprintf(a.stdout, "tag %s -> %s\n", args[0], m.ID)
+				fmt.Fprintf(a.stdout, "tag %s -> %s\n", displayText(args[0]), m.ID)
 			}
 			return nil
 		}),

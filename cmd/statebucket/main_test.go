@@ -51,20 +51,22 @@ func TestInspectCommands(t *testing.T) {
 
 	out, errOut, code = cli(t, "--repo", repo, "--json", "ls")
 	require.Equal(t, exitOK, code, errOut)
-	var list []snapshotSummary
+	var list lsResult
 	require.NoError(t, json.Unmarshal([]byte(out), &list))
-	require.Len(t, list, 1)
-	assert.Equal(t, demo.Snapshot, list[0].ID)
-	assert.Equal(t, "s3", list[0].Service)
+	require.Len(t, list.Snapshots, 1)
+	assert.Equal(t, demo.Snapshot, list.Snapshots[0].ID)
+	assert.Equal(t, "s3", list.Snapshots[0].Service)
+	assert.NotNil(t, list.Invalid, `"invalid" is always a list`)
+	assert.Empty(t, list.Invalid)
 
 	out, _, code = cli(t, "--repo", repo, "ls")
 	require.Equal(t, exitOK, code)
-	assert.Contains(t, out, demo.Snapshot[7:19])
+	assert.Contains(t, out, demo.Snapshot.Short())
 
-	for _, ref := range []string{demo.Snapshot, demo.Snapshot[7:15], "latest"} {
+	for _, ref := range []string{demo.Snapshot.String(), demo.Snapshot.Hex()[:8], "latest"} {
 		out, errOut, code = cli(t, "--repo", repo, "show", ref)
 		require.Equal(t, exitOK, code, errOut)
-		assert.Contains(t, out, demo.Snapshot)
+		assert.Contains(t, out, demo.Snapshot.String())
 	}
 	out, _, code = cli(t, "--repo", repo, "--json", "show", "--blobs", "latest")
 	require.Equal(t, exitOK, code)
@@ -97,7 +99,7 @@ func TestInspectCommands(t *testing.T) {
 	assert.Equal(t, exitOK, code, "a same-size corruption needs --read-data")
 	out, errOut, code = cli(t, "--repo", repo, "verify", "--read-data", "latest")
 	assert.Equal(t, exitCorrupt, code)
-	assert.Contains(t, out, "checksum mismatch")
+	assert.Contains(t, out, "checksum_mismatch")
 	assert.Contains(t, errOut, "checksum mismatch")
 }
 

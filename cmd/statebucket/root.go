@@ -7,31 +7,35 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/statebucket/statebucket/core"
-	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/snapshot"
+	"github.com/statebucket/statebucket/store"
 )
 
 // Exit codes, documented in the help text and the README.
 const (
 	exitOK       = 0
 	exitError    = 1 // anything not listed below (I/O, network, server)
-	exitUsage    = 2 // bad flags, arguments or repository URL
+	exitUsage    = 2 // bad usage: command, flags, arguments or repository URL
 	exitNotFound = 3 // no such snapshot, tag, bucket or directory
-	exitCorrupt  = 4 // verification failed: checksum or size mismatch, invalid manifest
+	exitCorrupt  = 4 // bad data: checksum or size mismatch, missing blob, invalid manifest or tag
 	exitDenied   = 5 // the credentials may not do this
 )
 
 const exitCodesHelp = `Exit codes:
   0  success
   1  any other failure (I/O, network, server)
-  2  usage: bad flags, arguments, tag name, ambiguous id prefix or repository URL
+  2  bad usage: unknown command, bad flags or arguments, bad tag name,
+     ambiguous id prefix, bad repository URL
   3  not found: no such snapshot, tag, bucket or directory
-  4  corrupt: checksum or size mismatch, invalid or tampered manifest
+  4  bad data: a checksum or size mismatch, a missing blob or view, an
+     invalid or tampered manifest or tag (ls lists the valid snapshots
+     and exits 4 when some manifest is invalid)
   5  permission denied by the storage backend`
 
 // app holds what every command shares.
@@ -57,35 +61,77 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	code := exitCode(err)
+	msg, hint := store.RedactText(err.Error()), hintFor(err) // the last line of defence for secrets
 	if a.json {
-		a.writeJSON(stderr, map[string]any{"error": err.Error(), "exit_code": code})
-	} else {
-		fmt.Fprintln(stderr, "statebucket:", err)
+		out := map[string]any{"error": msg, "exit_code": code}
+		if hint != "" {
+			out["hint"] = hint
+		}
+		a.writeJSON(stderr, out)
+		return code
+	}
+	fmt.Fprintln(stderr, "statebucket:", escapeControls(msg))
+	if hint != "" {
+		fmt.Fprintln(stderr, "statebucket: hint:", hint)
 	}
 	return code
 }
 
-// usageError marks an error in the command line.
+// usageError marks bad usage: an error in the command line.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// dataError marks bad data found in the repository, such as a snapshot
+// that verify found damaged.
+type dataError struct{ err error }
+
+func (e dataError) Error() string { return e.err.Error() }
+func (e dataError) Unwrap() error { return e.err }
+
 func exitCode(err error) int {
-	var ue usageError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, new(usageError)):
 		return exitUsage
+	case errors.As(err, new(dataError)):
+		return exitCorrupt
 	case errors.Is(err, core.ErrPermission):
 		return exitDenied
 	case errors.Is(err, core.ErrNotFound), errors.Is(err, core.ErrBucketNotFound):
 		return exitNotFound
-	case errors.Is(err, core.ErrChecksumMismatch), errors.Is(err, core.ErrSizeMismatch), errors.As(err, new(*manifest.ValidationError)):
+	case errors.Is(err, core.ErrCorrupt), errors.Is(err, core.ErrChecksumMismatch), errors.Is(err, core.ErrSizeMismatch):
 		return exitCorrupt
 	case errors.Is(err, core.ErrInvalid), errors.Is(err, core.ErrInvalidPath):
 		return exitUsage
 	}
 	return exitError
+}
+
+// hintFor returns what to do about err, or "".
+func hintFor(err error) string {
+	switch {
+	case errors.Is(err, core.ErrBucketNotFound):
+		return "check --repo (or $STATEBUCKET_REPO); ls, show, verify and tag never create a repository"
+	case errors.As(err, new(refError)):
+		return `run "statebucket ls" to list the snapshots`
+	}
+	return ""
+}
+
+// refError marks a ref that matches no snapshot.
+type refError struct{ err error }
+
+func (e refError) Error() string { return e.err.Error() }
+func (e refError) Unwrap() error { return e.err }
+
+// checkRef marks err, from resolving a ref, as a refError when no
+// snapshot matches the ref (rather than the repository being missing).
+func checkRef(err error) error {
+	if errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrBucketNotFound) {
+		return refError{err}
+	}
+	return err
 }
 
 func (a *app) rootCmd() *cobra.Command {
@@ -97,20 +143,43 @@ plus the blobs it references) to a content-addressed repository, and restores
 it into fresh mocks. A repository is a local directory or a bucket prefix.
 
 Repository URLs:
-  ./path, /abs/path, file:///abs/path    a local directory (created if missing)
+  ./path, /abs/path, file:///abs/path       a local directory
   s3://bucket/prefix?endpoint=URL&region=R  Amazon S3 or MinIO
-  mem://                                 in memory, gone when the command ends
-  gocloud+SCHEME://...                   a gocloud.dev bucket: s3, gs, file, azblob
+  mem://                                    in memory, gone when the command ends
+  gocloud+SCHEME://...                      a gocloud.dev bucket: s3, gs, file, azblob
+
+ls, show, verify and tag never create a repository: a missing one is exit
+code 3.
+
+Text output shows names and keys that hold control characters or invalid
+UTF-8 as quoted Go strings, and shortens long keys in the middle; --json
+prints them whole and exact.
 
 ` + exitCodesHelp,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Args:                       cobra.ArbitraryArgs,
+		RunE:                       unknownCommand,
+		SuggestionsMinimumDistance: 2,
+		SilenceUsage:               true,
+		SilenceErrors:              true,
 	}
 	root.PersistentFlags().StringVar(&a.repoURL, "repo", defaultRepo(), "repository URL or directory (env STATEBUCKET_REPO)")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print machine-readable JSON instead of text")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.demoCmd(), a.lsCmd(), a.showCmd(), a.verifyCmd(), a.tagCmd())
 	return root
+}
+
+// unknownCommand runs when no command matches: without arguments it
+// shows the help; with one, it is bad usage.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q", args[0])
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+	}
+	return usageError{fmt.Errorf(`%s; run "statebucket --help" for the commands`, msg)}
 }
 
 func defaultRepo() string {

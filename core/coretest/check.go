@@ -34,21 +34,31 @@ func CheckRoundTrip[V any](ctx context.Context, src, dst core.StatefulService[V]
 
 // CheckBlobRoundTrip checks that the blob-backed services src and dst (two
 // instances of the same service, or one twice) move the state of accountID
-// in region, with its blobs, through a snapshot:
+// in region, with its blobs, through a snapshot, restoring it as
+// snapshot.Import does: RestoreWithBlobs, then Restore or Merge with the
+// same view.
 //
 //   - SnapshotWithBlobs hands over no empty batch and no key twice, and two
 //     snapshots of the same state are identical, view and blobs;
 //   - the view survives a JSON round trip byte-exact;
 //   - RestoreWithBlobs into dst fetches every exported key exactly once,
-//     nothing else, and closes every reader; a snapshot of dst then yields
-//     src's view and blobs; Merge of the zero view (which must be a valid,
-//     empty view) changes nothing;
-//   - a restore whose source fails on the key dst fetched last (in Fetch, or
-//     part-way through the reader) fails with an error that errors.Is and
-//     errors.As match to the injected error, and one whose source serves a
-//     blob with one flipped byte fails; each leaves dst's state as it was.
-//     This is checked with dst holding src's state, then again with dst back
-//     in its original state, if that differs.
+//     nothing else, and closes every reader; the Restore that follows
+//     succeeds, and a snapshot of dst then yields src's view and blobs;
+//   - Merge of the zero view (which must be a valid, empty view) changes
+//     nothing, nor does RestoreWithBlobs followed by Merge of src's view
+//     into dst holding src's state;
+//   - a RestoreWithBlobs whose source fails on the key dst fetched last (in
+//     Fetch; part-way through the reader; or, having served the blob with
+//     one byte flipped, in place of io.EOF, as a source that verifies
+//     digests does) fails with an error that errors.Is and errors.As match
+//     to the source's error, and leaves dst's visible state as it was. This
+//     is checked with dst holding src's state, then again with dst back in
+//     its original state, if that differs.
+//
+// It accepts both shapes of RestoreWithBlobs that core.BlobBackedService
+// describes: one that leaves the visible state alone, and one that also
+// replaces it with the view, as the Rust original's own S3 and EBS mocks
+// do.
 //
 // It returns an error describing the first failure, or nil. On success dst
 // is left in the state it had before the call. Like testing/fstest.TestFS,
@@ -71,11 +81,7 @@ type checker[V any] struct {
 }
 
 func (c *checker[V]) checkPlain(ctx context.Context) error {
-	want, view, _, err := c.roundTrip(ctx)
-	if err != nil {
-		return err
-	}
-	if err := c.checkMerge(ctx, "src's view", view, want); err != nil {
+	if _, _, _, err := c.roundTrip(ctx); err != nil {
 		return err
 	}
 	return c.restoreAndCompare(ctx, "dst's original view", c.before.view, c.before)
@@ -133,14 +139,17 @@ func (c *checker[V]) roundTrip(ctx context.Context) (want capture[V], view V, or
 	if err := decoded.diff(want); err != nil {
 		return want, view, nil, fmt.Errorf("view does not survive a JSON round trip: %w", err)
 	}
-	if order, err = c.restore(ctx, view, want.blobs); err != nil {
+	if order, err = c.restore(ctx, view, want.blobs, false); err != nil {
 		return want, view, nil, fmt.Errorf("restore src's view into dst: %w", err)
 	}
 	if err := c.expectDst(ctx, "after restoring src's view", want); err != nil {
 		return want, view, nil, err
 	}
 	var empty V
-	return want, view, order, c.checkMerge(ctx, "the zero view", empty, want)
+	if err := c.checkMerge(ctx, "the zero view", empty, nil, want); err != nil {
+		return want, view, order, err
+	}
+	return want, view, order, c.checkMerge(ctx, "src's view", view, want.blobs, want)
 }
 
 // snapshot returns the snapshot of svc, with its blobs if the services
@@ -174,50 +183,61 @@ func (c *checker[V]) snapshot(ctx context.Context, svc core.StatefulService[V]) 
 	return newCapture(view, visitor.Blobs())
 }
 
-// restore restores view into dst, with blobs if the services are
-// blob-backed, and returns the order in which dst fetched them. It checks
-// that every key of blobs was fetched exactly once, nothing else, and that
-// every reader was closed.
-func (c *checker[V]) restore(ctx context.Context, view V, blobs map[string][]byte) ([]string, error) {
-	if c.blobDst == nil {
-		return nil, c.dst.Restore(ctx, c.accountID, c.region, view)
+// restore restores view into dst with Restore or, if merge, Merge. When
+// the services are blob-backed and blobs is not nil, RestoreWithBlobs from
+// a source serving blobs comes first; restore then returns the order in
+// which dst fetched the blobs, and checks that every key of blobs was
+// fetched exactly once, nothing else, and that every reader was closed.
+func (c *checker[V]) restore(ctx context.Context, view V, blobs map[string][]byte, merge bool) ([]string, error) {
+	apply, name := c.dst.Restore, "Restore"
+	if merge {
+		apply, name = c.dst.Merge, "Merge"
+	}
+	if c.blobDst == nil || blobs == nil {
+		return nil, apply(ctx, c.accountID, c.region, view)
 	}
 	source := &checkSource{inner: NewMemorySource(blobs)}
 	if err := c.blobDst.RestoreWithBlobs(ctx, c.accountID, c.region, view, source); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("RestoreWithBlobs: %w", err)
 	}
 	order := source.inner.Fetched()
 	count := make(map[string]int, len(order))
 	for _, key := range order {
 		count[key]++
 		if _, ok := blobs[key]; !ok {
-			return nil, fmt.Errorf("fetched blob %q, which the snapshot did not export", key)
+			return nil, fmt.Errorf("RestoreWithBlobs fetched blob %q, which the snapshot did not export", key)
 		}
 		if count[key] == 2 {
-			return nil, fmt.Errorf("fetched blob %q more than once", key)
+			return nil, fmt.Errorf("RestoreWithBlobs fetched blob %q more than once", key)
 		}
 	}
 	for _, key := range sortedKeys(blobs) {
 		if count[key] == 0 {
-			return nil, fmt.Errorf("never fetched exported blob %q", key)
+			return nil, fmt.Errorf("RestoreWithBlobs never fetched exported blob %q", key)
 		}
 	}
-	return order, source.checkClosed()
+	if err := source.checkClosed(); err != nil {
+		return nil, fmt.Errorf("RestoreWithBlobs: %w", err)
+	}
+	if err := apply(ctx, c.accountID, c.region, view); err != nil {
+		return nil, fmt.Errorf("%s after RestoreWithBlobs: %w", name, err)
+	}
+	return order, nil
 }
 
 // restoreAndCompare restores view (with want's blobs) into dst and checks
 // that dst's snapshot is then want.
 func (c *checker[V]) restoreAndCompare(ctx context.Context, what string, view V, want capture[V]) error {
-	if _, err := c.restore(ctx, view, want.blobs); err != nil {
+	if _, err := c.restore(ctx, view, want.blobs, false); err != nil {
 		return fmt.Errorf("restore %s into dst: %w", what, err)
 	}
 	return c.expectDst(ctx, "after restoring "+what, want)
 }
 
-// checkMerge merges view into dst, which holds want, and checks that
-// nothing changed.
-func (c *checker[V]) checkMerge(ctx context.Context, what string, view V, want capture[V]) error {
-	if err := c.dst.Merge(ctx, c.accountID, c.region, view); err != nil {
+// checkMerge merges view, whose blobs are blobs, into dst, which holds
+// want, and checks that nothing changed.
+func (c *checker[V]) checkMerge(ctx context.Context, what string, view V, blobs map[string][]byte, want capture[V]) error {
+	if _, err := c.restore(ctx, view, blobs, true); err != nil {
 		return fmt.Errorf("merge %s into dst: %w", what, err)
 	}
 	return c.expectDst(ctx, "after merging "+what, want)
@@ -235,10 +255,10 @@ func (c *checker[V]) expectDst(ctx context.Context, when string, want capture[V]
 	return nil
 }
 
-// checkFailures restores view into dst, which holds baseline, from sources
-// that fail or corrupt a blob of src's snapshot want, and checks that each
-// restore fails as it should and leaves baseline in place. order is the
-// order in which dst fetched the blobs in a successful restore.
+// checkFailures imports view into dst, which holds baseline, from sources
+// that fail on a blob of src's snapshot want, and checks that each
+// RestoreWithBlobs fails as it should and leaves baseline visible. order is
+// the order in which dst fetched the blobs in a successful restore.
 func (c *checker[V]) checkFailures(ctx context.Context, view V, want, baseline capture[V], order []string) error {
 	if len(order) == 0 {
 		return nil
@@ -253,19 +273,22 @@ func (c *checker[V]) checkFailures(ctx context.Context, view V, want, baseline c
 	}
 	for _, f := range faults {
 		injected := &injectedError{key: f.key}
+		if f.mode == flipByte {
+			injected.err = core.ErrChecksumMismatch
+		}
 		source := &checkSource{inner: NewMemorySource(want.blobs), fault: f, injected: injected}
 		err := c.blobDst.RestoreWithBlobs(ctx, c.accountID, c.region, view, source)
 		if err == nil {
-			return fmt.Errorf("restore from %s succeeded", f)
+			return fmt.Errorf("RestoreWithBlobs from %s succeeded", f)
 		}
 		var target *injectedError
-		if f.mode != flipByte && (!errors.Is(err, injected) || !errors.As(err, &target)) {
-			return fmt.Errorf("restore from %s returned an error that errors.Is or errors.As does not match to the source's error: %v", f, err)
+		if !errors.Is(err, injected) || !errors.As(err, &target) {
+			return fmt.Errorf("RestoreWithBlobs from %s returned an error that errors.Is or errors.As does not match to the source's error: %v", f, err)
 		}
 		if err := source.checkClosed(); err != nil {
-			return fmt.Errorf("restore from %s: %w", f, err)
+			return fmt.Errorf("RestoreWithBlobs from %s: %w", f, err)
 		}
-		if err := c.expectDst(ctx, "after a failed restore from "+f.String(), baseline); err != nil {
+		if err := c.expectDst(ctx, "after a failed RestoreWithBlobs from "+f.String(), baseline); err != nil {
 			return err
 		}
 	}
@@ -273,15 +296,23 @@ func (c *checker[V]) checkFailures(ctx context.Context, view V, want, baseline c
 }
 
 // injectedError is the error with which the sources of
-// CheckBlobRoundTrip fail on purpose. A service's RestoreWithBlobs must
-// return it wrapped, so that errors.Is and errors.As reach it.
+// CheckBlobRoundTrip fail on purpose, unwrapping to err (nil, or
+// core.ErrChecksumMismatch where a verifying source would detect the
+// fault). A service's RestoreWithBlobs must return it wrapped, so that
+// errors.Is and errors.As reach it.
 type injectedError struct {
 	key string
+	err error
 }
 
 func (e *injectedError) Error() string {
+	if e.err != nil {
+		return fmt.Sprintf("coretest: failure injected into blob %q: %v", e.key, e.err)
+	}
 	return fmt.Sprintf("coretest: failure injected into blob %q", e.key)
 }
+
+func (e *injectedError) Unwrap() error { return e.err }
 
 // capture is a snapshot: the view, its JSON, and its blobs (nil for a
 // plain service).
@@ -347,7 +378,7 @@ type faultMode int
 const (
 	failFetch faultMode = iota // Fetch returns the injected error
 	failRead                   // the reader fails half-way with it
-	flipByte                   // the reader serves the blob with one byte flipped
+	flipByte                   // the reader serves the blob with one byte flipped, then the error in place of io.EOF
 )
 
 // fault is what a checkSource does wrong, and on which key.
@@ -363,7 +394,7 @@ func (f fault) String() string {
 	case failRead:
 		return fmt.Sprintf("a source whose reader fails part-way through blob %q", f.key)
 	}
-	return fmt.Sprintf("a source serving blob %q with one byte flipped", f.key)
+	return fmt.Sprintf("a source serving blob %q with one byte flipped, then a checksum mismatch in place of io.EOF", f.key)
 }
 
 // checkSource serves inner's blobs, applies fault (if injected is set) and
@@ -389,10 +420,11 @@ func (s *checkSource) Fetch(ctx context.Context, key string) (io.ReadCloser, err
 		return nil, err
 	}
 	if s.fault.mode == failRead {
-		return s.track(io.NopCloser(io.MultiReader(bytes.NewReader(data[:len(data)/2]), errReader{s.injected}))), nil
+		data = data[:len(data)/2]
+	} else {
+		data[len(data)/2] ^= 0x01
 	}
-	data[len(data)/2] ^= 0x01
-	return s.track(io.NopCloser(bytes.NewReader(data))), nil
+	return s.track(io.NopCloser(io.MultiReader(bytes.NewReader(data), errReader{s.injected}))), nil
 }
 
 func (s *checkSource) track(rc io.ReadCloser) io.ReadCloser {

@@ -3,8 +3,6 @@ package coretest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"testing"
@@ -48,6 +46,19 @@ func TestCheckBlobRoundTripObjectStore(t *testing.T) {
 	}
 	t.Run("empty", func(t *testing.T) {
 		require.NoError(t, CheckBlobRoundTrip(t.Context(), NewObjectStore(), NewObjectStore(), acct, region))
+	})
+	t.Run("shaped like the original's S3 mock", func(t *testing.T) {
+		// RestoreWithBlobs imports the blobs, then replaces the state
+		// itself; the Restore that follows replaces it again.
+		dst := &brokenStore{ObjectStore: NewObjectStore()}
+		dst.restoreWithBlobs = func(ctx context.Context, a, r string, view ObjectStoreView, source core.BlobSource) error {
+			if err := dst.ObjectStore.RestoreWithBlobs(ctx, a, r, view, source); err != nil {
+				return err
+			}
+			return dst.ObjectStore.Restore(ctx, a, r, view)
+		}
+		src := filledStore(t, FillOptions{Objects: 30, Seed: 11, Hostile: true})
+		require.NoError(t, CheckBlobRoundTrip(t.Context(), src, dst, acct, region))
 	})
 	t.Run("one store twice", func(t *testing.T) {
 		s := filledStore(t, FillOptions{Objects: 30, Seed: 6, Hostile: true})
@@ -229,18 +240,24 @@ func TestCheckBlobRoundTripCatchesBrokenServices(t *testing.T) {
 		}, "never closed"},
 		{"clears state before fetching", nil, func(b *brokenStore) {
 			b.restoreWithBlobs = func(ctx context.Context, a, r string, view ObjectStoreView, source core.BlobSource) error {
-				if err := b.ObjectStore.Restore(ctx, a, r, ObjectStoreView{}); err != nil {
-					return err
+				// Clearing for the zero view would be a broken Merge,
+				// caught by another check.
+				if len(view.Buckets) > 0 {
+					if err := b.ObjectStore.Restore(ctx, a, r, ObjectStoreView{}); err != nil {
+						return err
+					}
 				}
 				return b.ObjectStore.RestoreWithBlobs(ctx, a, r, view, source)
 			}
-		}, "after a failed restore from a source whose Fetch fails"},
+		}, "after a failed RestoreWithBlobs from a source whose Fetch fails"},
 		{"keeps what it fetched before an error", nil, func(b *brokenStore) {
 			b.restoreWithBlobs = func(ctx context.Context, a, r string, view ObjectStoreView, source core.BlobSource) error {
 				rec := &recordingSource{inner: source, got: map[string][]byte{}}
 				err := b.ObjectStore.RestoreWithBlobs(ctx, a, r, view, rec)
 				if err != nil {
-					_ = b.ObjectStore.RestoreWithBlobs(ctx, a, r, keepFetched(view, rec.got), NewMemorySource(rec.got))
+					kept := keepFetched(view, rec.got)
+					_ = b.ObjectStore.RestoreWithBlobs(ctx, a, r, kept, NewMemorySource(rec.got))
+					_ = b.ObjectStore.Restore(ctx, a, r, kept)
 				}
 				return err
 			}
@@ -253,28 +270,32 @@ func TestCheckBlobRoundTripCatchesBrokenServices(t *testing.T) {
 				return nil
 			}
 		}, "errors.Is or errors.As does not match"},
-		{"trusts the bytes it is served", nil, func(b *brokenStore) {
+		{"stops reading at the recorded size", nil, func(b *brokenStore) {
 			b.restoreWithBlobs = func(ctx context.Context, a, r string, view ObjectStoreView, source core.BlobSource) error {
-				rec := &recordingSource{inner: source, got: map[string][]byte{}}
+				sizes := map[string]int64{}
 				for _, bv := range view.Buckets {
 					for _, o := range bv.Objects {
-						for i, v := range o.Versions {
-							if v.DeleteMarker {
-								continue
-							}
-							rc, err := rec.Fetch(ctx, string(v.Blob))
-							if err != nil {
-								return err
-							}
-							_ = rc.Close()
-							sum := sha256.Sum256(rec.got[string(v.Blob)])
-							o.Versions[i].SHA256 = hex.EncodeToString(sum[:])
+						for _, v := range o.Versions {
+							sizes[string(v.Blob)] = v.Size
 						}
 					}
 				}
-				return b.ObjectStore.RestoreWithBlobs(ctx, a, r, view, NewMemorySource(rec.got))
+				// The reader ends at the recorded size, so the service
+				// never sees the verdict the source gives in place of
+				// io.EOF.
+				return b.ObjectStore.RestoreWithBlobs(ctx, a, r, view, sourceWrapper{source, func(key string, rc io.ReadCloser) io.ReadCloser {
+					return struct {
+						io.Reader
+						io.Closer
+					}{io.LimitReader(rc, sizes[key]), rc}
+				}})
 			}
-		}, "one byte flipped succeeded"},
+		}, "then a checksum mismatch in place of io.EOF succeeded"},
+		{"does not import the blobs", nil, func(b *brokenStore) {
+			b.restoreWithBlobs = func(ctx context.Context, a, r string, view ObjectStoreView, source core.BlobSource) error {
+				return NewObjectStore().RestoreWithBlobs(ctx, a, r, view, source)
+			}
+		}, "Restore after RestoreWithBlobs: "},
 		{"merge deletes", nil, func(b *brokenStore) {
 			b.merge = b.ObjectStore.Restore
 		}, "after merging the zero view"},

@@ -7,8 +7,9 @@ import (
 	"github.com/statebucket/statebucket/core/coretest"
 )
 
-// Move an object store's state, with its blobs, into another store, then
-// run the round-trip checks on it.
+// Move an object store's state, with its blobs, into another store, in
+// the order snapshot.Import follows (RestoreWithBlobs imports the blobs,
+// Restore makes the view visible), then run the round-trip checks on it.
 func Example() {
 	ctx := context.Background()
 	src := coretest.NewObjectStore()
@@ -29,6 +30,10 @@ func Example() {
 	dst := coretest.NewObjectStore()
 	source := coretest.NewMemorySource(visitor.Blobs())
 	if err := dst.RestoreWithBlobs(ctx, "123456789012", "us-east-1", view, source); err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := dst.Restore(ctx, "123456789012", "us-east-1", view); err != nil {
 		fmt.Println(err)
 		return
 	}

@@ -44,9 +44,17 @@ func TestObjectStoreNotifies(t *testing.T) {
 		{"delete missing", func() error { return s.DeleteObject(ctx, acct, region, "b", "nope") }, ""},
 		{"merge", func() error { return s.Merge(ctx, acct, region, ObjectStoreView{Buckets: []BucketView{{Name: "c"}}}) }, "buckets=2 objects=1"},
 		{"restore", func() error { return s.Restore(ctx, acct, region, ObjectStoreView{}) }, "buckets=0 objects=0"},
-		{"restore with blobs", func() error {
-			return s.RestoreWithBlobs(ctx, acct, region, ObjectStoreView{Buckets: []BucketView{{Name: "d"}}}, &MemorySource{})
-		}, "buckets=1 objects=0"},
+		{"import blobs, then restore", func() error {
+			view := ObjectStoreView{Buckets: []BucketView{{Name: "d", Clock: 1, Objects: []ObjectView{{Key: "k", Versions: []VersionView{dataVersion("d", "k", NullVersionID, 1, []byte("v"))}}}}}}
+			source := NewMemorySource(map[string][]byte{BlobKey("d", "k", NullVersionID): []byte("v")})
+			if err := s.RestoreWithBlobs(ctx, acct, region, view, source); err != nil {
+				return err
+			}
+			if len(got) != 0 {
+				return fmt.Errorf("RestoreWithBlobs notified %q: it must leave the visible state alone", got)
+			}
+			return s.Restore(ctx, acct, region, view)
+		}, "buckets=1 objects=1"},
 	}
 	for _, step := range steps {
 		got = nil

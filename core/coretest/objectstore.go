@@ -30,16 +30,20 @@ var _ core.BlobBackedService[ObjectStoreView] = (*ObjectStore)(nil)
 // exported under the key [BlobKey](bucket, key, versionID), the shape real
 // callers use.
 //
+// Per account and region, its backing store holds the bytes of every
+// version, and the blobs RestoreWithBlobs imported for a view not restored
+// yet. A restore takes two calls, in the order of the Rust original:
+// RestoreWithBlobs imports the view's blobs and leaves the visible state
+// alone, then Restore or Merge makes the view visible, finding each
+// version's bytes among those held or imported by the version's size and
+// SHA-256. snapshot.Import makes both calls.
+//
 // Create one with [NewObjectStore]; the zero value is not usable. Set
 // BatchSize and KnownSizes before first use. An ObjectStore is safe for
-// concurrent use. Every mutation notifies the listeners of Notifier after
-// releasing its lock, so a listener may call any method except one that
-// mutates the same store (which would notify again, forever).
-//
-// Restore and Merge, which take no blob source, can only restore metadata
-// whose blobs the store already holds for that account and region (each is
-// checked against the view's size and SHA-256); use RestoreWithBlobs to load
-// state with its blobs.
+// concurrent use. Every change to the visible state notifies the listeners
+// of Notifier after releasing its lock, so a listener may call any method
+// except one that mutates the same store (which would notify again,
+// forever).
 type ObjectStore struct {
 	// BatchSize is the number of blobs SnapshotWithBlobs hands to the
 	// visitor at a time; zero means core.DefaultBlobBatchSize.
@@ -56,13 +60,16 @@ type ObjectStore struct {
 
 type scope struct{ account, region string }
 
-// regionState is the state of one account and region. blobs holds the
-// bytes of every version that is not a delete marker, keyed by BlobKey;
-// stored byte slices are never modified, so they may be shared after the
+// regionState is the state of one account and region: its buckets, the
+// bytes of every version that is not a delete marker (blobs, keyed by
+// BlobKey), and the bytes RestoreWithBlobs imported for a view that no
+// Restore or Merge has taken up yet (imported, keyed by SHA-256 hex).
+// Stored byte slices are never modified, so they may be shared after the
 // lock is released.
 type regionState struct {
-	buckets map[string]*bucketState
-	blobs   map[string][]byte
+	buckets  map[string]*bucketState
+	blobs    map[string][]byte
+	imported map[string][]byte
 }
 
 type bucketState struct {
@@ -263,7 +270,8 @@ func (s *ObjectStore) ListObjects(ctx context.Context, accountID, region, bucket
 
 // Stats returns the number of object versions holding bytes in accountID
 // and region (delete markers do not count) and their total size: the blobs
-// SnapshotWithBlobs exports.
+// SnapshotWithBlobs exports. Blobs imported for a view not restored yet do
+// not count.
 func (s *ObjectStore) Stats(accountID, region string) (objects int, bytes int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -299,7 +307,7 @@ func (s *ObjectStore) regionLocked(accountID, region string) *regionState {
 }
 
 func newRegionState() *regionState {
-	return &regionState{buckets: make(map[string]*bucketState), blobs: make(map[string][]byte)}
+	return &regionState{buckets: make(map[string]*bucketState), blobs: make(map[string][]byte), imported: make(map[string][]byte)}
 }
 
 // bucketLocked returns bucket and its region. The caller holds a lock.

@@ -384,12 +384,12 @@ func TestRestoreWithBlobsErrors(t *testing.T) {
 		{"long", func(key string, data []byte) (io.Reader, error) {
 			return io.MultiReader(bytes.NewReader(data), strings.NewReader("x")), nil
 		}, core.ErrSizeMismatch, false},
-		{"flipped byte", func(key string, data []byte) (io.Reader, error) {
+		{"flipped byte, then a verifying source's verdict", func(key string, data []byte) (io.Reader, error) {
 			bad := bytes.Clone(data)
 			if len(bad) > 0 {
 				bad[len(bad)/2] ^= 1
 			}
-			return bytes.NewReader(bad), nil
+			return io.MultiReader(bytes.NewReader(bad), errReader{fmt.Errorf("blob %q: %w", key, core.ErrChecksumMismatch)}), nil
 		}, core.ErrChecksumMismatch, false},
 		{"reader fails", func(key string, data []byte) (io.Reader, error) {
 			return io.MultiReader(bytes.NewReader(data), errReader{errStream}), nil
@@ -435,6 +435,8 @@ func TestRestoreWithBlobsErrors(t *testing.T) {
 			assert.Positive(t, fetched)
 			assert.Equal(t, before, mustJSON(t, mustSnapshot(t, dst, acct, region)), "state untouched")
 			assert.Zero(t, notified)
+			// A failed import adds nothing to the backing store.
+			require.ErrorIs(t, dst.Restore(ctx, acct, region, view), core.ErrNotFound)
 		})
 	}
 }
@@ -449,22 +451,54 @@ func TestRestoreWithBlobsCancelled(t *testing.T) {
 	require.NoError(t, err)
 }
 
-func TestRestoreWithBlobsReplaces(t *testing.T) {
+// RestoreWithBlobs imports blobs and leaves the visible state alone; the
+// Restore that follows replaces the state with the view.
+func TestRestoreWithBlobsThenRestore(t *testing.T) {
 	ctx := t.Context()
 	dst, view, blobs := restoreFixture(t)
+	before := mustJSON(t, mustSnapshot(t, dst, acct, region))
+	notified := 0
+	defer dst.Notifier().Subscribe(func(context.Context, string, string, ObjectStoreView) { notified++ })()
 	source := NewMemorySource(blobs)
 	require.NoError(t, dst.RestoreWithBlobs(ctx, acct, region, view, source))
-	_, err := dst.GetObject(ctx, acct, region, "previous", "k")
-	require.ErrorIs(t, err, core.ErrNotFound, "restore replaces entirely")
-	assert.Equal(t, mustJSON(t, view), mustJSON(t, mustSnapshot(t, dst, acct, region)))
+	assert.Equal(t, before, mustJSON(t, mustSnapshot(t, dst, acct, region)), "the visible state is untouched")
+	assert.Zero(t, notified)
+	n, _ := dst.Stats(acct, region)
+	assert.Equal(t, 1, n, "imported blobs are not the state's")
 	fetched := source.Fetched()
 	assert.Len(t, fetched, len(blobs))
 	assert.IsIncreasing(t, fetched, "fetched in view order, which is sorted")
+
+	require.NoError(t, dst.Restore(ctx, acct, region, view))
+	assert.Equal(t, 1, notified)
+	_, err := dst.GetObject(ctx, acct, region, "previous", "k")
+	require.ErrorIs(t, err, core.ErrNotFound, "restore replaces entirely")
+	assert.Equal(t, mustJSON(t, view), mustJSON(t, mustSnapshot(t, dst, acct, region)))
+	got := &MemoryVisitor{}
+	_, err = dst.SnapshotWithBlobs(ctx, acct, region, got)
+	require.NoError(t, err)
+	assert.Equal(t, blobs, got.Blobs())
 
 	// Version IDs continue from the restored clock.
 	id, err := dst.PutObject(ctx, acct, region, "coretest-versioned", sameKey, nil)
 	require.NoError(t, err)
 	assert.Greater(t, id, "v00000003")
+}
+
+// Restore drops the imported blobs it did not use; Merge resolves blobs
+// as Restore does.
+func TestImportedBlobsAreDropped(t *testing.T) {
+	ctx := t.Context()
+	dst, view, blobs := restoreFixture(t)
+	require.NoError(t, dst.RestoreWithBlobs(ctx, acct, region, view, NewMemorySource(blobs)))
+	require.NoError(t, dst.Restore(ctx, acct, region, ObjectStoreView{}))
+	err := dst.Merge(ctx, acct, region, view)
+	require.ErrorIs(t, err, core.ErrNotFound)
+	assert.Contains(t, err.Error(), "import them with RestoreWithBlobs first")
+
+	require.NoError(t, dst.RestoreWithBlobs(ctx, acct, region, view, NewMemorySource(blobs)))
+	require.NoError(t, dst.Merge(ctx, acct, region, view))
+	assert.Equal(t, mustJSON(t, view), mustJSON(t, mustSnapshot(t, dst, acct, region)))
 }
 
 // Restoring a view whose version IDs are not drawn from the clock does not
@@ -477,6 +511,7 @@ func TestPutSkipsUsedVersionIDs(t *testing.T) {
 		Objects: []ObjectView{{Key: "k", Versions: []VersionView{dataVersion("v", "k", "v00000002", 1, []byte("x"))}}},
 	}}}
 	require.NoError(t, s.RestoreWithBlobs(ctx, acct, region, view, NewMemorySource(map[string][]byte{BlobKey("v", "k", "v00000002"): []byte("x")})))
+	require.NoError(t, s.Restore(ctx, acct, region, view))
 	id, err := s.PutObject(ctx, acct, region, "v", "k", []byte("y"))
 	require.NoError(t, err)
 	assert.Equal(t, "v00000003", id)
@@ -527,6 +562,7 @@ func TestRestoreInvalidView(t *testing.T) {
 			view := valid()
 			source := NewMemorySource(map[string][]byte{BlobKey("b", "k", "v1"): []byte("one")})
 			require.NoError(t, s.RestoreWithBlobs(ctx, "other", region, view, source), "the unmutated view is valid")
+			require.NoError(t, s.Restore(ctx, "other", region, view))
 			before := mustJSON(t, view)
 
 			tt.mutate(&view)
@@ -539,12 +575,14 @@ func TestRestoreInvalidView(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.want)
 			assert.Empty(t, source.Fetched(), "nothing fetched for an invalid view")
 			require.ErrorIs(t, s.Merge(ctx, acct, region, view), core.ErrInvalid)
+			require.ErrorIs(t, s.Restore(ctx, acct, region, view), core.ErrInvalid)
 			assert.Equal(t, before, mustJSON(t, mustSnapshot(t, s, "other", region)))
 		})
 	}
 }
 
-// Restore and Merge without a source can only use blobs the store holds.
+// Restore and Merge without a prior RestoreWithBlobs can only use blobs
+// the store holds.
 func TestRestoreWithoutBlobs(t *testing.T) {
 	ctx := t.Context()
 	s := filledStore(t, FillOptions{Objects: 30, Seed: 3, Hostile: true})
@@ -568,11 +606,20 @@ func TestRestoreWithoutBlobs(t *testing.T) {
 	}
 	assert.Equal(t, mustJSON(t, subset), mustJSON(t, mustSnapshot(t, s, acct, region)))
 
-	// A held blob whose recorded hash differs is refused.
-	tampered := mustSnapshot(t, s, acct, region)
-	v := &tampered.Buckets[0].Objects[len(tampered.Buckets[0].Objects)-1].Versions[0]
-	v.SHA256 = strings.Repeat("0", 64)
-	require.ErrorIs(t, s.Restore(ctx, acct, region, tampered), core.ErrChecksumMismatch)
+	// A held version whose recorded hash or size differs names no bytes
+	// the store holds.
+	for _, tamper := range []func(v *VersionView){
+		func(v *VersionView) { v.SHA256 = strings.Repeat("0", 64) },
+		func(v *VersionView) { v.Size++ },
+	} {
+		tampered := mustSnapshot(t, s, acct, region)
+		v := &tampered.Buckets[0].Objects[len(tampered.Buckets[0].Objects)-1].Versions[0]
+		tamper(v)
+		err := s.Restore(ctx, acct, region, tampered)
+		require.ErrorIs(t, err, core.ErrNotFound)
+		assert.Contains(t, err.Error(), fmt.Sprintf("%q", v.Blob))
+	}
+	assert.Equal(t, mustJSON(t, subset), mustJSON(t, mustSnapshot(t, s, acct, region)))
 }
 
 func TestMergeNeverDeletes(t *testing.T) {

@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -135,14 +136,17 @@ func (s *ObjectStore) SnapshotWithBlobs(ctx context.Context, accountID, region s
 	return view, nil
 }
 
-// Restore replaces the state of accountID in region with view. It can only
-// restore versions whose blobs the store already holds for accountID and
-// region, with the view's size and SHA-256; any other yields a
-// *core.StateViewError of kind KindBlob wrapping core.ErrNotFound (or
-// core.ErrSizeMismatch, core.ErrChecksumMismatch). Use RestoreWithBlobs to
-// supply blobs.
+// Restore replaces the state of accountID in region with view. The bytes
+// of every version must be in the backing store: those of the same version
+// of the current state, if its size and SHA-256 are the view's, or those
+// RestoreWithBlobs imported with the view's size and SHA-256. Any other
+// version yields a *core.StateViewError of kind KindBlob naming its blob
+// key and wrapping core.ErrNotFound, and leaves the state as it was. A
+// successful Restore drops the imported blobs it did not use, so call
+// RestoreWithBlobs and then Restore with the same view, as snapshot.Import
+// does.
 func (s *ObjectStore) Restore(ctx context.Context, accountID, region string, view ObjectStoreView) error {
-	return s.load(ctx, accountID, region, view, heldBlobs{s, scope{accountID, region}}, false)
+	return s.load(ctx, accountID, region, view, false)
 }
 
 // Merge adds the buckets, objects and versions of view to the state of
@@ -150,58 +154,106 @@ func (s *ObjectStore) Restore(ctx context.Context, accountID, region string, vie
 // versioning and the larger clock; a version in both (same object and
 // version ID) takes the view's. Blobs follow the rule of Restore.
 func (s *ObjectStore) Merge(ctx context.Context, accountID, region string, view ObjectStoreView) error {
-	return s.load(ctx, accountID, region, view, heldBlobs{s, scope{accountID, region}}, true)
+	return s.load(ctx, accountID, region, view, true)
 }
 
-// RestoreWithBlobs replaces the state of accountID in region with view. It
-// validates view (a *core.StateViewError of kind KindInvalid, matching
-// core.ErrInvalid, names what is wrong), then fetches every blob from
-// source one at a time in view order, reads it whole and checks its size
-// and SHA-256 against the view. Only when all blobs are in memory does it
-// swap the state; any error leaves the previous state in place and is a
+// RestoreWithBlobs imports into the backing store of accountID in region
+// the blob of every version of view that is not a delete marker, and
+// leaves the visible state alone: call Restore or Merge with the same view
+// next. It validates view (a *core.StateViewError of kind KindInvalid,
+// matching core.ErrInvalid, names what is wrong), then fetches the blobs
+// from source one at a time in view order, reading each into one buffer of
+// the view's size ([core.ReadBlob]). Only when all are in does it add them
+// to the backing store, so a failed import adds nothing; its error is a
 // *core.StateViewError of kind KindBlob naming the key and wrapping the
-// cause (the source's error, core.ErrSizeMismatch or
-// core.ErrChecksumMismatch).
+// cause (the source's error, or core.ErrSizeMismatch).
+//
+// It does not hash the bytes: a core.BlobSource hands over the bytes
+// recorded for a key or fails, and the source of snapshot.Import has
+// checked each blob's SHA-256 against the snapshot's manifest, whose
+// digests are those of the bytes this store exported with that SHA-256 in
+// its view. Hashing them again would double the CPU cost of an import for
+// no new guarantee. A source that checks nothing, such as a
+// [MemorySource], is trusted as the Rust original trusts its sources.
 func (s *ObjectStore) RestoreWithBlobs(ctx context.Context, accountID, region string, view ObjectStoreView, source core.BlobSource) error {
-	return s.load(ctx, accountID, region, view, source, false)
-}
-
-// load validates view, fetches its blobs from source and then replaces
-// (or, if merge, adds to) the state of accountID in region.
-func (s *ObjectStore) load(ctx context.Context, accountID, region string, view ObjectStoreView, source core.BlobSource, merge bool) error {
 	buckets, err := normalize(view)
 	if err != nil {
 		return core.NewViewError(core.KindInvalid, ObjectStoreName, err)
 	}
-	blobs := make(map[string][]byte)
-	for _, b := range buckets {
-		for _, o := range b.Objects {
-			for _, v := range o.Versions {
-				if v.DeleteMarker {
-					continue
-				}
-				data, err := fetchBlob(ctx, source, v)
-				if err != nil {
-					return core.NewBlobError(ObjectStoreName, string(v.Blob), err)
-				}
-				blobs[string(v.Blob)] = data
-			}
+	imported := make(map[string][]byte)
+	for _, v := range versionsWithBytes(buckets) {
+		data, err := fetchBlob(ctx, source, v)
+		if err != nil {
+			return core.NewBlobError(ObjectStoreName, string(v.Blob), err)
 		}
+		imported[v.SHA256] = data
 	}
-	s.install(accountID, region, buckets, blobs, merge)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	maps.Copy(s.regionLocked(accountID, region).imported, imported)
+	return nil
+}
+
+// fetchBlob fetches the blob of v from source and reads it whole, checking
+// its size.
+func fetchBlob(ctx context.Context, source core.BlobSource, v VersionView) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rc, err := source.Fetch(ctx, string(v.Blob))
+	if err != nil {
+		return nil, err
+	}
+	if rc == nil {
+		return nil, fmt.Errorf("source returned no reader and no error: %w", core.ErrInvalid)
+	}
+	data, err := core.ReadBlob(rc, v.Size)
+	if err = errors.Join(err, rc.Close()); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// load validates view and replaces (or, if merge, adds to) the state of
+// accountID in region.
+func (s *ObjectStore) load(ctx context.Context, accountID, region string, view ObjectStoreView, merge bool) error {
+	buckets, err := normalize(view)
+	if err != nil {
+		return core.NewViewError(core.KindInvalid, ObjectStoreName, err)
+	}
+	if err := s.install(accountID, region, buckets, merge); err != nil {
+		return err
+	}
 	s.notify(ctx, accountID, region)
 	return nil
 }
 
-// install swaps in (or merges) validated buckets and their blobs.
-func (s *ObjectStore) install(accountID, region string, buckets []BucketView, blobs map[string][]byte, merge bool) {
+// install finds the bytes of every version of the validated buckets in the
+// backing store, then swaps them in (or merges them) and drops the
+// imported blobs. If a version's bytes are missing, nothing changes.
+func (s *ObjectStore) install(accountID, region string, buckets []BucketView, merge bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sc := scope{accountID, region}
-	if !merge {
-		s.regions[sc] = newRegionState()
+	old := s.regions[sc]
+	if old == nil {
+		old = newRegionState()
 	}
-	rs := s.regionLocked(accountID, region)
+	blobs := make(map[string][]byte)
+	for obj, v := range versionsWithBytes(buckets) {
+		data, ok := old.resolve(obj, v)
+		if !ok {
+			return core.NewBlobError(ObjectStoreName, string(v.Blob), fmt.Errorf(
+				"no bytes of size %d and sha256 %s in the backing store (import them with RestoreWithBlobs first): %w",
+				v.Size, v.SHA256, core.ErrNotFound))
+		}
+		blobs[string(v.Blob)] = data
+	}
+	rs := old
+	if !merge {
+		rs = newRegionState()
+	}
+	rs.imported = make(map[string][]byte)
 	for _, bv := range buckets {
 		b := rs.buckets[string(bv.Name)]
 		if b == nil {
@@ -225,61 +277,47 @@ func (s *ObjectStore) install(accountID, region string, buckets []BucketView, bl
 			b.objects[key] = versions
 		}
 	}
-	for key, data := range blobs {
-		rs.blobs[key] = data
-	}
+	maps.Copy(rs.blobs, blobs)
 	if len(rs.buckets) == 0 {
 		delete(s.regions, sc)
+	} else {
+		s.regions[sc] = rs
 	}
+	return nil
 }
 
-// fetchBlob fetches the blob of v from source, reads it whole and checks it
-// against v's size and SHA-256.
-func fetchBlob(ctx context.Context, source core.BlobSource, v VersionView) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	rc, err := source.Fetch(ctx, string(v.Blob))
-	if err != nil {
-		return nil, err
-	}
-	if rc == nil {
-		return nil, fmt.Errorf("source returned no reader and no error: %w", core.ErrInvalid)
-	}
-	data, err := io.ReadAll(io.LimitReader(rc, v.Size+1))
-	err = errors.Join(err, rc.Close())
-	if err != nil {
-		return nil, err
-	}
-	switch n := int64(len(data)); {
-	case n > v.Size:
-		return nil, fmt.Errorf("got more than %d bytes, want %d: %w", v.Size, v.Size, core.ErrSizeMismatch)
-	case n < v.Size:
-		return nil, fmt.Errorf("got %d bytes, want %d: %w", n, v.Size, core.ErrSizeMismatch)
-	}
-	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); got != v.SHA256 {
-		return nil, fmt.Errorf("got sha256 %s, want %s: %w", got, v.SHA256, core.ErrChecksumMismatch)
-	}
-	return data, nil
-}
+// objectName names an object: its bucket and key.
+type objectName struct{ bucket, key string }
 
-// heldBlobs is the source Restore and Merge read from: the blobs the store
-// holds for one account and region.
-type heldBlobs struct {
-	s  *ObjectStore
-	sc scope
-}
-
-func (h heldBlobs) Fetch(ctx context.Context, key string) (io.ReadCloser, error) {
-	h.s.mu.RLock()
-	defer h.s.mu.RUnlock()
-	if rs := h.s.regions[h.sc]; rs != nil {
-		if data, ok := rs.blobs[key]; ok {
-			return io.NopCloser(bytes.NewReader(data)), nil
+// versionsWithBytes yields every version of buckets that is not a delete
+// marker, with the name of its object.
+func versionsWithBytes(buckets []BucketView) iter.Seq2[objectName, VersionView] {
+	return func(yield func(objectName, VersionView) bool) {
+		for _, b := range buckets {
+			for _, o := range b.Objects {
+				for _, v := range o.Versions {
+					if !v.DeleteMarker && !yield(objectName{string(b.Name), string(o.Key)}, v) {
+						return
+					}
+				}
+			}
 		}
 	}
-	return nil, fmt.Errorf("blob not held by the store (restore it with RestoreWithBlobs): %w", core.ErrNotFound)
+}
+
+// resolve returns the bytes of version v of obj: those of the same version
+// in rs if its size and SHA-256 are v's, else those imported with v's size
+// and SHA-256.
+func (rs *regionState) resolve(obj objectName, v VersionView) ([]byte, bool) {
+	if b := rs.buckets[obj.bucket]; b != nil {
+		for _, held := range b.objects[obj.key] {
+			if held.VersionID == v.VersionID && !held.DeleteMarker && held.Size == v.Size && held.SHA256 == v.SHA256 {
+				return rs.blobs[string(held.Blob)], true
+			}
+		}
+	}
+	data, ok := rs.imported[v.SHA256]
+	return data, ok && int64(len(data)) == v.Size
 }
 
 // normalize returns a copy of view's buckets sorted as a snapshot sorts

@@ -97,6 +97,7 @@ func TestObjectStoreViewJSONInvalidUTF8(t *testing.T) {
 
 	dst := NewObjectStore()
 	require.NoError(t, dst.RestoreWithBlobs(ctx, "acct", "region", decoded, NewMemorySource(visitor.Blobs())))
+	require.NoError(t, dst.Restore(ctx, "acct", "region", decoded))
 	got, err := dst.GetObject(ctx, "acct", "region", bucket, "k\x00\xc3\x28")
 	require.NoError(t, err)
 	assert.Equal(t, []byte("k\x00\xc3\x28"), got)

@@ -21,9 +21,10 @@ import (
 
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/snapshot"
-	"github.com/statebucket/statebucket/sources"
 	"github.com/statebucket/statebucket/store"
 	"github.com/statebucket/statebucket/visitors"
 )
@@ -115,21 +116,21 @@ func snapshotAll(t *testing.T, svc *coretest.ObjectStore) (coretest.ObjectStoreV
 	return view, v.Blobs()
 }
 
-func testHostileKeys(t *testing.T, repo *snapshot.Repo, n int) {
+func testHostileKeys(t *testing.T, r *snapshot.Repo, n int) {
 	ctx := t.Context()
 	src := hostileStore(t, n)
-	m, err := snapshot.Export(ctx, repo, src, acct, region, nil)
+	m, err := snapshot.Export(ctx, r, src, acct, region, nil)
 	require.NoError(t, err)
 	require.Len(t, m.Blobs, n)
 
 	dst := coretest.NewObjectStore()
-	got, err := snapshot.Import(ctx, repo, dst, acct, region, m.ID, nil)
+	got, err := snapshot.Import(ctx, r, dst, acct, region, m.ID.String(), nil)
 	require.NoError(t, err)
 	require.Equal(t, m.ID, got.ID)
 	requireSameState(t, src, dst)
 }
 
-func testEmptyAndLarge(t *testing.T, repo *snapshot.Repo, large int) {
+func testEmptyAndLarge(t *testing.T, r *snapshot.Repo, large int) {
 	ctx := t.Context()
 	src := coretest.NewObjectStore()
 	require.NoError(t, src.CreateBucket(ctx, acct, region, "b", false))
@@ -145,10 +146,10 @@ func testEmptyAndLarge(t *testing.T, repo *snapshot.Repo, large int) {
 	for _, known := range []bool{false, true} {
 		src.KnownSizes = known
 		var err error
-		m, err = snapshot.Export(ctx, repo, src, acct, region, nil)
+		m, err = snapshot.Export(ctx, r, src, acct, region, nil)
 		require.NoError(t, err)
 		dst := coretest.NewObjectStore()
-		_, err = snapshot.Import(ctx, repo, dst, acct, region, m.ID, nil)
+		_, err = snapshot.Import(ctx, r, dst, acct, region, m.ID.String(), nil)
 		require.NoError(t, err)
 		requireSameState(t, src, dst)
 	}
@@ -156,31 +157,30 @@ func testEmptyAndLarge(t *testing.T, repo *snapshot.Repo, large int) {
 	// A flipped byte near the end of the large blob, which streams in
 	// chunks where the driver reads ranges, still fails the import.
 	e := largestEntry(m)
-	rewrite(t, repo, blobName(t, e), func(b []byte) []byte { b[len(b)-2] ^= 0x80; return b })
+	rewrite(t, r, blobName(e), func(b []byte) []byte { b[len(b)-2] ^= 0x80; return b })
 	dst := coretest.NewObjectStore()
-	_, err := snapshot.Import(ctx, repo, dst, acct, region, m.ID, nil)
+	_, err := snapshot.Import(ctx, r, dst, acct, region, m.ID.String(), nil)
 	require.ErrorIs(t, err, core.ErrChecksumMismatch)
 	assert.Contains(t, err.Error(), fmt.Sprintf("%q", e.Key))
 	n, _ := dst.Stats(acct, region)
 	assert.Zero(t, n, "a failed import left objects behind")
 }
 
-func testSecondExport(t *testing.T, repo *snapshot.Repo) {
+func testSecondExport(t *testing.T, r *snapshot.Repo) {
 	ctx := t.Context()
 	svc := smallStore(t)
 	var first, second visitors.Stats
-	m1, err := snapshot.Export(ctx, repo, svc, acct, region, &snapshot.ExportOptions{Stats: &first})
+	m1, err := snapshot.Export(ctx, r, svc, acct, region, &snapshot.ExportOptions{Stats: &first})
 	require.NoError(t, err)
 	require.Positive(t, first.Uploaded)
-	m2, err := snapshot.Export(ctx, repo, svc, acct, region, &snapshot.ExportOptions{Stats: &second})
+	m2, err := snapshot.Export(ctx, r, svc, acct, region, &snapshot.ExportOptions{Stats: &second})
 	require.NoError(t, err)
 	assert.Equal(t, m1.ID, m2.ID, "same state, same id")
 	assert.Zero(t, second.Uploaded, "second export uploaded blobs")
 	assert.Equal(t, first.Blobs, second.Blobs)
 }
 
-// blobOf returns the store name of the blob of the entry with the largest
-// size in m.
+// largestEntry returns the entry with the largest size in m.
 func largestEntry(m *manifest.Manifest) manifest.Entry {
 	var e manifest.Entry
 	for _, b := range m.Blobs {
@@ -191,28 +191,25 @@ func largestEntry(m *manifest.Manifest) manifest.Entry {
 	return e
 }
 
-func blobName(t *testing.T, e manifest.Entry) string {
-	h, err := store.HexFromDigest(e.Digest)
-	require.NoError(t, err)
-	return store.BlobName(h)
-}
+// blobName returns the object name of the blob of e.
+func blobName(e manifest.Entry) string { return repo.BlobName(e.Digest) }
 
 // rewrite replaces a stored object's bytes with edit(old).
-func rewrite(t *testing.T, repo *snapshot.Repo, name string, edit func([]byte) []byte) {
+func rewrite(t *testing.T, r *snapshot.Repo, name string, edit func([]byte) []byte) {
 	t.Helper()
-	old, err := repo.Store().GetBytes(t.Context(), name, 1<<30)
+	old, err := r.Store().GetBytes(t.Context(), name, 1<<30)
 	require.NoError(t, err)
-	require.NoError(t, repo.Store().PutBytes(t.Context(), name, edit(bytes.Clone(old)), store.PutOptions{}))
+	require.NoError(t, r.Store().PutBytes(t.Context(), name, edit(bytes.Clone(old)), store.PutOptions{}))
 }
 
 // corruptAndImport exports a store, damages its largest blob with edit,
 // and imports into a service that already holds other state.
-func corruptAndImport(t *testing.T, repo *snapshot.Repo, edit func([]byte) []byte) (manifest.Entry, *coretest.ObjectStore, coretest.ObjectStoreView, error) {
+func corruptAndImport(t *testing.T, r *snapshot.Repo, edit func([]byte) []byte) (manifest.Entry, *coretest.ObjectStore, coretest.ObjectStoreView, error) {
 	ctx := t.Context()
-	m, err := snapshot.Export(ctx, repo, smallStore(t), acct, region, nil)
+	m, err := snapshot.Export(ctx, r, smallStore(t), acct, region, nil)
 	require.NoError(t, err)
 	e := largestEntry(m)
-	rewrite(t, repo, blobName(t, e), edit)
+	rewrite(t, r, blobName(e), edit)
 
 	dst := coretest.NewObjectStore()
 	require.NoError(t, dst.CreateBucket(ctx, acct, region, "previous", false))
@@ -220,7 +217,7 @@ func corruptAndImport(t *testing.T, repo *snapshot.Repo, edit func([]byte) []byt
 	require.NoError(t, err)
 	before, err := dst.Snapshot(ctx, acct, region)
 	require.NoError(t, err)
-	_, err = snapshot.Import(ctx, repo, dst, acct, region, m.ID, nil)
+	_, err = snapshot.Import(ctx, r, dst, acct, region, m.ID.String(), nil)
 	return e, dst, before, err
 }
 
@@ -234,21 +231,21 @@ func requireUnchanged(t *testing.T, svc *coretest.ObjectStore, before coretest.O
 	require.Equal(t, "must survive", string(data))
 }
 
-func testFlippedByte(t *testing.T, repo *snapshot.Repo) {
-	e, dst, before, err := corruptAndImport(t, repo, func(b []byte) []byte { b[len(b)/2] ^= 0x20; return b })
+func testFlippedByte(t *testing.T, r *snapshot.Repo) {
+	e, dst, before, err := corruptAndImport(t, r, func(b []byte) []byte { b[len(b)/2] ^= 0x20; return b })
 	require.ErrorIs(t, err, core.ErrChecksumMismatch)
-	var me *sources.MismatchError
+	var me *repo.MismatchError
 	require.ErrorAs(t, err, &me)
 	assert.Equal(t, e.Key, me.Key)
-	assert.Equal(t, e.Digest, me.Expected)
+	assert.Equal(t, e.Digest.String(), me.Expected)
 	assert.Contains(t, err.Error(), fmt.Sprintf("%q", e.Key), "error names the key")
 	requireUnchanged(t, dst, before)
 }
 
-func testTruncated(t *testing.T, repo *snapshot.Repo) {
-	e, dst, before, err := corruptAndImport(t, repo, func(b []byte) []byte { return b[:len(b)-1] })
+func testTruncated(t *testing.T, r *snapshot.Repo) {
+	e, dst, before, err := corruptAndImport(t, r, func(b []byte) []byte { return b[:len(b)-1] })
 	require.ErrorIs(t, err, core.ErrSizeMismatch)
-	var me *sources.MismatchError
+	var me *repo.MismatchError
 	require.ErrorAs(t, err, &me)
 	assert.Equal(t, e.Key, me.Key)
 	assert.Equal(t, fmt.Sprintf("%d bytes", e.Size), me.Expected)
@@ -256,21 +253,21 @@ func testTruncated(t *testing.T, repo *snapshot.Repo) {
 	requireUnchanged(t, dst, before)
 
 	// A blob that grew is caught too, without reading past size+1.
-	_, dst, before, err = corruptAndImport(t, repo, func(b []byte) []byte { return append(b, make([]byte, 1<<20)...) })
+	_, dst, before, err = corruptAndImport(t, r, func(b []byte) []byte { return append(b, make([]byte, 1<<20)...) })
 	require.ErrorIs(t, err, core.ErrSizeMismatch)
 	requireUnchanged(t, dst, before)
 }
 
-func testMissingBlob(t *testing.T, repo *snapshot.Repo) {
+func testMissingBlob(t *testing.T, r *snapshot.Repo) {
 	ctx := t.Context()
-	m, err := snapshot.Export(ctx, repo, smallStore(t), acct, region, nil)
+	m, err := snapshot.Export(ctx, r, smallStore(t), acct, region, nil)
 	require.NoError(t, err)
 	e := largestEntry(m)
-	require.NoError(t, repo.Store().Delete(ctx, blobName(t, e)))
-	_, err = snapshot.Import(ctx, repo, coretest.NewObjectStore(), acct, region, m.ID, nil)
+	require.NoError(t, r.Store().Delete(ctx, blobName(e)))
+	_, err = snapshot.Import(ctx, r, coretest.NewObjectStore(), acct, region, m.ID.String(), nil)
 	require.ErrorIs(t, err, core.ErrNotFound)
 	assert.Contains(t, err.Error(), fmt.Sprintf("%q", e.Key))
-	_, err = repo.Verify(ctx, m.ID, nil)
+	_, err = r.Verify(ctx, m.ID.String(), nil)
 	require.ErrorIs(t, err, core.ErrNotFound)
 }
 
@@ -281,26 +278,26 @@ type countingDriver struct {
 }
 
 func (d *countingDriver) Get(ctx context.Context, name string) (io.ReadCloser, error) {
-	if strings.HasPrefix(name, store.BlobsPrefix) {
+	if _, ok := repo.ParseBlobName(name); ok {
 		d.blobGets.Add(1)
 	}
 	return d.Driver.Get(ctx, name)
 }
 
-func testTamperedManifest(t *testing.T, repo *snapshot.Repo) {
+func testTamperedManifest(t *testing.T, r *snapshot.Repo) {
 	ctx := t.Context()
-	m, err := snapshot.Export(ctx, repo, smallStore(t), acct, region, nil)
+	m, err := snapshot.Export(ctx, r, smallStore(t), acct, region, nil)
 	require.NoError(t, err)
 	e := largestEntry(m)
-	counting := &countingDriver{Driver: repo.Store().Driver()}
-	watched := snapshot.New(store.New(counting, repo.Location()))
+	counting := &countingDriver{Driver: r.Store().Driver()}
+	watched := snapshot.New(store.New(counting, r.Location(), nil))
 
 	for name, edit := range map[string]func([]byte) []byte{
 		"size": func(b []byte) []byte {
 			return bytes.Replace(b, fmt.Appendf(nil, `"size": %d`, e.Size), fmt.Appendf(nil, `"size": %d`, e.Size+1), 1)
 		},
 		"digest": func(b []byte) []byte {
-			h, _ := store.HexFromDigest(e.Digest)
+			h := e.Digest.Hex()
 			flipped := []byte(h)
 			flipped[0] = "01"[(flipped[0]-'0'+1)%2]
 			return bytes.Replace(b, []byte(h), flipped, 1)
@@ -308,34 +305,34 @@ func testTamperedManifest(t *testing.T, repo *snapshot.Repo) {
 		"region": func(b []byte) []byte { return bytes.Replace(b, []byte(region), []byte("us-east-1"), 1) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			mname := store.ManifestName(m.HexID())
-			orig, err := repo.Store().GetBytes(ctx, mname, 1<<30)
+			mname := repo.ManifestName(m.ID)
+			orig, err := r.Store().GetBytes(ctx, mname, 1<<30)
 			require.NoError(t, err)
 			edited := edit(bytes.Clone(orig))
 			require.NotEqual(t, orig, edited, "edit changed nothing")
-			require.NoError(t, repo.Store().PutBytes(ctx, mname, edited, store.PutOptions{}))
-			t.Cleanup(func() { require.NoError(t, repo.Store().PutBytes(ctx, mname, orig, store.PutOptions{})) })
+			require.NoError(t, r.Store().PutBytes(ctx, mname, edited, store.PutOptions{}))
+			t.Cleanup(func() { require.NoError(t, r.Store().PutBytes(ctx, mname, orig, store.PutOptions{})) })
 
-			_, err = snapshot.Import(ctx, watched, coretest.NewObjectStore(), acct, region, m.ID, nil)
-			require.ErrorIs(t, err, core.ErrInvalid)
-			assert.Contains(t, err.Error(), m.HexID())
+			_, err = snapshot.Import(ctx, watched, coretest.NewObjectStore(), acct, region, m.ID.String(), nil)
+			require.ErrorIs(t, err, core.ErrCorrupt)
+			assert.Contains(t, err.Error(), m.ID.Hex())
 			assert.Zero(t, counting.blobGets.Load(), "a blob was read from a tampered snapshot")
 		})
 	}
 }
 
-func testConcurrentExports(t *testing.T, repo *snapshot.Repo) {
+func testConcurrentExports(t *testing.T, r *snapshot.Repo) {
 	ctx := t.Context()
 	svc := smallStore(t)
 	const n = 16
-	ids := make([]string, n)
+	ids := make([]digest.Digest, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			m, err := snapshot.Export(ctx, repo, svc, acct, region, nil)
+			m, err := snapshot.Export(ctx, r, svc, acct, region, nil)
 			errs[i] = err
 			if err == nil {
 				ids[i] = m.ID
@@ -348,23 +345,23 @@ func testConcurrentExports(t *testing.T, repo *snapshot.Repo) {
 		require.NoError(t, errs[i], "export %d", i)
 		require.Equal(t, ids[0], ids[i])
 	}
-	ms, err := repo.List(ctx, snapshot.Filter{})
+	ms, err := r.List(ctx, snapshot.Filter{})
 	require.NoError(t, err)
 	require.Len(t, ms, 1)
 	require.Equal(t, ids[0], ms[0].ID)
 	dst := coretest.NewObjectStore()
-	_, err = snapshot.Import(ctx, repo, dst, acct, region, snapshot.Latest, nil)
+	_, err = snapshot.Import(ctx, r, dst, acct, region, snapshot.Latest, nil)
 	require.NoError(t, err)
 	requireSameState(t, svc, dst)
 }
 
 // cancellingVisitor cancels the export after the first batch.
-func testCancelledExport(t *testing.T, repo *snapshot.Repo) {
+func testCancelledExport(t *testing.T, r *snapshot.Repo) {
 	svc := smallStore(t)
 	svc.BatchSize = 4
 	ctx, cancel := context.WithCancel(t.Context())
 	var blobs atomic.Int64
-	_, err := snapshot.Export(ctx, repo, svc, acct, region, &snapshot.ExportOptions{
+	_, err := snapshot.Export(ctx, r, svc, acct, region, &snapshot.ExportOptions{
 		Visitor: visitors.Options{OnBlob: func(visitors.Event) {
 			if blobs.Add(1) == 2 {
 				cancel()
@@ -373,73 +370,73 @@ func testCancelledExport(t *testing.T, repo *snapshot.Repo) {
 	})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Less(t, blobs.Load(), int64(12), "export went on long after cancellation")
-	ms, err := repo.List(t.Context(), snapshot.Filter{})
+	ms, err := r.List(t.Context(), snapshot.Filter{})
 	require.NoError(t, err)
 	require.Empty(t, ms, "a cancelled export left a manifest")
 
 	// Already cancelled: nothing at all is written.
-	_, err = snapshot.Export(ctx, repo, svc, acct, region, nil)
+	_, err = snapshot.Export(ctx, r, svc, acct, region, nil)
 	require.ErrorIs(t, err, context.Canceled)
-	ms, err = repo.List(t.Context(), snapshot.Filter{})
+	ms, err = r.List(t.Context(), snapshot.Filter{})
 	require.NoError(t, err)
 	require.Empty(t, ms)
 }
 
-func testRefs(t *testing.T, repo *snapshot.Repo) {
+func testRefs(t *testing.T, r *snapshot.Repo) {
 	ctx := t.Context()
 	svc := smallStore(t)
-	m1, err := snapshot.Export(ctx, repo, svc, acct, region, &snapshot.ExportOptions{Tag: "fixture-v1"})
+	m1, err := snapshot.Export(ctx, r, svc, acct, region, &snapshot.ExportOptions{Tag: "fixture-v1"})
 	require.NoError(t, err)
 	require.NoError(t, svc.CreateBucket(ctx, acct, region, "added", false))
 	_, err = svc.PutObject(ctx, acct, region, "added", "new-object", []byte("changed"))
 	require.NoError(t, err)
-	m2, err := snapshot.Export(ctx, repo, svc, acct, region, nil)
+	m2, err := snapshot.Export(ctx, r, svc, acct, region, nil)
 	require.NoError(t, err)
 	require.NotEqual(t, m1.ID, m2.ID)
-	other, err := snapshot.Export(ctx, repo, svc, acct, "us-east-1", nil)
+	other, err := snapshot.Export(ctx, r, svc, acct, "us-east-1", nil)
 	require.NoError(t, err)
 
-	for ref, want := range map[string]string{
-		m1.ID:                       m1.ID,
-		m1.HexID():                  m1.ID,
-		m1.HexID()[:12]:             m1.ID,
-		"fixture-v1":                m1.ID,
-		snapshot.Latest:             m2.ID,
-		"sha256:" + m2.HexID()[:10]: m2.ID,
+	for ref, want := range map[string]digest.Digest{
+		m1.ID.String():  m1.ID,
+		m1.ID.Hex():     m1.ID,
+		m1.ID.Short():   m1.ID,
+		"fixture-v1":    m1.ID,
+		snapshot.Latest: m2.ID,
+		strings.TrimSuffix(m2.ID.String(), m2.ID.Hex()[10:]): m2.ID, // with the prefix
 	} {
-		got, err := repo.Show(ctx, ref, snapshot.Filter{Service: svc.ServiceName(), Account: acct, Region: region})
+		got, err := r.Show(ctx, ref, snapshot.Filter{Service: svc.ServiceName(), Account: acct, Region: region})
 		require.NoError(t, err, "ref %q", ref)
 		assert.Equal(t, want, got.ID, "ref %q", ref)
 	}
-	got, err := repo.Show(ctx, snapshot.Latest, snapshot.Filter{Region: "us-east-1"})
+	got, err := r.Show(ctx, snapshot.Latest, snapshot.Filter{Region: "us-east-1"})
 	require.NoError(t, err)
 	assert.Equal(t, other.ID, got.ID)
 
-	_, err = repo.Show(ctx, "no-such-tag", snapshot.Filter{})
+	_, err = r.Show(ctx, "no-such-tag", snapshot.Filter{})
 	require.ErrorIs(t, err, core.ErrNotFound)
-	_, err = repo.Show(ctx, snapshot.Latest, snapshot.Filter{Service: "ec2"})
+	_, err = r.Show(ctx, snapshot.Latest, snapshot.Filter{Service: "ec2"})
 	require.ErrorIs(t, err, core.ErrNotFound)
-	_, err = snapshot.Import(ctx, repo, coretest.NewObjectStore(), acct, "ap-south-1", snapshot.Latest, nil)
+	_, err = snapshot.Import(ctx, r, coretest.NewObjectStore(), acct, "ap-south-1", snapshot.Latest, nil)
 	require.ErrorIs(t, err, core.ErrNotFound)
 
-	tags, err := repo.Tags(ctx)
+	tags, err := r.Tags(ctx)
 	require.NoError(t, err)
 	require.Len(t, tags, 1)
 	assert.Equal(t, m1.ID, tags[0].Snapshot)
 }
 
-func testPlainService(t *testing.T, repo *snapshot.Repo) {
+func testPlainService(t *testing.T, r *snapshot.Repo) {
 	ctx := t.Context()
 	src := coretest.NewKV()
 	require.NoError(t, src.Put(ctx, acct, region, "/app/db", "postgres://"))
 	require.NoError(t, src.Put(ctx, acct, region, "/app/mode", "test"))
-	m, err := snapshot.ExportState(ctx, repo, src, acct, region, nil)
+	m, err := snapshot.ExportState(ctx, r, src, acct, region, nil)
 	require.NoError(t, err)
 	require.Empty(t, m.Blobs)
 
 	dst := coretest.NewKV()
 	require.NoError(t, dst.Put(ctx, acct, region, "/other", "kept by merge"))
-	_, err = snapshot.ImportState(ctx, repo, dst, acct, region, m.ID, &snapshot.ImportOptions{Merge: true})
+	_, err = snapshot.ImportState(ctx, r, dst, acct, region, m.ID.String(), &snapshot.ImportOptions{Merge: true})
 	require.NoError(t, err)
 	v, err := dst.Get(ctx, acct, region, "/other")
 	require.NoError(t, err)
@@ -448,31 +445,31 @@ func testPlainService(t *testing.T, repo *snapshot.Repo) {
 	require.NoError(t, err)
 	assert.Equal(t, "test", v)
 
-	_, err = snapshot.ImportState(ctx, repo, dst, acct, region, m.ID, nil)
+	_, err = snapshot.ImportState(ctx, r, dst, acct, region, m.ID.String(), nil)
 	require.NoError(t, err)
 	_, err = dst.Get(ctx, acct, region, "/other")
 	require.ErrorIs(t, err, core.ErrNotFound, "restore must replace")
 
 	// A snapshot of another service is refused.
-	_, err = snapshot.Import(ctx, repo, coretest.NewObjectStore(), acct, region, m.ID, nil)
+	_, err = snapshot.Import(ctx, r, coretest.NewObjectStore(), acct, region, m.ID.String(), nil)
 	require.ErrorIs(t, err, core.ErrInvalid)
 }
 
-func testVerify(t *testing.T, repo *snapshot.Repo) {
+func testVerify(t *testing.T, r *snapshot.Repo) {
 	ctx := t.Context()
-	m, err := snapshot.Export(ctx, repo, smallStore(t), acct, region, nil)
+	m, err := snapshot.Export(ctx, r, smallStore(t), acct, region, nil)
 	require.NoError(t, err)
 	for _, readData := range []bool{false, true} {
-		rep, err := repo.Verify(ctx, m.ID, &snapshot.VerifyOptions{ReadData: readData})
+		rep, err := r.Verify(ctx, m.ID.String(), &snapshot.VerifyOptions{ReadData: readData})
 		require.NoError(t, err)
 		assert.Equal(t, len(m.Blobs), rep.Blobs)
 		assert.Empty(t, rep.Problems)
 	}
 	e := largestEntry(m)
-	rewrite(t, repo, blobName(t, e), func(b []byte) []byte { b[0] ^= 1; return b })
-	_, err = repo.Verify(ctx, m.ID, nil)
+	rewrite(t, r, blobName(e), func(b []byte) []byte { b[0] ^= 1; return b })
+	_, err = r.Verify(ctx, m.ID.String(), nil)
 	require.NoError(t, err, "a same-size corruption is only seen by reading data")
-	rep, err := repo.Verify(ctx, m.ID, &snapshot.VerifyOptions{ReadData: true})
+	rep, err := r.Verify(ctx, m.ID.String(), &snapshot.VerifyOptions{ReadData: true})
 	require.ErrorIs(t, err, core.ErrChecksumMismatch)
 	require.NotEmpty(t, rep.Problems)
 	assert.True(t, errors.Is(rep.Problems[0].Err, core.ErrChecksumMismatch))

@@ -1,19 +1,32 @@
 // Package filestore is a [store.Driver] over a directory of the local file
-// system: each object is a file named by its repository name under the
-// directory, so a repository can be inspected, copied and backed up with
-// ordinary tools.
+// system: each object is a file whose path under the directory is the
+// object's name, '/' separating folders, so a repository can be inspected,
+// copied and backed up with ordinary tools. The driver gives names no
+// meaning; any valid object name (see [store.ValidName]) is stored at any
+// depth, and List walks the whole tree under a prefix.
+//
+// Opening a directory never creates it: a missing directory is reported,
+// naming it, by every operation but Put (an error matching
+// core.ErrBucketNotFound), and the first Put creates it with its missing
+// parents, as mkdir -p does.
 //
 // Every access goes through an [os.Root], so nothing outside the directory
 // is ever touched, and symbolic links are never followed: a name whose path
 // holds one is refused with an error matching core.ErrInvalidPath.
 //
 // Writes are atomic and durable. Put writes a temporary file (named
-// ".tmp-…", which is never a repository name) in the object's directory,
-// syncs it, then renames it over the object, or, for a create-only Put,
-// hard-links it to the object's name, so that of two writers, in the same
-// process or not, only one can win. Temporary files left by a crash are
-// skipped by List and removed by [Driver.RemoveStaleTemp].
+// ".tmp-…": no valid object name has a segment starting with '.') in the
+// object's directory, syncs it, then renames it over the object, or, for a
+// create-only Put, hard-links it to the object's name, so that of two
+// writers, in the same process or not, only one can win. It then syncs the
+// directories leading to the object, unless the Put defers that
+// (PutOptions.DeferSync) to the next [Driver.Sync], which syncs each
+// directory written once however many files it received. Temporary files
+// left by a crash are skipped by List and removed by [Driver.CleanStale]
+// once they are old and their writer is gone.
 //
+// A file system cannot hold both an object "a" and an object "a/b"; a Put
+// of the second fails with an error matching core.ErrInvalidPath.
 // Create-only Puts need a file system with hard links (every local Unix
 // file system, NTFS); NFS shares work, FAT and some FUSE mounts do not.
 package filestore

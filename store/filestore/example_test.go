@@ -25,20 +25,21 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	st := store.New(drv, dir)
+	st := store.New(drv, dir, nil)
 	defer st.Close()
 	ctx := context.Background()
 
-	// A blob is named by its digest, which the driver verifies.
+	// Any valid object name is a path under the directory. Here an
+	// object is named by its digest, which the driver verifies.
 	data := []byte("hello, bucket")
 	sum := sha256.Sum256(data)
-	blob := store.BlobName(hex.EncodeToString(sum[:]))
+	blob := "blobs/" + hex.EncodeToString(sum[:])
 	if err := st.PutBytes(ctx, blob, data, store.PutOptions{SHA256: sum[:]}); err != nil {
 		log.Fatal(err)
 	}
 
 	// A create-only Put never replaces what is there.
-	tag := store.TagName("latest")
+	tag := "tags/latest.json"
 	if err := st.PutBytes(ctx, tag, []byte(`{"v":1}`), store.PutOptions{CreateOnly: true}); err != nil {
 		log.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func Example() {
 	}
 	fmt.Println("tag:", string(got))
 
-	err = st.List(ctx, store.BlobsPrefix, func(info store.ObjectInfo) error {
+	err = st.List(ctx, "blobs/", func(info store.ObjectInfo) error {
 		fmt.Println(info.Name, info.Size)
 		return nil
 	})
@@ -61,5 +62,5 @@ func Example() {
 	// Output:
 	// second create: true
 	// tag: {"v":1}
-	// blobs/sha256/6d/6d873981e6d689bccd6a6fde3a2baf97332581d9ec47dce1436dae537e0b7f24 13
+	// blobs/6d873981e6d689bccd6a6fde3a2baf97332581d9ec47dce1436dae537e0b7f24 13
 }

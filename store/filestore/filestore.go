@@ -16,23 +16,21 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/store"
 )
 
 const (
-	// tempPrefix starts the name of every temporary file. No repository
-	// name has a component starting with '.'.
+	// tempPrefix starts the name of every temporary file. No valid object
+	// name has a segment starting with '.' (see store.ValidName). The
+	// name goes on with its writer's process id and instance (see
+	// tempName).
 	tempPrefix = ".tmp-"
-	// maxDepth is the number of components of the deepest repository
-	// name, blobs/sha256/ab/<hex>; List descends no further.
-	maxDepth = 4
 	// copyChunk is the most Put reads from its body between two checks of
 	// its context.
 	copyChunk = 256 << 10
@@ -41,9 +39,11 @@ const (
 	openAttempts = 8
 )
 
-// Options configure [New]. The zero value opens an existing directory.
+// Options configure [New]. The zero value creates the directory at the
+// first Put.
 type Options struct {
-	// Create makes New create the directory, and any missing parents.
+	// Create makes New create the directory, and any missing parents, at
+	// once.
 	Create bool
 }
 
@@ -53,22 +53,25 @@ type Options struct {
 // A Driver is safe for concurrent use, and several Drivers, in one process
 // or many, may share a directory.
 type Driver struct {
-	root *os.Root
-	dir  string
+	dir string
 
-	mu    sync.Mutex
-	dirty map[string]struct{} // directories holding blobs not yet synced
+	mu     sync.Mutex
+	root   *os.Root            // nil until the directory is found
+	closed bool                // set by Close
+	dirty  map[string]struct{} // directories written by deferred Puts since the last Sync
 }
 
 var (
-	_ store.Driver      = (*Driver)(nil)
-	_ store.RangeReader = (*Driver)(nil)
-	_ store.Syncer      = (*Driver)(nil)
+	_ store.Driver  = (*Driver)(nil)
+	_ store.Syncer  = (*Driver)(nil)
+	_ store.Cleaner = (*Driver)(nil)
 )
 
-// New returns a Driver over the directory root. A missing directory is an
-// error matching core.ErrBucketNotFound, unless opts.Create is set. A nil
-// opts means the zero [Options].
+// New returns a Driver over the directory root. A missing directory is
+// not an error: every operation but Put then fails with an error matching
+// core.ErrBucketNotFound that names it, and the first Put creates it, with
+// any missing parents. A path that exists but is not a directory is an
+// error. A nil opts means the zero [Options].
 func New(root string, opts *Options) (*Driver, error) {
 	if opts == nil {
 		opts = &Options{}
@@ -77,31 +80,88 @@ func New(root string, opts *Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filestore: directory %q: %w", root, err)
 	}
-	if opts.Create {
-		if err := os.MkdirAll(dir, 0o777); err != nil {
-			return nil, osError(err)
-		}
+	d := &Driver{dir: dir, dirty: map[string]struct{}{}}
+	if _, err := d.open(opts.Create); err != nil && !errors.Is(err, core.ErrBucketNotFound) {
+		return nil, err
 	}
-	r, err := os.OpenRoot(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("filestore: directory %q does not exist (create it, or set Options.Create): %w", dir, core.ErrBucketNotFound)
-	}
-	if err != nil {
-		return nil, osError(err)
-	}
-	return &Driver{root: r, dir: dir, dirty: map[string]struct{}{}}, nil
+	return d, nil
 }
 
 // Root returns the absolute path of the Driver's directory.
 func (d *Driver) Root() string { return d.dir }
 
 // Close releases the Driver's handle on its directory.
-func (d *Driver) Close() error { return d.root.Close() }
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	if d.root == nil {
+		return nil
+	}
+	return d.root.Close()
+}
 
-// Put stores size bytes of body under name (see [store.Driver.Put]). A body
-// shorter than size is an error matching io.ErrUnexpectedEOF and
-// core.ErrSizeMismatch; content whose digest is not opts.SHA256 is an error
-// matching core.ErrChecksumMismatch. Either way nothing is stored.
+// open returns the handle on the directory, opening it the first time it
+// is found, and creating it first, with its missing parents, if create is
+// set.
+func (d *Driver) open(create bool) (*os.Root, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, fmt.Errorf("filestore: %s: driver closed: %w", d.dir, fs.ErrClosed)
+	}
+	if d.root != nil {
+		return d.root, nil
+	}
+	r, err := os.OpenRoot(d.dir)
+	if errors.Is(err, fs.ErrNotExist) && create {
+		if err := mkdirAll(d.dir); err != nil {
+			return nil, err
+		}
+		r, err = os.OpenRoot(d.dir)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("filestore: repository directory %s does not exist (check the path; the first write creates it): %w", d.dir, core.ErrBucketNotFound)
+	}
+	if err != nil {
+		return nil, osError(err)
+	}
+	d.root = r
+	return r, nil
+}
+
+// mkdirAll creates dir and its missing parents, and makes their entries
+// durable.
+func mkdirAll(dir string) error {
+	top := dir // the outermost directory missing
+	for p := filepath.Dir(top); p != top; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		}
+		top = p
+	}
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return osError(err)
+	}
+	for p := dir; ; p = filepath.Dir(p) {
+		if err := syncPath(filepath.Dir(p)); err != nil {
+			return err
+		}
+		if p == top {
+			return nil
+		}
+	}
+}
+
+// Put stores size bytes of body under name (see [store.Driver.Put]),
+// creating the Driver's directory if it is missing. A body shorter than
+// size is an error matching io.ErrUnexpectedEOF and core.ErrSizeMismatch;
+// content whose digest is not opts.SHA256 is an error matching
+// core.ErrChecksumMismatch. Either way nothing is stored.
+//
+// The file is synced before it takes its name. Its directory entry, and
+// those of the directories leading to it, are synced before Put returns,
+// unless opts.DeferSync is set: then [Driver.Sync] syncs them.
 func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions) error {
 	if err := check(ctx, name); err != nil {
 		return err
@@ -112,10 +172,14 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 	if opts.SHA256 != nil && len(opts.SHA256) != sha256.Size {
 		return fmt.Errorf("filestore: PutOptions.SHA256 holds %d bytes, want %d: %w", len(opts.SHA256), sha256.Size, core.ErrInvalid)
 	}
-	if err := d.makeDirs(name); err != nil {
+	r, err := d.open(true)
+	if err != nil {
 		return err
 	}
-	switch fi, err := d.root.Lstat(name); {
+	if err := makeDirs(r, name); err != nil {
+		return err
+	}
+	switch fi, err := r.Lstat(name); {
 	case err == nil && !fi.Mode().IsRegular():
 		return refuse(name, fi.Mode(), "regular file")
 	case err == nil && opts.CreateOnly:
@@ -125,12 +189,12 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 	}
 
 	dir := path.Dir(name)
-	tmp := dir + "/" + tempPrefix + rand.Text()
-	f, err := d.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	tmp := path.Join(dir, tempName())
+	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return osError(err)
 	}
-	defer d.root.Remove(tmp) // gone after a rename; a second link after a link
+	defer r.Remove(tmp) // gone after a rename; a second link after a link
 	err = writeBody(ctx, f, body, size, opts.SHA256)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = osError(cerr)
@@ -142,32 +206,35 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 		return err
 	}
 	if opts.CreateOnly {
-		err = d.root.Link(tmp, name)
+		err = r.Link(tmp, name)
 		if errors.Is(err, fs.ErrExist) {
 			return errExists
 		}
 	} else {
-		err = d.root.Rename(tmp, name)
+		err = r.Rename(tmp, name)
 	}
 	if err != nil {
 		return osError(err)
 	}
-	if strings.HasPrefix(name, store.BlobsPrefix) {
-		// The file itself is synced; its directory entry is made durable
-		// by Sync, which the flows call before they commit, so a large
-		// export pays one directory sync per fan-out directory, not one
-		// per blob.
+	if opts.DeferSync {
 		d.mu.Lock()
-		d.dirty[dir] = struct{}{}
+		for p := range dirsOf(name) {
+			d.dirty[p] = struct{}{}
+		}
 		d.mu.Unlock()
 		return nil
 	}
-	return d.syncDir(dir)
+	for p := range dirsOf(name) {
+		if err := syncDir(r, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// Sync makes every blob stored so far durable, with their directories up
-// to the root (see [store.Syncer]). Other objects are durable when Put
-// returns.
+// Sync makes durable the entries of the directories written by Puts with
+// PutOptions.DeferSync since the last Sync, and of the directories leading
+// to them (see [store.Syncer]). Other Puts are durable when they return.
 func (d *Driver) Sync(ctx context.Context) error {
 	d.mu.Lock()
 	dirs := d.dirty
@@ -176,35 +243,30 @@ func (d *Driver) Sync(ctx context.Context) error {
 	if len(dirs) == 0 {
 		return nil
 	}
-	for _, parent := range []string{"blobs/sha256", "blobs", "."} {
-		dirs[parent] = struct{}{}
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	var mu sync.Mutex
-	var failed []string
-	for dir := range dirs {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			if err := d.syncDir(dir); err != nil {
-				mu.Lock()
-				failed = append(failed, dir)
-				mu.Unlock()
-				return err
-			}
-			return nil
-		})
-	}
-	err := g.Wait()
+	err := d.syncAll(ctx, dirs)
 	if err != nil {
 		d.mu.Lock()
 		for dir := range dirs { // try them all again next time
 			d.dirty[dir] = struct{}{}
 		}
 		d.mu.Unlock()
-		return fmt.Errorf("filestore: sync %d directories (%v…): %w", len(dirs), failed, err)
+		return fmt.Errorf("filestore: sync %d directories: %w", len(dirs), err)
+	}
+	return nil
+}
+
+func (d *Driver) syncAll(ctx context.Context, dirs map[string]struct{}) error {
+	r, err := d.open(false)
+	if err != nil {
+		return err
+	}
+	for dir := range dirs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := syncDir(r, dir); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -253,16 +315,16 @@ func writeBody(ctx context.Context, f *os.File, body io.ReaderAt, size int64, wa
 // Get opens the object name for reading (see [store.Driver.Get]). ctx
 // governs the opening only.
 func (d *Driver) Get(ctx context.Context, name string) (io.ReadCloser, error) {
-	return d.open(ctx, name)
+	return d.openFile(ctx, name)
 }
 
 // GetRange opens length bytes of the object name from offset for reading
-// (see [store.RangeReader]). ctx governs the opening only.
+// (see [store.Driver.GetRange]). ctx governs the opening only.
 func (d *Driver) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
 	if offset < 0 || length < 0 {
 		return nil, fmt.Errorf("filestore: range of %d bytes from %d: %w", length, offset, core.ErrInvalid)
 	}
-	f, err := d.open(ctx, name)
+	f, err := d.openFile(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -272,20 +334,24 @@ func (d *Driver) GetRange(ctx context.Context, name string, offset, length int64
 	}{io.NewSectionReader(f, offset, length), f}, nil
 }
 
-// open opens the regular file name.
-func (d *Driver) open(ctx context.Context, name string) (*os.File, error) {
+// openFile opens the regular file name.
+func (d *Driver) openFile(ctx context.Context, name string) (*os.File, error) {
 	if err := check(ctx, name); err != nil {
+		return nil, err
+	}
+	r, err := d.open(false)
+	if err != nil {
 		return nil, err
 	}
 	// Root.Open follows symbolic links inside the root: check that name is
 	// a regular file, open it, and make sure the file opened is the one
 	// checked. A concurrent Put may replace it in between: try again.
 	for range openAttempts {
-		fi, err := d.lstat(name)
+		fi, err := lstat(r, name)
 		if err != nil {
 			return nil, err
 		}
-		f, err := d.root.Open(name)
+		f, err := r.Open(name)
 		if err != nil {
 			return nil, osError(err)
 		}
@@ -302,28 +368,36 @@ func (d *Driver) Stat(ctx context.Context, name string) (store.ObjectInfo, error
 	if err := check(ctx, name); err != nil {
 		return store.ObjectInfo{}, err
 	}
-	fi, err := d.lstat(name)
+	r, err := d.open(false)
+	if err != nil {
+		return store.ObjectInfo{}, err
+	}
+	fi, err := lstat(r, name)
 	if err != nil {
 		return store.ObjectInfo{}, err
 	}
 	return store.ObjectInfo{Name: name, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
-// Delete removes the object name.
+// Delete removes the object name. Directories it leaves empty stay.
 func (d *Driver) Delete(ctx context.Context, name string) error {
 	if err := check(ctx, name); err != nil {
 		return err
 	}
-	if _, err := d.lstat(name); err != nil {
+	r, err := d.open(false)
+	if err != nil {
 		return err
 	}
-	return osError(d.root.Remove(name))
+	if _, err := lstat(r, name); err != nil {
+		return err
+	}
+	return osError(r.Remove(name))
 }
 
 // List calls fn for every regular file whose name starts with prefix (see
-// [store.Driver.List]). It reads only the directories that can hold such
-// names, and skips symbolic links, temporary files, and every name
-// starting with '.'.
+// [store.Driver.List]), at any depth. It reads only the directories that
+// can hold such names, and skips symbolic links and every file and
+// directory whose name starts with '.', temporary files among them.
 func (d *Driver) List(ctx context.Context, prefix string, fn func(store.ObjectInfo) error) error {
 	if err := store.ValidPrefix(prefix); err != nil {
 		return err
@@ -331,12 +405,13 @@ func (d *Driver) List(ctx context.Context, prefix string, fn func(store.ObjectIn
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	r, err := d.open(false)
+	if err != nil {
+		return err
+	}
 	start := "."
 	for p := range parents(prefix) {
-		if path.Clean(p) != p {
-			return nil // "." components: no repository name starts so
-		}
-		err := d.checkDir(p)
+		err := checkDir(r, p)
 		if errors.Is(err, core.ErrNotFound) || errors.Is(err, core.ErrInvalidPath) {
 			return nil // missing, or not a directory: holds no objects
 		}
@@ -345,11 +420,11 @@ func (d *Driver) List(ctx context.Context, prefix string, fn func(store.ObjectIn
 		}
 		start = p
 	}
-	return d.walk(ctx, start, prefix, func(name string, typ fs.FileMode) error {
+	return walk(ctx, r, start, prefix, func(name string, typ fs.FileMode) error {
 		if !typ.IsRegular() || strings.HasPrefix(path.Base(name), ".") {
 			return nil
 		}
-		fi, err := d.root.Lstat(name)
+		fi, err := r.Lstat(name)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -363,23 +438,67 @@ func (d *Driver) List(ctx context.Context, prefix string, fn func(store.ObjectIn
 	})
 }
 
-// RemoveStaleTemp removes the temporary files that Puts interrupted by a
-// crash left behind, when they were last written more than olderThan ago,
-// and returns how many it removed. A Put whose temporary file it removes
-// fails, so olderThan must exceed the time any Put may take.
-func (d *Driver) RemoveStaleTemp(ctx context.Context, olderThan time.Duration) (int, error) {
+// DefaultStaleAge is the age from which [Driver.CleanStale] removes the
+// temporary files of writers that are gone, when given no other.
+const DefaultStaleAge = time.Hour
+
+// instance tells this process's temporary files from those of an earlier
+// process that had the same id.
+var instance = rand.Text()[:8]
+
+// tempName returns a new name for a temporary file: tempPrefix, the
+// writer's process id and instance, and a random part.
+func tempName() string {
+	return tempPrefix + strconv.Itoa(os.Getpid()) + "-" + instance + "-" + rand.Text()
+}
+
+// tempOwnerLive reports whether the temporary file name may belong to a
+// Put still running: one of this process, or of another process alive on
+// this machine. Names without an owner (of older versions) have none.
+func tempOwnerLive(name string) bool {
+	pid, rest, ok := strings.Cut(strings.TrimPrefix(name, tempPrefix), "-")
+	inst, _, ok2 := strings.Cut(rest, "-")
+	n, err := strconv.Atoi(pid)
+	if !ok || !ok2 || err != nil || n <= 0 {
+		return false
+	}
+	if n == os.Getpid() {
+		return inst == instance // else an earlier process with our id
+	}
+	return processAlive(n)
+}
+
+// CleanStale removes the temporary files that Puts interrupted by a crash
+// or a kill left behind, and returns how many it removed (see
+// [store.Cleaner]). It removes a temporary file only if it was last
+// written more than olderThan ago (DefaultStaleAge if olderThan ≤ 0) and
+// its writer is gone: the file names its writer's process, and a file of
+// this process, or of a process alive on this machine, is kept, however
+// old. (On systems other than Unix, and for files written by other
+// machines sharing the directory, only the age tells.) It is safe to call
+// while other processes write to the directory; exporters call it as they
+// start.
+func (d *Driver) CleanStale(ctx context.Context, olderThan time.Duration) (int, error) {
+	if olderThan <= 0 {
+		olderThan = DefaultStaleAge
+	}
+	r, err := d.open(false)
+	if err != nil {
+		return 0, err
+	}
 	cutoff := time.Now().Add(-olderThan)
 	removed := 0
-	err := d.walk(ctx, ".", "", func(name string, typ fs.FileMode) error {
-		if !typ.IsRegular() || !strings.HasPrefix(path.Base(name), tempPrefix) {
+	err = walk(ctx, r, ".", "", func(name string, typ fs.FileMode) error {
+		base := path.Base(name)
+		if !typ.IsRegular() || !strings.HasPrefix(base, tempPrefix) {
 			return nil
 		}
-		fi, err := d.root.Lstat(name)
-		if errors.Is(err, fs.ErrNotExist) || err == nil && fi.ModTime().After(cutoff) {
+		fi, err := r.Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) || err == nil && (fi.ModTime().After(cutoff) || tempOwnerLive(base)) {
 			return nil
 		}
 		if err == nil {
-			err = d.root.Remove(name)
+			err = r.Remove(name)
 		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
@@ -394,12 +513,12 @@ func (d *Driver) RemoveStaleTemp(ctx context.Context, olderThan time.Duration) (
 }
 
 // walk calls visit with the name and type of every entry that is not a
-// directory in dir and, down to maxDepth components, in the directories
-// under dir that can hold names starting with prefix; dir is the deepest
-// directory that prefix names whole. It never follows symbolic links, and
-// skips directories whose names start with '.'.
-func (d *Driver) walk(ctx context.Context, dir, prefix string, visit func(name string, typ fs.FileMode) error) error {
-	f, err := d.root.Open(dir)
+// directory in dir and in the directories under dir that can hold names
+// starting with prefix; dir is the deepest directory that prefix names
+// whole. It never follows symbolic links, skips directories whose names
+// start with '.', and descends no deeper than a valid name can reach.
+func walk(ctx context.Context, r *os.Root, dir, prefix string, visit func(name string, typ fs.FileMode) error) error {
+	f, err := r.Open(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -424,9 +543,9 @@ func (d *Driver) walk(ctx context.Context, dir, prefix string, visit func(name s
 						return err
 					}
 				}
-			case strings.HasPrefix(e.Name(), "."), strings.Count(name, "/")+1 >= maxDepth:
+			case strings.HasPrefix(e.Name(), "."), len(name) >= store.MaxNameLength:
 			case strings.HasPrefix(name+"/", prefix):
-				if err := d.walk(ctx, name, prefix, visit); err != nil {
+				if err := walk(ctx, r, name, prefix, visit); err != nil {
 					return err
 				}
 			}
@@ -440,7 +559,7 @@ func (d *Driver) walk(ctx context.Context, dir, prefix string, visit func(name s
 	}
 }
 
-// check refuses a name that is not a repository name (the Store has
+// check refuses a name that is not a valid object name (the Store has
 // checked it already; this guards direct callers) and a done context.
 func check(ctx context.Context, name string) error {
 	if err := store.ValidName(name); err != nil {
@@ -461,9 +580,21 @@ func parents(name string) iter.Seq[string] {
 	}
 }
 
+// dirsOf yields the directories whose entries hold name, innermost first:
+// "a/b", "a" then "." for "a/b/c".
+func dirsOf(name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for p := path.Dir(name); ; p = path.Dir(p) {
+			if !yield(p) || p == "." {
+				return
+			}
+		}
+	}
+}
+
 // checkDir returns nil if dir is a directory and not a symbolic link.
-func (d *Driver) checkDir(dir string) error {
-	fi, err := d.root.Lstat(dir)
+func checkDir(r *os.Root, dir string) error {
+	fi, err := r.Lstat(dir)
 	if err != nil {
 		return osError(err)
 	}
@@ -475,13 +606,13 @@ func (d *Driver) checkDir(dir string) error {
 
 // lstat returns the attributes of name after checking that it is a
 // regular file and that no directory leading to it is a symbolic link.
-func (d *Driver) lstat(name string) (fs.FileInfo, error) {
+func lstat(r *os.Root, name string) (fs.FileInfo, error) {
 	for p := range parents(name) {
-		if err := d.checkDir(p); err != nil {
+		if err := checkDir(r, p); err != nil {
 			return nil, err
 		}
 	}
-	fi, err := d.root.Lstat(name)
+	fi, err := r.Lstat(name)
 	if err != nil {
 		return nil, osError(err)
 	}
@@ -493,13 +624,13 @@ func (d *Driver) lstat(name string) (fs.FileInfo, error) {
 
 // makeDirs creates the missing directories leading to name, after
 // checking that none of those present is a symbolic link.
-func (d *Driver) makeDirs(name string) error {
+func makeDirs(r *os.Root, name string) error {
 	for p := range parents(name) {
-		err := d.checkDir(p)
+		err := checkDir(r, p)
 		if errors.Is(err, core.ErrNotFound) {
-			err = d.root.Mkdir(p, 0o777)
+			err = r.Mkdir(p, 0o777)
 			if errors.Is(err, fs.ErrExist) {
-				err = d.checkDir(p) // created concurrently
+				err = checkDir(r, p) // created concurrently
 			} else {
 				err = osError(err)
 			}
@@ -512,22 +643,38 @@ func (d *Driver) makeDirs(name string) error {
 }
 
 // syncDir makes the entries of dir durable.
-func (d *Driver) syncDir(dir string) error {
+func syncDir(r *os.Root, dir string) error {
 	if runtime.GOOS == "windows" {
 		return nil // directories cannot be synced there; NTFS journals renames
 	}
-	f, err := d.root.Open(dir)
+	f, err := r.Open(dir)
 	if err != nil {
 		return osError(err)
 	}
-	err = f.Sync()
+	return closeSynced(f)
+}
+
+// syncPath makes the entries of the directory at path p durable.
+func syncPath(p string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return osError(err)
+	}
+	return closeSynced(f)
+}
+
+// closeSynced syncs and closes f.
+func closeSynced(f *os.File) error {
+	err := f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	return osError(err)
 }
 
-// refuse returns the error for a path that is not the kind of file a
 // repository holds there.
 func refuse(name string, mode fs.FileMode, want string) error {
 	if mode&fs.ModeSymlink != 0 {
@@ -568,7 +715,8 @@ func (e *fileError) Unwrap() []error {
 
 func init() { store.Register("file", openURL) }
 
-// openURL opens a file:///absolute/path URL, creating the directory.
+// openURL opens a file:///absolute/path URL. It does not create the
+// directory: the first Put does.
 func openURL(_ context.Context, u *url.URL) (store.Driver, error) {
 	if u.Host != "" && u.Host != "localhost" {
 		return nil, fmt.Errorf("filestore: file URL with host %q: want file:///absolute/path: %w", u.Host, core.ErrInvalid)
@@ -576,5 +724,5 @@ func openURL(_ context.Context, u *url.URL) (store.Driver, error) {
 	if u.RawQuery != "" {
 		return nil, fmt.Errorf("filestore: file URL takes no query parameters: %w", core.ErrInvalid)
 	}
-	return New(filepath.FromSlash(u.Path), &Options{Create: true})
+	return New(filepath.FromSlash(u.Path), nil)
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,17 +36,64 @@ func newDriver(t *testing.T, dir string) *filestore.Driver {
 
 var (
 	hexA = "ab" + strings.Repeat("0", 62)
-	blob = store.BlobName(hexA)
+	blob = "blobs/sha256/ab/" + hexA
 )
+
+// TestMissingDirectory opens a directory that does not exist, by New and
+// by URL: every operation but Put fails naming it, and the first Put
+// creates it, with its missing parents.
+func TestMissingDirectory(t *testing.T) {
+	for _, via := range []string{"New", "URL", "Path"} {
+		t.Run(via, func(t *testing.T) {
+			missing := filepath.Join(t.TempDir(), "repo", "nested")
+			var st *store.Store
+			switch via {
+			case "New":
+				st = store.New(newDriver(t, missing), missing, nil)
+			case "URL", "Path":
+				u := missing
+				if via == "URL" {
+					u = "file://" + filepath.ToSlash(missing)
+				}
+				var err error
+				st, err = store.Open(t.Context(), u)
+				require.NoError(t, err)
+				t.Cleanup(func() { st.Close() })
+			}
+			ctx := t.Context()
+			assert.NoDirExists(t, missing, "opening created the directory")
+			require.NoError(t, st.Sync(ctx), "nothing to sync")
+
+			_, getErr := st.Get(ctx, blob)
+			_, rangeErr := st.GetRange(ctx, blob, 0, 1)
+			_, statErr := st.Stat(ctx, blob)
+			_, existsErr := st.Exists(ctx, blob)
+			for op, err := range map[string]error{
+				"get":    getErr,
+				"range":  rangeErr,
+				"stat":   statErr,
+				"exists": existsErr,
+				"list":   st.List(ctx, "", func(store.ObjectInfo) error { return nil }),
+				"delete": st.Delete(ctx, blob),
+			} {
+				require.ErrorIs(t, err, core.ErrBucketNotFound, op)
+				assert.NotErrorIs(t, err, core.ErrNotFound, op)
+				assert.Contains(t, err.Error(), "repository directory "+missing+" does not exist", op)
+			}
+			assert.NoDirExists(t, missing, "reading created the directory")
+
+			require.NoError(t, st.PutBytes(ctx, blob, []byte("x"), store.PutOptions{DeferSync: true}))
+			assert.FileExists(t, filepath.Join(missing, filepath.FromSlash(blob)))
+			require.NoError(t, st.Sync(ctx))
+			got, err := st.GetBytes(ctx, blob, 10)
+			require.NoError(t, err)
+			assert.Equal(t, []byte("x"), got)
+		})
+	}
+}
 
 func TestNew(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "repo", "nested")
-
-	_, err := filestore.New(missing, nil)
-	require.ErrorIs(t, err, core.ErrBucketNotFound)
-	assert.Contains(t, err.Error(), missing)
-	assert.NoDirExists(t, missing)
-
 	drv, err := filestore.New(missing, &filestore.Options{Create: true})
 	require.NoError(t, err)
 	defer drv.Close()
@@ -83,13 +129,17 @@ func TestSymlinkedDirectory(t *testing.T) {
 			require.NoError(t, os.Symlink(dest, filepath.Join(root, "blobs", "sha256", "ab")))
 			secret := []byte("secret")
 			require.NoError(t, os.WriteFile(filepath.Join(dest, hexA), secret, 0o666))
-			st := store.New(newDriver(t, root), root)
+			st := store.New(newDriver(t, root), root, nil)
 
 			requireRefused(t, st, blob)
-			err := st.PutBytes(t.Context(), store.BlobName("ab"+strings.Repeat("1", 62)), []byte("new"), store.PutOptions{})
+			err := st.PutBytes(t.Context(), "blobs/sha256/ab/"+"ab"+strings.Repeat("1", 62), []byte("new"), store.PutOptions{})
 			require.ErrorIs(t, err, core.ErrInvalidPath)
-			assert.Empty(t, listNames(t, st, ""))
-			assert.Empty(t, listNames(t, st, store.BlobsPrefix+"ab/"))
+			var want []string // the file is listed once, where it is
+			if target == "inside" {
+				want = []string{"blobs/sha256/cd/" + hexA}
+			}
+			assert.Equal(t, want, listNames(t, st, ""))
+			assert.Empty(t, listNames(t, st, "blobs/sha256/ab/"))
 
 			entries, err := os.ReadDir(dest)
 			require.NoError(t, err)
@@ -106,11 +156,11 @@ func TestSymlinkedDirectory(t *testing.T) {
 func TestSymlinkedTopFolder(t *testing.T) {
 	root, outside := t.TempDir(), t.TempDir()
 	require.NoError(t, os.Symlink(outside, filepath.Join(root, "snapshots")))
-	st := store.New(newDriver(t, root), root)
+	st := store.New(newDriver(t, root), root, nil)
 
-	err := st.PutBytes(t.Context(), store.ViewName(hexA), []byte("{}"), store.PutOptions{})
+	err := st.PutBytes(t.Context(), "snapshots/"+hexA+"/view.json", []byte("{}"), store.PutOptions{})
 	require.ErrorIs(t, err, core.ErrInvalidPath)
-	assert.Empty(t, listNames(t, st, store.SnapshotsPrefix))
+	assert.Empty(t, listNames(t, st, "snapshots/"))
 	entries, err := os.ReadDir(outside)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
@@ -125,7 +175,7 @@ func TestSymlinkedObject(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "blobs", "sha256", "ab"), 0o777))
 	link := filepath.Join(root, filepath.FromSlash(blob))
 	require.NoError(t, os.Symlink(hostname, link))
-	st := store.New(newDriver(t, root), root)
+	st := store.New(newDriver(t, root), root, nil)
 
 	requireRefused(t, st, blob)
 	assert.Empty(t, listNames(t, st, ""))
@@ -140,9 +190,9 @@ func TestSymlinkedObject(t *testing.T) {
 
 func TestDirectoryWhereObjectBelongs(t *testing.T) {
 	root := t.TempDir()
-	tag := store.TagName("t")
+	tag := "tags/t.json"
 	require.NoError(t, os.MkdirAll(filepath.Join(root, filepath.FromSlash(tag)), 0o777))
-	st := store.New(newDriver(t, root), root)
+	st := store.New(newDriver(t, root), root, nil)
 
 	requireRefused(t, st, tag)
 	assert.Empty(t, listNames(t, st, ""))
@@ -152,7 +202,7 @@ func TestDirectoryWhereObjectBelongs(t *testing.T) {
 // file remains.
 func TestNoTempFilesLeft(t *testing.T) {
 	root := t.TempDir()
-	st := store.New(newDriver(t, root), root)
+	st := store.New(newDriver(t, root), root, nil)
 	ctx := t.Context()
 	data := []byte("data")
 	wrong := bytes.Repeat([]byte{1}, 32)
@@ -160,7 +210,7 @@ func TestNoTempFilesLeft(t *testing.T) {
 	require.NoError(t, st.PutBytes(ctx, blob, data, store.PutOptions{}))
 	require.NoError(t, st.PutBytes(ctx, blob, data, store.PutOptions{}))
 	require.Error(t, st.PutBytes(ctx, blob, data, store.PutOptions{CreateOnly: true}))
-	tag := store.TagName("t")
+	tag := "tags/t.json"
 	require.NoError(t, st.PutBytes(ctx, tag, data, store.PutOptions{CreateOnly: true}))
 	require.Error(t, st.PutBytes(ctx, tag, data, store.PutOptions{SHA256: wrong}))
 	require.Error(t, st.Put(ctx, tag, bytes.NewReader(data), 10, store.PutOptions{}))
@@ -170,7 +220,7 @@ func TestNoTempFilesLeft(t *testing.T) {
 
 func TestListSkipsForeignFiles(t *testing.T) {
 	root := t.TempDir()
-	st := store.New(newDriver(t, root), root)
+	st := store.New(newDriver(t, root), root, nil)
 	require.NoError(t, st.PutBytes(t.Context(), blob, []byte("x"), store.PutOptions{}))
 	fan := filepath.Join(root, "blobs", "sha256", "ab")
 	for _, name := range []string{".tmp-CRASHED", ".hidden"} {
@@ -191,33 +241,12 @@ func TestListSkipsForeignFiles(t *testing.T) {
 	assert.Equal(t, []string{blob}, names)
 }
 
-func TestRemoveStaleTemp(t *testing.T) {
-	root := t.TempDir()
-	drv := newDriver(t, root)
-	st := store.New(drv, root)
-	require.NoError(t, st.PutBytes(t.Context(), blob, []byte("x"), store.PutOptions{}))
-	fan := filepath.Join(root, "blobs", "sha256", "ab")
-	stale, fresh := filepath.Join(fan, ".tmp-STALE"), filepath.Join(fan, ".tmp-FRESH")
-	for _, p := range []string{stale, fresh} {
-		require.NoError(t, os.WriteFile(p, []byte("partial"), 0o666))
-	}
-	old := time.Now().Add(-2 * time.Hour)
-	require.NoError(t, os.Chtimes(stale, old, old))
-
-	n, err := drv.RemoveStaleTemp(t.Context(), time.Hour)
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
-	assert.NoFileExists(t, stale)
-	assert.FileExists(t, fresh)
-	assert.FileExists(t, filepath.Join(fan, hexA))
-}
-
 func TestPermission(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root ignores file permissions")
 	}
 	root := t.TempDir()
-	st := store.New(newDriver(t, root), root)
+	st := store.New(newDriver(t, root), root, nil)
 	require.NoError(t, st.PutBytes(t.Context(), blob, []byte("x"), store.PutOptions{}))
 	file := filepath.Join(root, filepath.FromSlash(blob))
 	require.NoError(t, os.Chmod(file, 0))
@@ -270,19 +299,30 @@ func walkFiles(t *testing.T, root string) []string {
 }
 
 func TestSync(t *testing.T) {
-	d, err := filestore.New(t.TempDir(), nil)
-	require.NoError(t, err)
-	defer d.Close()
+	d := newDriver(t, t.TempDir())
 	require.NoError(t, d.Sync(t.Context()), "nothing to sync")
-	st := store.New(d, "test")
+	st := store.New(d, "test", nil)
 	for i := range 40 {
 		data := []byte{byte(i)}
 		sum := sha256.Sum256(data)
-		require.NoError(t, st.PutBytes(t.Context(), store.BlobName(hex.EncodeToString(sum[:])), data, store.PutOptions{}))
+		h := hex.EncodeToString(sum[:])
+		require.NoError(t, st.PutBytes(t.Context(), "blobs/"+h[:2]+"/"+h, data, store.PutOptions{DeferSync: true}))
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	require.ErrorIs(t, d.Sync(ctx), context.Canceled)
 	require.NoError(t, d.Sync(t.Context()), "directories left dirty by a failed sync are synced again")
 	require.NoError(t, st.Sync(t.Context()))
+}
+
+// TestFileWhereFolderBelongs stores "a", then fails to store "a/b", which
+// a file system cannot hold beside it, and the other way round.
+func TestFileWhereFolderBelongs(t *testing.T) {
+	st := store.New(newDriver(t, t.TempDir()), "test", nil)
+	ctx := t.Context()
+	require.NoError(t, st.PutBytes(ctx, "a", []byte("file"), store.PutOptions{}))
+	require.ErrorIs(t, st.PutBytes(ctx, "a/b", []byte("x"), store.PutOptions{}), core.ErrInvalidPath)
+	require.NoError(t, st.PutBytes(ctx, "c/d", []byte("x"), store.PutOptions{}))
+	require.ErrorIs(t, st.PutBytes(ctx, "c", []byte("x"), store.PutOptions{}), core.ErrInvalidPath)
+	assert.ElementsMatch(t, []string{"a", "c/d"}, listNames(t, st, ""))
 }

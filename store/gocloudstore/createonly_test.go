@@ -130,9 +130,9 @@ func TestCreateOnlyReadBack(t *testing.T) {
 	}
 	// Two buckets over one driver: two writers that do not share the
 	// driver's in-process locks, as two processes would not.
-	a := store.New(gocloudstore.New(blob.NewBucket(racy), nil), "a")
-	b := store.New(gocloudstore.New(blob.NewBucket(racy), nil), "b")
-	name := store.ManifestName(hexA)
+	a := store.New(gocloudstore.New(blob.NewBucket(racy), nil), "a", nil)
+	b := store.New(gocloudstore.New(blob.NewBucket(racy), nil), "b", nil)
+	name := "snapshots/1/manifest.json"
 	contentA, contentB := []byte("A's manifest"), []byte("B's manifest, longer")
 
 	var errB error

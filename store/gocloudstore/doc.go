@@ -82,4 +82,8 @@
 // broken connections to core.ErrTransient) and wrap the bucket's error, so
 // errors.As reaches the service's error types (smithy.APIError,
 // *googleapi.Error, *azcore.ResponseError), as Bucket.ErrorAs does.
+// The driver neither retries nor resumes: a read that breaks off fails
+// with core.ErrTransient, and the [store.Store] over the driver tries
+// transient failures again and resumes reads with GetRange. Only the
+// bucket's own SDK retries below it.
 package gocloudstore

@@ -27,7 +27,7 @@ func Example() {
 
 	data := []byte("hello, bucket")
 	sum := sha256.Sum256(data)
-	blob := store.BlobName(hex.EncodeToString(sum[:]))
+	blob := "blobs/" + hex.EncodeToString(sum[:])
 	err = st.PutBytes(ctx, blob, []byte("tampered"), store.PutOptions{SHA256: sum[:]})
 	fmt.Println("tampered:", errors.Is(err, core.ErrChecksumMismatch))
 	if err := st.PutBytes(ctx, blob, data, store.PutOptions{SHA256: sum[:]}); err != nil {
@@ -49,9 +49,9 @@ func ExampleNew() {
 	bucket := memblob.OpenBucket(nil)
 	defer bucket.Close()
 
-	st := store.New(gocloudstore.New(bucket, nil), "memblob")
+	st := store.New(gocloudstore.New(bucket, nil), "memblob", nil)
 	defer st.Close()
-	if err := st.PutBytes(ctx, store.TagName("v1"), []byte("{}"), store.PutOptions{}); err != nil {
+	if err := st.PutBytes(ctx, "tags/v1.json", []byte("{}"), store.PutOptions{}); err != nil {
 		log.Fatal(err)
 	}
 

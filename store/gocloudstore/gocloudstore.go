@@ -137,7 +137,6 @@ type Driver struct {
 var (
 	_ store.Driver      = (*Driver)(nil)
 	_ store.Concurrency = (*Driver)(nil)
-	_ store.RangeReader = (*Driver)(nil)
 )
 
 // New returns a driver over bucket, which the caller keeps: Close does not
@@ -346,13 +345,16 @@ func (d *Driver) readBack(ctx context.Context, name string, size int64, sum []by
 	return nil
 }
 
-// Get implements store.Driver.
+// Get implements store.Driver. Like GetRange, it returns a read that
+// breaks off as an error matching core.ErrTransient and leaves resuming
+// it to the Store.
 func (d *Driver) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	return d.GetRange(ctx, name, 0, -1)
 }
 
-// GetRange implements store.RangeReader. A negative length reads to the
-// end of the object; an offset at or past its end yields an empty reader.
+// GetRange implements store.Driver. A length past the object's end, or
+// negative (as Get passes), reads to its end; an offset at or past the
+// end yields an empty reader.
 func (d *Driver) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

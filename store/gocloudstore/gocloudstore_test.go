@@ -2,7 +2,6 @@ package gocloudstore_test
 
 import (
 	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -34,5 +33,3 @@ func TestConformanceFile(t *testing.T) {
 		return openURL(t, u.String())
 	})
 }
-
-var hexA = "ab" + strings.Repeat("0", 62)

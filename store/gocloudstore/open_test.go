@@ -28,8 +28,8 @@ func TestMemIsFreshPerOpen(t *testing.T) {
 	first, err := store.Open(ctx, "mem://")
 	require.NoError(t, err)
 	defer first.Close()
-	require.NoError(t, first.PutBytes(ctx, store.TagName("t"), []byte("x"), store.PutOptions{}))
-	assert.False(t, existsAt(t, "mem://", store.TagName("t")))
+	require.NoError(t, first.PutBytes(ctx, "tags/t.json", []byte("x"), store.PutOptions{}))
+	assert.False(t, existsAt(t, "mem://", "tags/t.json"))
 }
 
 // existsAt reports whether the object name exists in the repository at
@@ -77,7 +77,7 @@ func TestFileDirectory(t *testing.T) {
 	require.NoError(t, err, "create_dir is the default")
 	defer st.Close()
 	assert.DirExists(t, missing)
-	require.NoError(t, st.PutBytes(t.Context(), store.TagName("t"), []byte("x"), store.PutOptions{}))
+	require.NoError(t, st.PutBytes(t.Context(), "tags/t.json", []byte("x"), store.PutOptions{}))
 	entries, err := os.ReadDir(filepath.Join(missing, "tags"))
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "no sidecar attribute files, no temporary files left")
@@ -94,14 +94,14 @@ func TestS3PathIsPrefix(t *testing.T) {
 	withPath, err := store.Open(ctx, s3URL(srv, bucket, "a/b"))
 	require.NoError(t, err)
 	defer withPath.Close()
-	require.NoError(t, withPath.PutBytes(ctx, store.TagName("t"), []byte("x"), store.PutOptions{}))
+	require.NoError(t, withPath.PutBytes(ctx, "tags/t.json", []byte("x"), store.PutOptions{}))
 
 	u, err := url.Parse(s3URL(srv, bucket, ""))
 	require.NoError(t, err)
 	q := u.Query()
 	q.Set("prefix", "a/b/")
 	u.RawQuery = q.Encode()
-	assert.True(t, existsAt(t, u.String(), store.TagName("t")))
+	assert.True(t, existsAt(t, u.String(), "tags/t.json"))
 }
 
 // TestAzureWithoutCredentials opens an Azure container with no

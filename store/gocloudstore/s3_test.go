@@ -50,7 +50,7 @@ func TestConformanceS3(t *testing.T) {
 func TestS3Errors(t *testing.T) {
 	srv := s3Server(t)
 	ctx := t.Context()
-	tag := store.TagName("t")
+	tag := "tags/t.json"
 
 	st, err := store.Open(ctx, s3URL(srv, srv.NewBucket(t), "repo"))
 	require.NoError(t, err)
@@ -75,7 +75,7 @@ func TestS3Errors(t *testing.T) {
 	// A small object's SHA-256 goes to the server, which refuses a
 	// mismatch itself.
 	wrong := sha256.Sum256([]byte("other"))
-	err = st.PutBytes(ctx, store.BlobName(hexA), []byte("content"), store.PutOptions{SHA256: wrong[:]})
+	err = st.PutBytes(ctx, "blobs/b", []byte("content"), store.PutOptions{SHA256: wrong[:]})
 	require.ErrorIs(t, err, core.ErrChecksumMismatch)
 	require.ErrorAs(t, err, &apiErr, "refused by the server")
 	t.Logf("server's answer: %s", apiErr.ErrorCode())

@@ -1,12 +1,12 @@
 // Package s3store is a [store.Driver] over an Amazon S3 bucket, or a
 // bucket of an S3-compatible server such as MinIO, built on aws-sdk-go-v2.
 // A repository is the set of objects under a prefix of the bucket: the
-// repository name "tags/v1.json" under the prefix "ci/state" is the object
+// object name "tags/v1.json" under the prefix "ci/state" is the object
 // key "ci/state/tags/v1.json".
 //
 // [Open] makes a driver from a URL,
 //
-//	s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1&profile=dev
+//	s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1&profile=dev&timeout=30s
 //
 // with the AWS SDK's standard configuration: credentials from the
 // environment, the shared config and credentials files (profile= picks a
@@ -70,19 +70,35 @@
 //
 // Requests are retried by the client's retryer (for a driver made by Open,
 // [DefaultRetryer] unless Options.Retryer, AWS_MAX_ATTEMPTS or
-// AWS_RETRY_MODE say otherwise; for New, the client's own), which the driver
-// extends to responses cut short (io.ErrUnexpectedEOF). A read of an
-// object, or of a range of it (GetRange), whose connection breaks resumes
-// with a ranged GetObject of the rest, conditional on the object's ETag.
-// When a context ends while a request is being retried, the error wraps
-// both the context's error and the last attempt's.
+// AWS_RETRY_MODE say otherwise; for New, the client's own). Get and
+// GetRange return the response's body as it is: a read that breaks off
+// fails, and the portable store layer resumes it with a ranged read, as it
+// retries the failures the driver reports as transient.
+//
+// Every request has a bounded wait for the server: Options.ResponseTimeout
+// (default 30 s) to connect, send the request and receive the response's
+// headers, and Options.StallTimeout (default 60 s) for each wait for a
+// body, sent or read, to move; timeout= in the URL sets both. They apply
+// whatever the transport, Options.Transport and the client given to New
+// included. A request that runs out fails with a *TimeoutError naming the
+// endpoint and the limit, which matches core.ErrTransient: the retryer
+// tries it again, then the store layer, which also resumes a read that
+// stalled from the byte it reached. A server that accepts connections and
+// never answers thus fails an operation in bounded time, without a
+// deadline on its context.
 //
 // Errors match the sentinels of package core: core.ErrNotFound for a
 // missing object, core.ErrBucketNotFound for a missing bucket (naming the
 // bucket and the endpoint), core.ErrExists, core.ErrConflict,
-// core.ErrPermission for denied access or rejected credentials, and
-// core.ErrChecksumMismatch; they wrap the SDK's error. No error holds a
-// credential; [Redact] removes them from URLs shown to users.
+// core.ErrPermission for denied access or rejected credentials,
+// core.ErrChecksumMismatch, and core.ErrTransient for throttling (429,
+// SlowDown), server errors (5xx), timeouts and broken connections once the
+// retryer gave up; they wrap the SDK's error. No error's text holds a
+// credential: the driver removes them, with [store.RedactText], from the
+// text of every error it returns (the SDK repeats an endpoint as it was
+// given, user information included), and [store.Redact] from URLs shown
+// to users. A URL whose endpoint holds credentials, a query or a fragment
+// is refused, as is a prefix with an empty, "." or ".." segment.
 //
 // # Connections
 //

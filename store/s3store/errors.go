@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
+	"net/http"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,6 +14,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/store"
 )
 
 // Error codes of S3 and MinIO, by the sentinel they map to.
@@ -25,6 +26,10 @@ var (
 		"SignatureDoesNotMatch": true, "InvalidToken": true, "ExpiredToken": true,
 		"InvalidSecurity": true, "AccountProblem": true,
 	}
+	transientCodes = map[string]bool{
+		"SlowDown": true, "Throttling": true, "ThrottlingException": true, "RequestTimeout": true,
+		"InternalError": true, "ServiceUnavailable": true, "XMinioServerNotInitialized": true,
+	}
 	checksumCodes = map[string]bool{
 		"BadDigest": true, "InvalidDigest": true, "XAmzContentChecksumMismatch": true,
 		"XAmzContentSHA256Mismatch": true, "InvalidChecksum": true,
@@ -32,14 +37,19 @@ var (
 )
 
 // fail returns the error of an operation that failed with err, mapped to
-// the sentinels of package core and wrapping err. When ctx has ended, the
-// error wraps ctx's error, and the last failure of the operation's
-// attempts (att, which may be nil) if the retryer was waiting to try
-// again.
+// the sentinels of package core and wrapping err, its text stripped of
+// secrets (the SDK repeats endpoints as they were given, credentials
+// included). When ctx has ended, the error wraps ctx's error, and the last
+// failure of the operation's attempts (att, which may be nil) if the
+// retryer was waiting to try again.
 func (d *Driver) fail(ctx context.Context, err error, att *attempts) error {
 	if err == nil {
 		return nil
 	}
+	return store.RedactError(d.failed(ctx, err, att))
+}
+
+func (d *Driver) failed(ctx context.Context, err error, att *attempts) error {
 	ctxErr := ctx.Err()
 	if ctxErr == nil {
 		return d.mapError(err)
@@ -59,6 +69,8 @@ func (d *Driver) mapError(err error) error {
 	code, status := errorCode(err), statusCode(err)
 	var netErr *net.OpError
 	switch {
+	case errors.As(err, new(*TimeoutError)):
+		return fmt.Errorf("s3store: %w", err) // transient, and says so
 	case errors.As(err, &netErr) && netErr.Op == "dial":
 		return fmt.Errorf("s3store: cannot connect to %s: check the endpoint and that the server is running: %w", d.endpoint, err)
 	case code == "NoSuchBucket":
@@ -76,12 +88,15 @@ func (d *Driver) mapError(err error) error {
 		return fmt.Errorf("s3store: the server received bytes that do not match their checksum: %w: %w", core.ErrChecksumMismatch, err)
 	case code == "InvalidBucketName":
 		return fmt.Errorf("s3store: bucket name %q is not valid at %s: %w: %w", d.bucket, d.endpoint, core.ErrInvalid, err)
+	case transientCodes[code] || status == http.StatusTooManyRequests || (status >= 500 && status != http.StatusNotImplemented) ||
+		retry.RetryableConnectionError{}.IsErrorRetryable(err) == aws.TrueTernary:
+		return fmt.Errorf("s3store: %w: %w", core.ErrTransient, err)
 	}
 	return fmt.Errorf("s3store: %w", err)
 }
 
 func (d *Driver) bucketNotFound(err error) error {
-	return fmt.Errorf("s3store: bucket %q does not exist at %s: create it or fix the URL: %w: %w", d.bucket, d.endpoint, core.ErrBucketNotFound, err)
+	return store.RedactError(fmt.Errorf("s3store: bucket %q does not exist at %s: create it or fix the URL: %w: %w", d.bucket, d.endpoint, core.ErrBucketNotFound, err))
 }
 
 // errorCode returns the S3 error code in err, or "".
@@ -102,26 +117,44 @@ func statusCode(err error) int {
 	return 0
 }
 
-// attempts records the last failure of the attempts of one operation.
+// attempts is the retryer of one operation: the client's own, which also
+// records the last failure, so that an operation whose context ends while
+// it waits to try again says why it was trying, and which never retries a
+// request whose body is shorter than its size, as no retry mends that. It
+// applies to retryers of the aws.RetryerV2 kind, which the SDK's are.
 type attempts struct {
+	aws.RetryerV2
 	mu   sync.Mutex
 	last error
 }
 
 // newAttempts returns an attempts and the per-operation option that
-// installs it: it wraps the client's retryer in one that records each
-// attempt's failure and also retries responses cut short.
-func newAttempts() (*attempts, func(*s3.Options)) {
+// installs it, and the driver's timeouts (see [watchdog]).
+func (d *Driver) newAttempts() (*attempts, func(*s3.Options)) {
 	a := &attempts{}
 	return a, func(o *s3.Options) {
-		o.Retryer = &recordingRetryer{RetryerV2: asRetryerV2(o.Retryer), att: a}
+		if r, ok := o.Retryer.(aws.RetryerV2); ok {
+			a.RetryerV2 = r
+			o.Retryer = a
+		}
+		d.withTimeouts(o)
 	}
 }
 
-func (a *attempts) record(err error) {
+// IsErrorRetryable records err, unless it is the context's, and reports
+// whether the client's retryer would try again.
+func (a *attempts) IsErrorRetryable(err error) bool {
+	var c interface{ CanceledError() bool }
+	if errors.As(err, &c) && c.CanceledError() || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.last = err
+	a.mu.Unlock()
+	if _, short := errors.AsType[*shortBodyError](err); short {
+		return false
+	}
+	return a.RetryerV2.IsErrorRetryable(err)
 }
 
 // lastError returns the last failure recorded; a nil *attempts has none.
@@ -132,53 +165,4 @@ func (a *attempts) lastError() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.last
-}
-
-// recordingRetryer is the retryer of one operation (see newAttempts).
-type recordingRetryer struct {
-	aws.RetryerV2
-	att *attempts
-}
-
-// IsErrorRetryable records err, unless it is the context's, and reports
-// whether the operation may be attempted again: when the client's retryer
-// says so, or when the response was cut short (io.ErrUnexpectedEOF, which
-// the SDK's standard retryer does not retry: a response body that breaks
-// off is a broken connection all the same), but never when the request's
-// body is shorter than its size.
-func (r *recordingRetryer) IsErrorRetryable(err error) bool {
-	if canceled(err) {
-		return false
-	}
-	r.att.record(err)
-	var short *shortBodyError
-	if errors.As(err, &short) {
-		return false
-	}
-	return r.RetryerV2.IsErrorRetryable(err) || errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-// canceled reports whether err is the end of a context.
-func canceled(err error) bool {
-	var c interface{ CanceledError() bool }
-	return errors.As(err, &c) && c.CanceledError() ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}
-
-func asRetryerV2(r aws.Retryer) aws.RetryerV2 {
-	switch r := r.(type) {
-	case nil:
-		return retry.NewStandard()
-	case aws.RetryerV2:
-		return r
-	default:
-		return retryerV1{r}
-	}
-}
-
-// retryerV1 adapts an aws.Retryer that lacks GetAttemptToken.
-type retryerV1 struct{ aws.Retryer }
-
-func (r retryerV1) GetAttemptToken(context.Context) (func(error) error, error) {
-	return r.GetInitialToken(), nil
 }

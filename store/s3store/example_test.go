@@ -24,7 +24,7 @@ func ExampleOpen() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	repo := snapshot.New(store.New(drv, store.Redact(u)))
+	repo := snapshot.New(store.New(drv, store.Redact(u), nil))
 	defer repo.Close()
 
 	if _, err := repo.List(ctx, snapshot.Filter{Service: "s3"}); err != nil {

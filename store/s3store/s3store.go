@@ -9,8 +9,10 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -62,6 +64,21 @@ type Options struct {
 	// PartConcurrency is the number of parts of one object uploaded at
 	// once. Default DefaultPartConcurrency.
 	PartConcurrency int
+	// ResponseTimeout bounds each request's wait for the server: to
+	// connect and send the request's headers, and, once its body is sent,
+	// to receive the response's headers. Default DefaultResponseTimeout;
+	// negative means no limit.
+	ResponseTimeout time.Duration
+	// StallTimeout bounds each wait for a request body being sent, or a
+	// response body being read, to move. Default DefaultStallTimeout;
+	// negative means no limit.
+	//
+	// Both timeouts apply to every transport, Options.Transport and the
+	// HTTP client of a client given to New included. A request that runs
+	// out of either fails with a *TimeoutError, which the client's
+	// retryer, then the store layer, try again; a read that stalls is
+	// resumed where it stopped.
+	StallTimeout time.Duration
 
 	// The fields below apply to Open only; New uses its client as it is.
 
@@ -95,6 +112,12 @@ func (o *Options) withDefaults() Options {
 	if r.PartConcurrency <= 0 {
 		r.PartConcurrency = DefaultPartConcurrency
 	}
+	if r.ResponseTimeout == 0 {
+		r.ResponseTimeout = DefaultResponseTimeout
+	}
+	if r.StallTimeout == 0 {
+		r.StallTimeout = DefaultStallTimeout
+	}
 	return r
 }
 
@@ -117,7 +140,6 @@ type Driver struct {
 var (
 	_ store.Driver      = (*Driver)(nil)
 	_ store.Concurrency = (*Driver)(nil)
-	_ store.RangeReader = (*Driver)(nil)
 )
 
 // New returns a driver over the objects under prefix in bucket, reached
@@ -172,7 +194,7 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 	if opts.CreateOnly {
 		in.IfNoneMatch = aws.String("*")
 	}
-	att, optFn := newAttempts()
+	att, optFn := d.newAttempts()
 	_, err := d.client.PutObject(ctx, in, optFn, unsignedPayload)
 	return d.fail(ctx, err, att)
 }
@@ -215,15 +237,13 @@ func contentType(opts store.PutOptions) *string {
 	return aws.String(opts.ContentType)
 }
 
-// Get implements [store.Driver.Get]. The returned reader resumes a read
-// whose connection breaks (see objectReader); it is bound to ctx.
+// Get implements [store.Driver.Get]. The reader is the response's body,
+// bound to ctx; a read that breaks off fails, and the Store resumes it.
 func (d *Driver) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	return d.get(ctx, name, 0, -1)
 }
 
-// GetRange implements [store.RangeReader]. Like Get's, the returned reader
-// resumes a read whose connection breaks, within the range, and is bound
-// to ctx.
+// GetRange implements [store.Driver.GetRange], as Get does.
 func (d *Driver) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
 	if offset < 0 || length < 0 {
 		return nil, fmt.Errorf("s3store: range of %d bytes from %d: %w", length, offset, core.ErrInvalid)
@@ -249,9 +269,13 @@ func (d *Driver) GetRange(ctx context.Context, name string, offset, length int64
 func (d *Driver) get(ctx context.Context, name string, offset, end int64) (io.ReadCloser, error) {
 	in := &s3.GetObjectInput{Bucket: &d.bucket, Key: d.key(name)}
 	if offset > 0 || end >= 0 {
-		in.Range = byteRange(offset, end)
+		r := "bytes=" + strconv.FormatInt(offset, 10) + "-"
+		if end >= 0 {
+			r += strconv.FormatInt(end-1, 10)
+		}
+		in.Range = &r
 	}
-	att, optFn := newAttempts()
+	att, optFn := d.newAttempts()
 	out, err := d.client.GetObject(ctx, in, optFn, noResponseChecksum)
 	if statusCode(err) == http.StatusRequestedRangeNotSatisfiable {
 		return d.rangeNotSatisfiable(ctx, name, offset, err, att)
@@ -260,15 +284,12 @@ func (d *Driver) get(ctx context.Context, name string, offset, end int64) (io.Re
 		return nil, d.fail(ctx, err, att)
 	}
 	d.bucketSeen.Store(true)
-	if out.ContentLength != nil {
-		end = offset + *out.ContentLength // the range ends early at the object's end
-	}
-	return &objectReader{ctx: ctx, d: d, key: in.Key, etag: out.ETag, off: offset, end: end, body: out.Body}, nil
+	return out.Body, nil
 }
 
 // rangeNotSatisfiable handles the answer 416 Range Not Satisfiable (err)
 // to a GetObject of a range from offset: S3 gives it for a range that
-// starts at or past the object's end, where a RangeReader yields an empty
+// starts at or past the object's end, where GetRange yields an empty
 // reader. It asks for the object's size to make sure.
 func (d *Driver) rangeNotSatisfiable(ctx context.Context, name string, offset int64, err error, att *attempts) (io.ReadCloser, error) {
 	info, serr := d.Stat(ctx, name)
@@ -290,7 +311,7 @@ func noResponseChecksum(o *s3.Options) {
 
 // Stat implements [store.Driver.Stat].
 func (d *Driver) Stat(ctx context.Context, name string) (store.ObjectInfo, error) {
-	att, optFn := newAttempts()
+	att, optFn := d.newAttempts()
 	out, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &d.bucket, Key: d.key(name)}, optFn)
 	if err != nil {
 		return store.ObjectInfo{}, d.headFailed(ctx, err, att)
@@ -307,7 +328,7 @@ func (d *Driver) headFailed(ctx context.Context, err error, att *attempts) error
 	if !errors.Is(mapped, core.ErrNotFound) || d.bucketSeen.Load() {
 		return mapped
 	}
-	batt, optFn := newAttempts()
+	batt, optFn := d.newAttempts()
 	_, berr := d.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &d.bucket}, optFn)
 	switch {
 	case berr == nil:
@@ -323,7 +344,7 @@ func (d *Driver) headFailed(ctx context.Context, err error, att *attempts) error
 func (d *Driver) List(ctx context.Context, prefix string, fn func(store.ObjectInfo) error) error {
 	pages := s3.NewListObjectsV2Paginator(d.client, &s3.ListObjectsV2Input{Bucket: &d.bucket, Prefix: aws.String(d.prefix + prefix)})
 	for pages.HasMorePages() {
-		att, optFn := newAttempts()
+		att, optFn := d.newAttempts()
 		page, err := pages.NextPage(ctx, optFn)
 		if err != nil {
 			return d.fail(ctx, err, att)
@@ -349,7 +370,7 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 	if _, err := d.Stat(ctx, name); err != nil {
 		return err
 	}
-	att, optFn := newAttempts()
+	att, optFn := d.newAttempts()
 	_, err := d.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &d.bucket, Key: d.key(name)}, optFn)
 	return d.fail(ctx, err, att)
 }

@@ -2,7 +2,6 @@ package s3store_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -19,12 +17,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/integration/faults"
@@ -56,18 +52,18 @@ func TestConformanceMultipart(t *testing.T) {
 }
 
 // tag is the name of the object most tests below use.
-var tag = store.TagName("t")
+const tag = "tags/t.json"
 
-// open returns a Store over a driver made by s3store.Open for a new
-// bucket of srv, with opts (whose Credentials it sets).
-func open(t *testing.T, srv *testserver.S3Server, opts s3store.Options) *store.Store {
+// open returns a Store with stOpts over a driver made by s3store.Open for
+// a new bucket of srv, with opts (whose Credentials it sets).
+func open(t *testing.T, srv *testserver.S3Server, opts s3store.Options, stOpts *store.Options) *store.Store {
 	t.Helper()
 	u, err := url.Parse(srv.URL(srv.NewBucket(t), "repo"))
 	require.NoError(t, err)
 	opts.Credentials = srv.Credentials()
 	drv, err := s3store.Open(t.Context(), u, &opts)
 	require.NoError(t, err)
-	st := store.New(drv, store.Redact(u))
+	st := store.New(drv, store.Redact(u), stOpts)
 	t.Cleanup(func() { st.Close() })
 	return st
 }
@@ -97,7 +93,7 @@ func TestOpenEnvironment(t *testing.T) {
 			drv, err := s3store.Open(t.Context(), u, nil)
 			require.NoError(t, err)
 			defer drv.Close()
-			st := store.New(drv, store.Redact(u))
+			st := store.New(drv, store.Redact(u), nil)
 			require.NoError(t, st.PutBytes(t.Context(), tag, []byte("hello"), store.PutOptions{}))
 
 			out, err := raw.GetObject(t.Context(), &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("repo/" + tag)})
@@ -113,7 +109,7 @@ func TestOpenEnvironment(t *testing.T) {
 func TestMissingBucket(t *testing.T) {
 	srv := testserver.S3(t)
 	bucket := "statebucket-missing-" + fmt.Sprint(time.Now().UnixNano())
-	st := store.New(s3store.New(srv.Client(t, nil), bucket, "p", nil), "s3://"+bucket+"/p")
+	st := store.New(s3store.New(srv.Client(t, nil), bucket, "p", nil), "s3://"+bucket+"/p", nil)
 	for op, err := range everyOperation(t, st) {
 		require.ErrorIs(t, err, core.ErrBucketNotFound, op)
 		assert.NotErrorIs(t, err, core.ErrNotFound, op)
@@ -131,7 +127,7 @@ func TestWrongSecret(t *testing.T) {
 		Credentials:  credentials.NewStaticCredentialsProvider(srv.AccessKey, secret, ""),
 		UsePathStyle: true,
 	})
-	st := store.New(s3store.New(client, bucket, "", nil), "s3://"+bucket)
+	st := store.New(s3store.New(client, bucket, "", nil), "s3://"+bucket, nil)
 	for op, err := range everyOperation(t, st) {
 		require.ErrorIs(t, err, core.ErrPermission, op)
 		assert.Contains(t, err.Error(), "check the credentials", op)
@@ -152,7 +148,7 @@ func TestNoServer(t *testing.T) {
 		UsePathStyle:     true,
 		RetryMaxAttempts: 1,
 	})
-	st := store.New(s3store.New(client, "bucket", "", nil), "s3://bucket")
+	st := store.New(s3store.New(client, "bucket", "", nil), "s3://bucket", nil)
 	for op, err := range everyOperation(t, st) {
 		require.Error(t, err, op)
 		assert.Contains(t, err.Error(), "s3store: cannot connect to "+endpoint+": check the endpoint and that the server is running", op)
@@ -180,11 +176,11 @@ func TestMultipart(t *testing.T) {
 	client := srv.Client(t, nil)
 	bucket := srv.NewBucket(t)
 	drv := s3store.New(client, bucket, "mp", &s3store.Options{PartSize: 5 << 20, MultipartThreshold: 8 << 20})
-	st := store.New(drv, "s3://"+bucket+"/mp")
+	st := store.New(drv, "s3://"+bucket+"/mp", nil)
 	ctx := t.Context()
 	data := randomBytes(1, 23<<20)
 	sum := sha256.Sum256(data)
-	name := store.BlobName(fmt.Sprintf("%x", sum))
+	name := fmt.Sprintf("blobs/%x", sum)
 
 	wrong := sha256.Sum256([]byte("other"))
 	err := st.PutBytes(ctx, name, data, store.PutOptions{SHA256: wrong[:], CreateOnly: true})
@@ -208,115 +204,20 @@ func TestMultipart(t *testing.T) {
 	assert.Empty(t, uploads.Uploads, "failed uploads were not aborted")
 }
 
-// TestFaults round-trips objects, small and multipart, through a
-// transport that fails one request in five.
-func TestFaults(t *testing.T) {
+// TestTransientErrors answers every request with 503 SlowDown, or breaks
+// its connection: once the client's retryer gives up, every operation
+// fails with an error the store layer retries (core.ErrTransient).
+func TestTransientErrors(t *testing.T) {
 	srv := testserver.S3(t)
-	rt := &faults.RoundTripper{Base: s3store.NewTransport(16), Rate: 0.2, Seed: 42}
-	st := open(t, srv, s3store.Options{
-		Transport:          rt,
-		Retryer:            testserver.Retryer(10, 20*time.Millisecond),
-		PartSize:           5 << 20,
-		MultipartThreshold: 6 << 20,
-	})
-	ctx := t.Context()
-
-	const n = 200
-	rng := rand.New(rand.NewPCG(7, 7))
-	objects := make([][]byte, n)
-	for i := range objects {
-		size := rng.IntN(64 << 10)
-		if i%50 == 0 {
-			size = 11<<20 + rng.IntN(1<<20) // multipart: three parts
-		}
-		objects[i] = randomBytes(uint64(i), size)
-	}
-	name := func(i int) string { return store.TagName(fmt.Sprintf("obj-%03d", i)) }
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	for i, data := range objects {
-		g.Go(func() error {
-			sum := sha256.Sum256(data)
-			// Half the objects are created, as the engine commits a
-			// manifest: a retried create-only request whose first try
-			// landed answers "exists", and the engine compares.
-			createOnly := i%2 == 1
-			err := st.PutBytes(gctx, name(i), data, store.PutOptions{SHA256: sum[:], CreateOnly: createOnly})
-			if createOnly && errors.Is(err, core.ErrExists) {
-				got, rerr := st.GetBytes(gctx, name(i), 1<<30)
-				if rerr != nil {
-					return rerr
-				}
-				if !bytes.Equal(got, data) {
-					return fmt.Errorf("%s exists with other content", name(i))
-				}
-				return nil
+	for _, kind := range []faults.Kind{faults.SlowDown, faults.ResetBeforeSend} {
+		t.Run(kind.String(), func(t *testing.T) {
+			rt := &faults.RoundTripper{Rate: 1, Kinds: []faults.Kind{kind}}
+			st := open(t, srv, s3store.Options{Transport: rt, Retryer: testserver.Retryer(2, time.Millisecond)}, &store.Options{Retries: -1})
+			for op, err := range everyOperation(t, st) {
+				require.ErrorIs(t, err, core.ErrTransient, op)
+				assert.True(t, store.IsTransient(err), op)
+				assert.True(t, errors.Is(err, faults.ErrInjected) || strings.Contains(err.Error(), faults.SlowDownMessage), "%s: not the injected cause: %v", op, err)
 			}
-			return err
-		})
-	}
-	require.NoError(t, g.Wait())
-
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	for i, want := range objects {
-		g.Go(func() error {
-			got, err := st.GetBytes(gctx, name(i), 1<<30)
-			if err != nil {
-				return err
-			}
-			if !bytes.Equal(got, want) {
-				return fmt.Errorf("%s: read back %d bytes, not the %d written", name(i), len(got), len(want))
-			}
-			return nil
-		})
-	}
-	require.NoError(t, g.Wait())
-
-	t.Logf("injected: %s", rt)
-	for _, k := range faults.AllKinds {
-		assert.Positive(t, rt.Count(k), "no %s injected", k)
-	}
-}
-
-// TestFaultsEveryRequest fails every request: a Put gives up within its
-// deadline, with an error that wraps the last attempt's failure.
-func TestFaultsEveryRequest(t *testing.T) {
-	srv := testserver.S3(t)
-	isCause := func(err error) bool {
-		return errors.Is(err, faults.ErrInjected) || strings.Contains(err.Error(), faults.SlowDownMessage)
-	}
-	tests := []struct {
-		name    string
-		retryer func() aws.Retryer
-		check   func(t *testing.T, err error)
-	}{
-		{"AttemptsExhausted", testserver.Retryer(10, 20*time.Millisecond), func(t *testing.T, err error) {
-			var maxErr *retry.MaxAttemptsError
-			require.ErrorAs(t, err, &maxErr)
-			assert.True(t, isCause(maxErr.Err), "not the last cause: %v", maxErr.Err)
-		}},
-		{"DeadlineReached", testserver.Retryer(1000, 300*time.Millisecond), func(t *testing.T, err error) {
-			require.ErrorIs(t, err, context.DeadlineExceeded)
-			assert.True(t, isCause(err), "the last cause is missing: %v", err)
-		}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			rt := &faults.RoundTripper{Rate: 1, Seed: 1}
-			st := open(t, srv, s3store.Options{Transport: rt, Retryer: tc.retryer})
-			const deadline = 2 * time.Second
-			ctx, cancel := context.WithTimeout(t.Context(), deadline)
-			defer cancel()
-			start := time.Now()
-			err := st.PutBytes(ctx, tag, []byte("never stored"), store.PutOptions{})
-			elapsed := time.Since(start)
-			require.Error(t, err)
-			t.Logf("after %v: %v", elapsed.Round(time.Millisecond), err)
-			assert.Less(t, elapsed, deadline+500*time.Millisecond, "Put outlived its deadline")
-			tc.check(t, err)
-			assert.Positive(t, rt.Total())
 		})
 	}
 }
@@ -351,7 +252,7 @@ func TestLostCompletion(t *testing.T) {
 	for _, createOnly := range []bool{false, true} {
 		t.Run(fmt.Sprintf("CreateOnly=%v", createOnly), func(t *testing.T) {
 			rt := &loseCompletion{base: s3store.NewTransport(4)}
-			st := open(t, srv, s3store.Options{Transport: rt, PartSize: 5 << 20, MultipartThreshold: 5 << 20})
+			st := open(t, srv, s3store.Options{Transport: rt, PartSize: 5 << 20, MultipartThreshold: 5 << 20}, nil)
 			data := randomBytes(3, 11<<20)
 			require.NoError(t, st.PutBytes(t.Context(), tag, data, store.PutOptions{CreateOnly: createOnly}))
 			require.True(t, rt.lost.Load(), "no completion was lost")
@@ -362,36 +263,6 @@ func TestLostCompletion(t *testing.T) {
 			require.ErrorIs(t, err, core.ErrExists, "a second writer")
 		})
 	}
-}
-
-// TestGetResumes reads objects, and ranges of them, whose response bodies
-// break off half the time: the reads resume where they broke and return
-// the exact bytes, and no byte past a range.
-func TestGetResumes(t *testing.T) {
-	srv := testserver.S3(t)
-	rt := &faults.RoundTripper{Base: s3store.NewTransport(4), Rate: 0.5, Seed: 3, Kinds: []faults.Kind{faults.TruncatedBody}}
-	st := open(t, srv, s3store.Options{Transport: rt, Retryer: testserver.Retryer(10, 20*time.Millisecond)})
-	data := randomBytes(4, 3<<20)
-	require.NoError(t, st.PutBytes(t.Context(), tag, data, store.PutOptions{}))
-	for range 10 {
-		got, err := st.GetBytes(t.Context(), tag, 1<<30)
-		require.NoError(t, err)
-		require.True(t, bytes.Equal(data, got), "content read back differs")
-	}
-	truncated := rt.Count(faults.TruncatedBody)
-	ranges := [][2]int{{0, 1 << 20}, {1<<20 + 7, 1 << 20}, {2 << 20, 2 << 20}}
-	for _, r := range slices.Concat(ranges, ranges, ranges, ranges) {
-		rc, err := st.GetRange(t.Context(), tag, int64(r[0]), int64(r[1]))
-		require.NoError(t, err)
-		got, err := io.ReadAll(rc)
-		require.NoError(t, err)
-		require.NoError(t, rc.Close())
-		want := data[r[0]:min(r[0]+r[1], len(data))]
-		require.True(t, bytes.Equal(want, got), "range of %d bytes from %d: read %d bytes that differ", r[1], r[0], len(got))
-	}
-	assert.Greater(t, rt.Count(faults.TruncatedBody), truncated, "no range read broke off")
-	t.Logf("injected: %s", rt)
-	assert.Positive(t, rt.Count(faults.TruncatedBody))
 }
 
 // corruptUploads is a transport that flips a bit in the middle of the
@@ -454,7 +325,7 @@ func TestCorruptedInTransit(t *testing.T) {
 				rt := &corruptUploads{base: s3store.NewTransport(4)}
 				bucket := srv.NewBucket(t)
 				client := srv.Client(t, &testserver.ClientOptions{Transport: rt})
-				st := store.New(s3store.New(client, bucket, "", &s3store.Options{PartSize: 5 << 20, MultipartThreshold: 5 << 20}), "s3://"+bucket)
+				st := store.New(s3store.New(client, bucket, "", &s3store.Options{PartSize: 5 << 20, MultipartThreshold: 5 << 20}), "s3://"+bucket, nil)
 				data := randomBytes(5, tc.size)
 				var opts store.PutOptions
 				if withSHA256 {

@@ -10,9 +10,11 @@
 //	}
 //
 // The suite makes no assumption about where a driver keeps its objects, so
-// it serves local, S3, GCS and gocloud.dev drivers alike. Optional
-// abilities, such as [store.Concurrency] and [store.RangeReader], are found
-// by type assertion, and their tests skipped when a driver lacks them.
+// it serves local, S3, GCS and gocloud.dev drivers alike, and it gives
+// names no meaning: any valid object name (see [store.ValidName]) must
+// round-trip. Optional
+// abilities, such as [store.Concurrency] and [store.Syncer], are found by
+// type assertion, and their tests skipped when a driver lacks them.
 package storetest
 
 import (
@@ -86,6 +88,9 @@ func RunDriverTests(t *testing.T, newDriver func(t *testing.T) store.Driver) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
+	for _, tc := range faultTests {
+		t.Run("Faults/"+tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
 }
 
 // objects is what *store.Store and store.Driver have in common, so that a
@@ -93,6 +98,7 @@ func RunDriverTests(t *testing.T, newDriver func(t *testing.T) store.Driver) {
 type objects interface {
 	Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions) error
 	Get(ctx context.Context, name string) (io.ReadCloser, error)
+	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
 	Stat(ctx context.Context, name string) (store.ObjectInfo, error)
 	List(ctx context.Context, prefix string, fn func(store.ObjectInfo) error) error
 	Delete(ctx context.Context, name string) error
@@ -109,7 +115,7 @@ func newFixture(t *testing.T, newDriver func(t *testing.T) store.Driver) *fixtur
 	drv := newDriver(t)
 	require.NotNil(t, drv, "newDriver returned nil")
 	t.Cleanup(func() { assert.NoError(t, drv.Close(), "Close") })
-	f := &fixture{drv: drv, st: store.New(drv, location)}
+	f := &fixture{drv: drv, st: store.New(drv, location, nil)}
 	require.Empty(t, list(t, f.drv, ""), "newDriver must return a driver over an empty repository")
 	return f
 }
@@ -125,7 +131,22 @@ func (f *fixture) both() []struct {
 	}{{"Store", f.st}, {"Driver", f.drv}}
 }
 
-// shape is one of the repository's name shapes, with content for it.
+// The names the suite stores are shaped like a repository's (blobs named
+// by their digest in fan-out folders, folders of documents, small files in
+// one folder), though the object layer gives them no meaning.
+const (
+	blobsPrefix = "blobs/sha256/"
+	docsPrefix  = "docs/"
+	tagsPrefix  = "tags/"
+)
+
+func blobName(hexDigest string) string { return blobsPrefix + hexDigest[:2] + "/" + hexDigest }
+
+func docName(dir, file string) string { return docsPrefix + dir + "/" + file }
+
+func tagName(tag string) string { return tagsPrefix + tag + ".json" }
+
+// shape is a kind of object name, with content for it.
 type shape struct {
 	kind string
 	name string
@@ -135,11 +156,17 @@ type shape struct {
 func shapes() []shape {
 	blob := []byte("blob \x00 bytes\xff")
 	snap := hexOf([]byte("snapshot"))
+	// Long, yet short enough for a driver's prefix to fit before it.
+	long := strings.Repeat(strings.Repeat("s", store.MaxSegmentLength)+"/", 3) + "x"
 	return []shape{
-		{"blob", store.BlobName(hexOf(blob)), blob},
-		{"view", store.ViewName(snap), []byte(`{"buckets":[]}`)},
-		{"manifest", store.ManifestName(snap), []byte(`{"format":1}`)},
-		{"tag", store.TagName("release-1.0_rc.2"), []byte(`{"id":"sha256:` + snap + `"}`)},
+		{"blob", blobName(hexOf(blob)), blob},
+		{"view", docName(snap, "view.json"), []byte(`{"buckets":[]}`)},
+		{"manifest", docName(snap, "manifest.json"), []byte(`{"format":1}`)},
+		{"tag", tagName("release-1.0_rc.2"), []byte(`{"id":"sha256:` + snap + `"}`)},
+		{"flat", "object", []byte("flat")},
+		{"mixed", "A-b_c/d..e./F-", []byte("mixed")},
+		{"long", long, []byte("long")},
+		{"deep", strings.Repeat("d/", 64) + "x", []byte("deep")},
 	}
 }
 
@@ -173,10 +200,10 @@ func testRoundTrip(t *testing.T, f *fixture, name string, data []byte) {
 
 func testEmpty(t *testing.T, f *fixture) {
 	ctx := t.Context()
-	blob := store.BlobName(hexOf(nil))
+	blob := blobName(hexOf(nil))
 	sum := sha256.Sum256(nil)
 	require.NoError(t, f.st.PutBytes(ctx, blob, nil, store.PutOptions{SHA256: sum[:]}))
-	tag := store.TagName("empty")
+	tag := tagName("empty")
 	require.NoError(t, f.st.Put(ctx, tag, bytes.NewReader(nil), 0, store.PutOptions{CreateOnly: true}))
 	for _, b := range f.both() {
 		for _, name := range []string{blob, tag} {
@@ -200,13 +227,13 @@ func testLarge(t *testing.T, f *fixture) {
 	_, err := io.Copy(h, io.NewSectionReader(body, 0, largeSize))
 	require.NoError(t, err)
 	sum := h.Sum(nil)
-	name := store.BlobName(hex.EncodeToString(sum))
+	name := blobName(hex.EncodeToString(sum))
 
 	require.NoError(t, f.st.Put(ctx, name, body, largeSize, store.PutOptions{SHA256: sum}))
 	info, err := f.st.Stat(ctx, name)
 	require.NoError(t, err)
 	assert.Equal(t, int64(largeSize), info.Size)
-	assert.Equal(t, map[string]int64{name: largeSize}, list(t, f.st, store.BlobsPrefix))
+	assert.Equal(t, map[string]int64{name: largeSize}, list(t, f.st, blobsPrefix))
 
 	rc, err := f.st.Get(ctx, name)
 	require.NoError(t, err)
@@ -218,24 +245,22 @@ func testLarge(t *testing.T, f *fixture) {
 	assert.Equal(t, int64(largeSize), n)
 	assert.Equal(t, hex.EncodeToString(sum), hex.EncodeToString(h.Sum(nil)), "content read back differs")
 
-	if f.st.RangeReads() {
-		// Across 5 and 16 MiB, where parts of common sizes end.
-		const offset, length = 5<<20 - 100, 11<<20 + 200
-		want := make([]byte, length)
-		_, err := body.ReadAt(want, offset)
-		require.NoError(t, err)
-		assert.True(t, bytes.Equal(want, readRange(t, f.st, name, offset, length)), "range read back differs")
-	}
+	// Across 5 and 16 MiB, where parts of common sizes end.
+	const offset, length = 5<<20 - 100, 11<<20 + 200
+	want := make([]byte, length)
+	_, err = body.ReadAt(want, offset)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(want, readRange(t, f.st, name, offset, length)), "range read back differs")
 }
 
 func testNotFound(t *testing.T, f *fixture) {
 	ctx := t.Context()
 	snap := hexOf([]byte("snapshot"))
 	missing := []string{
-		store.BlobName("ab" + strings.Repeat("0", 62)),
-		store.ViewName(snap),
-		store.ManifestName(snap),
-		store.TagName("missing"),
+		blobName("ab" + strings.Repeat("0", 62)),
+		docName(snap, "view.json"),
+		docName(snap, "manifest.json"),
+		tagName("missing"),
 	}
 	check := func(t *testing.T) {
 		for _, name := range missing {
@@ -256,20 +281,20 @@ func testNotFound(t *testing.T, f *fixture) {
 	// snapshot, the same folder of tags; and the missing snapshot's own
 	// folder, which some backends keep after its last object is deleted.
 	for _, name := range []string{
-		store.BlobName("ab" + strings.Repeat("1", 62)),
-		store.ManifestName(hexOf([]byte("other"))),
-		store.TagName("present"),
-		store.ManifestName(snap),
+		blobName("ab" + strings.Repeat("1", 62)),
+		docName(hexOf([]byte("other")), "manifest.json"),
+		tagName("present"),
+		docName(snap, "manifest.json"),
 	} {
 		require.NoError(t, f.st.PutBytes(ctx, name, []byte("x"), store.PutOptions{}))
 	}
-	require.NoError(t, f.st.Delete(ctx, store.ManifestName(snap)))
+	require.NoError(t, f.st.Delete(ctx, docName(snap, "manifest.json")))
 	t.Run("BesideOthers", check)
 }
 
 func testOverwrite(t *testing.T, f *fixture) {
 	ctx := t.Context()
-	name := store.TagName("latest")
+	name := tagName("latest")
 	for _, data := range [][]byte{
 		[]byte("first"),
 		[]byte("second, longer than the first"),
@@ -288,7 +313,7 @@ func testOverwrite(t *testing.T, f *fixture) {
 // read sees one version whole, and the object never goes missing.
 func testOverwriteIsAtomic(t *testing.T, f *fixture) {
 	ctx := t.Context()
-	name := store.TagName("latest")
+	name := tagName("latest")
 	versions := [][]byte{
 		bytes.Repeat([]byte("a"), 256<<10),
 		bytes.Repeat([]byte("b"), 256<<10+1000),
@@ -324,7 +349,7 @@ func testOverwriteIsAtomic(t *testing.T, f *fixture) {
 
 func testCreateOnly(t *testing.T, f *fixture) {
 	ctx := t.Context()
-	name := store.ManifestName(hexOf([]byte("snapshot")))
+	name := docName(hexOf([]byte("snapshot")), "manifest.json")
 	first, second := []byte(`{"n":1}`), []byte(`{"n":2, "other":true}`)
 	require.NoError(t, f.st.PutBytes(ctx, name, first, store.PutOptions{CreateOnly: true}))
 	for _, b := range f.both() {
@@ -342,7 +367,7 @@ func testCreateOnly(t *testing.T, f *fixture) {
 func testCreateOnlyRace(t *testing.T, f *fixture) {
 	ctx := t.Context()
 	const writers = 16
-	name := store.ManifestName(hexOf([]byte("race")))
+	name := docName(hexOf([]byte("race")), "manifest.json")
 	contents := make([][]byte, writers)
 	errs := make([]error, writers)
 	start := make(chan struct{})
@@ -373,7 +398,7 @@ func testCreateOnlyRace(t *testing.T, f *fixture) {
 func testChecksum(t *testing.T, f *fixture) {
 	ctx := t.Context()
 	data := []byte("the real content")
-	name := store.BlobName(hexOf(data))
+	name := blobName(hexOf(data))
 	sum := sha256.Sum256(data)
 	wrong := sha256.Sum256([]byte("other content"))
 
@@ -400,7 +425,7 @@ func testChecksum(t *testing.T, f *fixture) {
 
 func testShortBody(t *testing.T, f *fixture) {
 	ctx := t.Context()
-	name := store.TagName("short")
+	name := tagName("short")
 	body := []byte("only forty bytes of the hundred promised")
 	for _, b := range f.both() {
 		err := b.o.Put(ctx, name, bytes.NewReader(body), 100, store.PutOptions{})
@@ -420,7 +445,7 @@ func testReadsAtMostSize(t *testing.T, f *fixture) {
 	data := []byte(strings.Repeat("0123456789", 100))
 	const size = 600
 	for _, b := range f.both() {
-		name := store.TagName("prefix-" + b.via)
+		name := tagName("prefix-" + b.via)
 		body := &boundedReaderAt{data: data}
 		require.NoError(t, b.o.Put(ctx, name, body, size, store.PutOptions{}), b.via)
 		assert.LessOrEqual(t, body.end(), int64(size), "%s: Put read past size", b.via)
@@ -429,35 +454,31 @@ func testReadsAtMostSize(t *testing.T, f *fixture) {
 }
 
 // testInvalidNames checks that the Store refuses every name and prefix
-// outside the repository's shapes before the driver sees it.
+// that is not a valid object name before the driver sees it.
 func testInvalidNames(t *testing.T, f *fixture) {
 	ctx := t.Context()
 	h := hexOf([]byte("x"))
 	names := []string{
 		"",
 		"..",
-		"../" + store.BlobName(h),
+		"../" + blobName(h),
 		"blobs/sha256/../../../etc/passwd",
-		"/" + store.BlobName(h),
-		store.BlobName(h) + "/",
-		"./" + store.TagName("t"),
-		store.BlobName(strings.ToUpper(h)),
-		store.BlobsPrefix + "zz/" + h,
-		store.BlobName(h[:63]),
-		store.BlobName(h) + "\x00",
-		strings.ReplaceAll(store.BlobName(h), "/", `\`),
-		"snapshots/" + h + "/other.json",
-		"snapshots/" + strings.ToUpper(h) + "/view.json",
+		"/" + blobName(h),
+		blobName(h) + "/",
+		"./" + tagName("t"),
+		"a//b",
+		blobName(h) + "\x00",
+		strings.ReplaceAll(blobName(h), "/", `\`),
 		"tags/a\x00b.json",
 		"tags/../x.json",
 		"tags/.hidden.json",
-		"tags/sub/x.json",
-		"tags/x",
-		"other/" + h,
-		"view.json",
+		"tags/.tmp-x",
+		"tags/a b.json",
+		"tags/é.json",
+		strings.Repeat("x", store.MaxNameLength+1),
 	}
 	spy := &spyDriver{Driver: f.drv}
-	st := store.New(spy, location)
+	st := store.New(spy, location, nil)
 	for _, name := range names {
 		for op, err := range map[string]error{
 			"put":    st.PutBytes(ctx, name, []byte("x"), store.PutOptions{}),
@@ -469,7 +490,7 @@ func testInvalidNames(t *testing.T, f *fixture) {
 			require.ErrorIs(t, err, core.ErrInvalidPath, "%s %q", op, name)
 		}
 	}
-	for _, prefix := range []string{"/", "../", "blobs/../", "blobs//", `blobs\`, "tags/\x00", "tags/é"} {
+	for _, prefix := range []string{"/", "../", "blobs/../", "blobs//", `blobs\`, "tags/\x00", "tags/é", "tags/."} {
 		err := st.List(ctx, prefix, func(store.ObjectInfo) error { return nil })
 		require.ErrorIs(t, err, core.ErrInvalidPath, "list %q", prefix)
 	}
@@ -482,16 +503,16 @@ func testList(t *testing.T, f *fixture) {
 	s1, s2 := strings.Repeat("e", 64), "ef"+strings.Repeat("1", 62)
 	all := map[string]int64{}
 	for i, name := range []string{
-		store.BlobName("ab" + strings.Repeat("0", 62)),
-		store.BlobName("ab" + strings.Repeat("1", 62)),
-		store.BlobName("cd" + strings.Repeat("2", 62)),
-		store.ViewName(s1),
-		store.ManifestName(s1),
-		store.ViewName(s2),
-		store.ManifestName(s2),
-		store.TagName("v1"),
-		store.TagName("v1.1"),
-		store.TagName("v2"),
+		blobName("ab" + strings.Repeat("0", 62)),
+		blobName("ab" + strings.Repeat("1", 62)),
+		blobName("cd" + strings.Repeat("2", 62)),
+		docName(s1, "view.json"),
+		docName(s1, "manifest.json"),
+		docName(s2, "view.json"),
+		docName(s2, "manifest.json"),
+		tagName("v1"),
+		tagName("v1.1"),
+		tagName("v2"),
 	} {
 		data := bytes.Repeat([]byte{'x'}, 10*i+1)
 		require.NoError(t, f.st.PutBytes(ctx, name, data, store.PutOptions{}))
@@ -500,18 +521,18 @@ func testList(t *testing.T, f *fixture) {
 	for _, prefix := range []string{
 		"",
 		"blobs/",
-		store.BlobsPrefix,
-		store.BlobsPrefix + "a",
-		store.BlobsPrefix + "ab/",
-		store.BlobsPrefix + "ab/ab0",
-		store.BlobsPrefix + "ff/",
-		store.SnapshotsPrefix,
-		store.SnapshotsPrefix + "e",
-		store.SnapshotsPrefix + s1 + "/",
-		store.SnapshotsPrefix + s2 + "/view",
-		store.TagsPrefix,
-		store.TagsPrefix + "v1",
-		store.TagsPrefix + "v1.",
+		blobsPrefix,
+		blobsPrefix + "a",
+		blobsPrefix + "ab/",
+		blobsPrefix + "ab/ab0",
+		blobsPrefix + "ff/",
+		docsPrefix,
+		docsPrefix + "e",
+		docsPrefix + s1 + "/",
+		docsPrefix + s2 + "/view",
+		tagsPrefix,
+		tagsPrefix + "v1",
+		tagsPrefix + "v1.",
 		"nothing/",
 	} {
 		want := map[string]int64{}
@@ -529,7 +550,7 @@ func testList(t *testing.T, f *fixture) {
 func testListStopsOnError(t *testing.T, f *fixture) {
 	ctx := t.Context()
 	for _, tag := range []string{"a", "b", "c"} {
-		require.NoError(t, f.st.PutBytes(ctx, store.TagName(tag), []byte(tag), store.PutOptions{}))
+		require.NoError(t, f.st.PutBytes(ctx, tagName(tag), []byte(tag), store.PutOptions{}))
 	}
 	errStop := errors.New("stop")
 	for _, b := range f.both() {
@@ -544,8 +565,8 @@ func testListStopsOnError(t *testing.T, f *fixture) {
 }
 
 func testCancelled(t *testing.T, f *fixture) {
-	present := store.TagName("present")
-	absent := store.TagName("absent")
+	present := tagName("present")
+	absent := tagName("absent")
 	require.NoError(t, f.st.PutBytes(t.Context(), present, []byte("x"), store.PutOptions{}))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -570,7 +591,7 @@ func testCancelled(t *testing.T, f *fixture) {
 func testCancelledDuringPut(t *testing.T, f *fixture) {
 	const size = 128 << 20
 	for _, b := range f.both() {
-		name := store.TagName("cancelled-" + b.via)
+		name := tagName("cancelled-" + b.via)
 		ctx, cancel := context.WithCancel(t.Context())
 		body := &cancellingReaderAt{ReaderAt: pattern{size: size}, after: 1 << 20, cancel: cancel}
 		err := b.o.Put(ctx, name, body, size, store.PutOptions{})
@@ -587,9 +608,9 @@ func testCancelledDuringPut(t *testing.T, f *fixture) {
 // a *store.Error naming the operation and the object.
 func testErrorWrapping(t *testing.T, f *fixture) {
 	ctx := t.Context()
-	name := store.TagName("t")
+	name := tagName("t")
 	require.NoError(t, f.st.PutBytes(ctx, name, []byte("x"), store.PutOptions{}))
-	missing := store.TagName("missing")
+	missing := tagName("missing")
 	cases := []struct {
 		op, name string
 		err      error
@@ -622,25 +643,12 @@ func testConcurrency(t *testing.T, f *fixture) {
 	assert.Positive(t, c.MaxConcurrency())
 }
 
-// ranges is what *store.Store and store.RangeReader have in common.
-type ranges interface {
-	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
-}
-
 // testGetRange reads ranges of an object: at its start, in its middle, at
 // its end, running past its end (the bytes there are read), starting at
 // or past its end and of no byte (none are).
 func testGetRange(t *testing.T, f *fixture) {
 	ctx := t.Context()
-	name, empty, missing := store.TagName("ranges"), store.TagName("empty"), store.TagName("missing")
-	rr, ok := f.drv.(store.RangeReader)
-	if !ok {
-		assert.False(t, f.st.RangeReads())
-		_, err := f.st.GetRange(ctx, name, 0, 1)
-		require.ErrorIs(t, err, errors.ErrUnsupported)
-		t.Skip("the driver does not implement store.RangeReader")
-	}
-	assert.True(t, f.st.RangeReads())
+	name, empty, missing := tagName("ranges"), tagName("empty"), tagName("missing")
 	const size = 1000
 	data := make([]byte, size)
 	_, err := pattern{size: size}.ReadAt(data, 0)
@@ -670,10 +678,7 @@ func testGetRange(t *testing.T, f *fixture) {
 		{"EmptyObjectPastEnd", empty, 5, 10, none},
 		{"EmptyObjectNoByte", empty, 0, 0, none},
 	}
-	for _, b := range []struct {
-		via string
-		o   ranges
-	}{{"Store", f.st}, {"Driver", rr}} {
+	for _, b := range f.both() {
 		for _, c := range cases {
 			got := readRange(t, b.o, c.object, c.offset, c.length)
 			assert.Equal(t, c.want, got, "%s: %s: %d bytes from %d", b.via, c.name, c.length, c.offset)
@@ -700,7 +705,7 @@ func testGetRange(t *testing.T, f *fixture) {
 }
 
 // readRange returns the bytes of a range of the object name.
-func readRange(t *testing.T, o ranges, name string, offset, length int64) []byte {
+func readRange(t *testing.T, o objects, name string, offset, length int64) []byte {
 	t.Helper()
 	rc, err := o.GetRange(t.Context(), name, offset, length)
 	require.NoError(t, err, "get %d bytes from %d of %q", length, offset, name)

@@ -1,0 +1,75 @@
+package sources_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/snapshot"
+	"github.com/statebucket/statebucket/sources"
+	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/store/filestore"
+)
+
+// TestOneRequestBudget exports and imports many blobs, and a large one
+// read in chunks, through a store whose budget allows one request at a
+// time and little memory: since every request slot is taken inside the
+// store, and no holder of a slot waits for another, both finish.
+func TestOneRequestBudget(t *testing.T) {
+	// A deadlock would hang the test: fail it instead, long after any
+	// run of the test could have finished.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	const acct, region = "123456789012", "eu-west-1"
+	src := coretest.NewObjectStore()
+	_, _, err := coretest.Fill(ctx, src, acct, region, coretest.FillOptions{Objects: 300, Size: 64 << 10, Seed: 5, Hostile: true})
+	require.NoError(t, err)
+	large := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB: 8 chunks
+	require.NoError(t, src.CreateBucket(ctx, acct, region, "large", false))
+	_, err = src.PutObject(ctx, acct, region, "large", "blob", large)
+	require.NoError(t, err)
+
+	fs, err := filestore.New(t.TempDir(), nil)
+	require.NoError(t, err)
+	drv := &rangeCounter{Driver: fs}
+	r := snapshot.New(store.New(drv, "test", &store.Options{Budget: store.NewBudget(1, 512<<10)}))
+	defer r.Close()
+	m, err := snapshot.Export(ctx, r, src, acct, region, &snapshot.ExportOptions{})
+	require.NoError(t, err)
+
+	dst := coretest.NewObjectStore()
+	var stats sources.Stats
+	_, err = snapshot.Import(ctx, r, dst, acct, region, m.ID.String(), &snapshot.ImportOptions{
+		Source: sources.Options{LargeThreshold: 256 << 10, ChunkSize: 128 << 10},
+		Stats:  &stats,
+	})
+	require.NoError(t, err)
+	assert.Equal(t, len(m.Blobs), stats.Fetched)
+	got, err := dst.GetObject(ctx, acct, region, "large", "blob")
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(large, got), "the large blob differs")
+	assert.Equal(t, int64(len(large)/(128<<10)), drv.ranges.Load(), "the large blob was not read in chunks")
+	want, err := src.Snapshot(ctx, acct, region)
+	require.NoError(t, err)
+	have, err := dst.Snapshot(ctx, acct, region)
+	require.NoError(t, err)
+	assert.Equal(t, want, have)
+}
+
+// rangeCounter counts the ranged reads of a filestore driver.
+type rangeCounter struct {
+	*filestore.Driver
+	ranges atomic.Int64
+}
+
+func (d *rangeCounter) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	d.ranges.Add(1)
+	return d.Driver.GetRange(ctx, name, offset, length)
+}
