@@ -15,6 +15,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// TestReadsCreateNoGocloudDirectory checks that ls, show and verify on a
+// gocloud+file directory that does not exist say so with the not-found
+// exit code, and leave it missing, as they do with a file:// directory.
+func TestReadsCreateNoGocloudDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing")
+	repo := (&url.URL{Scheme: "gocloud+file", Path: dir}).String()
+	for _, args := range [][]string{{"ls"}, {"show", "latest"}, {"verify", "latest"}} {
+		_, errOut, code := cli(t, append([]string{"--repo", repo}, args...)...)
+		assert.Equal(t, exitNotFound, code, "%s: %s", args[0], errOut)
+		assert.Contains(t, errOut, dir, args[0])
+		assert.NoDirExists(t, dir, args[0])
+	}
+}
+
 // TestDemoOnGocloudURLs runs the demo on an in-memory repository and on a
 // gocloud.dev file bucket; the second run on the directory finds the
 // snapshot there and uploads nothing.

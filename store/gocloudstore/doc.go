@@ -26,8 +26,11 @@
 // Default Credentials and honours STORAGE_EMULATOR_HOST. azblob:// needs
 // AZURE_STORAGE_ACCOUNT (or storage_account=) and credentials in the
 // environment; without any, Open fails at once rather than let azidentity
-// probe the network. file:// URLs default to create_dir, no_tmp_dir and
-// metadata=skip. Importing this package links the five drivers.
+// probe the network. file:// URLs default to no_tmp_dir and
+// metadata=skip; as with a file:// repository, the directory is created
+// by the first write, never by opening or reading it (a read of a missing
+// one is core.ErrBucketNotFound), and not at all with create_dir empty or
+// false. Importing this package links the five drivers.
 //
 // # Create-only writes
 //

@@ -120,8 +120,9 @@ func detect(b *blob.Bucket) kind {
 // Driver is a [store.Driver] over a gocloud.dev *blob.Bucket. It is safe
 // for concurrent use.
 type Driver struct {
-	bucket *blob.Bucket
-	owned  bool // Close closes bucket
+	bucket *blob.Bucket // nil when dir is set
+	dir    *lazyDir     // a gocloud+file directory, opened when it exists
+	owned  bool         // Close closes the bucket
 	kind   kind
 	opts   Options
 	// name names the bucket in messages (empty when unknown).
@@ -157,8 +158,24 @@ func New(bucket *blob.Bucket, opts *Options) *Driver {
 	}
 }
 
-// Bucket returns the bucket the driver reads and writes.
-func (d *Driver) Bucket() *blob.Bucket { return d.bucket }
+// Bucket returns the bucket the driver reads and writes, or nil for the
+// directory of a gocloud+file URL that did not exist yet when the driver
+// was opened, until an operation has opened it.
+func (d *Driver) Bucket() *blob.Bucket {
+	if d.dir != nil {
+		return d.dir.bucket.Load()
+	}
+	return d.bucket
+}
+
+// open returns the bucket; write says the caller is about to write to
+// it, which creates a gocloud+file directory that does not exist yet.
+func (d *Driver) open(ctx context.Context, write bool) (*blob.Bucket, error) {
+	if d.dir != nil {
+		return d.dir.open(ctx, write)
+	}
+	return d.bucket, nil
+}
 
 // MaxConcurrency implements store.Concurrency.
 func (d *Driver) MaxConcurrency() int { return d.opts.MaxConcurrency }
@@ -166,10 +183,15 @@ func (d *Driver) MaxConcurrency() int { return d.opts.MaxConcurrency }
 // Close closes the bucket if [Open] opened it; a bucket given to [New]
 // stays open.
 func (d *Driver) Close() error {
-	if !d.owned {
-		return nil
+	var err error
+	switch {
+	case !d.owned:
+	case d.dir != nil:
+		err = d.dir.close()
+	default:
+		err = d.bucket.Close()
 	}
-	if err := d.bucket.Close(); err != nil {
+	if err != nil {
 		return fmt.Errorf("gocloudstore: close: %w", err)
 	}
 	return nil
@@ -181,6 +203,10 @@ func (d *Driver) Close() error {
 // read, so the gocloud.dev writer aborts instead of committing.
 func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	bucket, err := d.open(ctx, true)
+	if err != nil {
 		return err
 	}
 	verify := opts.CreateOnly && !d.kind.atomicCreate()
@@ -209,7 +235,7 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 	if pr.want != nil || verify {
 		pr.h = sha256.New()
 	}
-	err = d.bucket.Upload(wctx, name, pr, wopts)
+	err = bucket.Upload(wctx, name, pr, wopts)
 	if pr.err != nil {
 		return pr.err
 	}
@@ -217,7 +243,7 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 		return d.putFailed(ctx, err, opts.CreateOnly)
 	}
 	if verify {
-		return d.readBack(ctx, name, size, pr.h.Sum(nil))
+		return d.readBack(ctx, bucket, name, size, pr.h.Sum(nil))
 	}
 	return nil
 }
@@ -328,8 +354,8 @@ func (p *putReader) fail(err error) error {
 // readBack checks, after a create-only write to a driver whose IfNotExist
 // is not atomic, that the object holds what was written: if another
 // writer's content replaced it, this write lost the race.
-func (d *Driver) readBack(ctx context.Context, name string, size int64, sum []byte) error {
-	r, err := d.bucket.NewReader(ctx, name, nil)
+func (d *Driver) readBack(ctx context.Context, bucket *blob.Bucket, name string, size int64, sum []byte) error {
+	r, err := bucket.NewReader(ctx, name, nil)
 	if err != nil {
 		return fmt.Errorf("gocloudstore: read back the created object: %w", d.mapError(ctx, err, false))
 	}
@@ -370,9 +396,13 @@ func (d *Driver) GetRange(ctx context.Context, name string, offset, length int64
 	if length > math.MaxInt64-offset {
 		length = -1
 	}
-	r, err := d.bucket.NewRangeReader(ctx, name, offset, length, nil)
+	bucket, err := d.open(ctx, false)
 	if err != nil {
-		mapped := d.notFound(ctx, err)
+		return nil, err
+	}
+	r, err := bucket.NewRangeReader(ctx, name, offset, length, nil)
+	if err != nil {
+		mapped := d.notFound(ctx, bucket, err)
 		if offset > 0 || length > 0 {
 			// S3 answers 416 to a range that starts at or past the end.
 			if info, serr := d.Stat(ctx, name); serr == nil && offset >= info.Size {
@@ -406,9 +436,13 @@ func (d *Driver) Stat(ctx context.Context, name string) (store.ObjectInfo, error
 	if err := ctx.Err(); err != nil {
 		return store.ObjectInfo{}, err
 	}
-	attrs, err := d.bucket.Attributes(ctx, name)
+	bucket, err := d.open(ctx, false)
 	if err != nil {
-		return store.ObjectInfo{}, d.notFound(ctx, err)
+		return store.ObjectInfo{}, err
+	}
+	attrs, err := bucket.Attributes(ctx, name)
+	if err != nil {
+		return store.ObjectInfo{}, d.notFound(ctx, bucket, err)
 	}
 	d.bucketSeen.Store(true)
 	return store.ObjectInfo{Name: name, Size: attrs.Size, ModTime: attrs.ModTime}, nil
@@ -417,13 +451,17 @@ func (d *Driver) Stat(ctx context.Context, name string) (store.ObjectInfo, error
 // List implements store.Driver. It skips objects whose names are not
 // repository names, such as the temporary files of fileblob.
 func (d *Driver) List(ctx context.Context, prefix string, fn func(store.ObjectInfo) error) error {
+	bucket, err := d.open(ctx, false)
+	if err != nil {
+		return err
+	}
 	opts := &blob.ListOptions{Prefix: prefix}
 	token := blob.FirstPageToken
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		page, next, err := d.listPage(ctx, token, opts)
+		page, next, err := d.listPage(ctx, bucket, token, opts)
 		if err != nil {
 			return d.mapError(ctx, err, false)
 		}
@@ -454,9 +492,9 @@ const (
 // file vanishes between its directory's read and its stat (a temporary
 // file renamed into place, an object deleted); such a page is asked for
 // again, which is safe as pages are named by the last key before them.
-func (d *Driver) listPage(ctx context.Context, token []byte, opts *blob.ListOptions) ([]*blob.ListObject, []byte, error) {
+func (d *Driver) listPage(ctx context.Context, bucket *blob.Bucket, token []byte, opts *blob.ListOptions) ([]*blob.ListObject, []byte, error) {
 	for attempt := 1; ; attempt++ {
-		page, next, err := d.bucket.ListPage(ctx, token, listPageSize, opts)
+		page, next, err := bucket.ListPage(ctx, token, listPageSize, opts)
 		if err == nil || d.kind != kindFile || attempt == listAttempts || gcerrors.Code(err) != gcerrors.NotFound || ctx.Err() != nil {
 			return page, next, err
 		}
@@ -468,8 +506,12 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := d.bucket.Delete(ctx, name); err != nil {
-		return d.notFound(ctx, err)
+	bucket, err := d.open(ctx, false)
+	if err != nil {
+		return err
+	}
+	if err := bucket.Delete(ctx, name); err != nil {
+		return d.notFound(ctx, bucket, err)
 	}
 	return nil
 }
@@ -478,12 +520,12 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 // missing bucket from a missing object where the answer does not: S3
 // answers a HEAD (and s3blob's Delete, which starts with one) with a bare
 // 404. Until the bucket has answered once, a page of one listing tells.
-func (d *Driver) notFound(ctx context.Context, err error) error {
+func (d *Driver) notFound(ctx context.Context, bucket *blob.Bucket, err error) error {
 	mapped := d.mapError(ctx, err, false)
 	if !errors.Is(mapped, core.ErrNotFound) || errors.Is(mapped, core.ErrBucketNotFound) || d.bucketSeen.Load() {
 		return mapped
 	}
-	_, _, lerr := d.bucket.ListPage(ctx, blob.FirstPageToken, 1, nil)
+	_, _, lerr := bucket.ListPage(ctx, blob.FirstPageToken, 1, nil)
 	if lerr == nil {
 		d.bucketSeen.Store(true)
 		return mapped

@@ -29,7 +29,7 @@ func TestConformanceMem(t *testing.T) {
 
 func TestConformanceFile(t *testing.T) {
 	storetest.RunDriverTests(t, func(t *testing.T) store.Driver {
-		u := url.URL{Scheme: "gocloud+file", Path: t.TempDir() + "/repo"}
+		u := url.URL{Scheme: "gocloud+file", Path: t.TempDir()}
 		return openURL(t, u.String())
 	})
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"gocloud.dev/blob"
@@ -57,6 +57,8 @@ func init() {
 //     SCHEME://… opened by gocloud.dev's default URL mux (see the
 //     package documentation for what each needs). For s3, gs and azblob
 //     the URL's path, if any, is the repository's prefix in the bucket.
+//     A file directory is never created by opening or reading it: the
+//     first write does, unless create_dir is given empty or false.
 //
 // A nil opts means the defaults. Open does not contact the server, but
 // fails at once, naming the environment variables to set, for an azblob
@@ -67,6 +69,9 @@ func Open(ctx context.Context, u *url.URL, opts *Options) (*Driver, error) {
 	}
 	if u.User != nil {
 		return nil, bad("credentials in the URL are not supported: configure them as the backend's SDK reads them")
+	}
+	if err := store.ValidURLPath(u.Path); err != nil {
+		return nil, fmt.Errorf("gocloudstore: %s: %w", store.Redact(u), err)
 	}
 	if u.Scheme == MemScheme {
 		if u.Host != "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
@@ -81,79 +86,90 @@ func Open(ctx context.Context, u *url.URL, opts *Options) (*Driver, error) {
 	if !ok || !known {
 		return nil, bad("unknown scheme %q: want %s or %s followed by one of s3, gs, file, azblob", u.Scheme, MemScheme, SchemePrefix)
 	}
-	inner, domain, err := innerURL(u, scheme)
-	if err != nil {
+	inner := *u
+	inner.Scheme = scheme
+	if k == kindFile {
+		return openDir(ctx, &inner, opts)
+	}
+	if err := bucketURL(&inner); err != nil {
 		return nil, bad("%v", err)
 	}
 	if k == kindAzure {
-		if err := azureCredentials(inner); err != nil {
+		if err := azureCredentials(&inner); err != nil {
 			return nil, fmt.Errorf("gocloudstore: %s: %w", store.Redact(u), err)
 		}
 	}
-	b, err := blob.DefaultURLMux().OpenBucketURL(ctx, inner)
+	b, err := blob.DefaultURLMux().OpenBucketURL(ctx, &inner)
 	if err != nil {
-		if k == kindFile && errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("gocloudstore: %s: directory %q does not exist (create_dir=true creates it): %w: %w", store.Redact(u), inner.Path, core.ErrBucketNotFound, err)
-		}
 		return nil, fmt.Errorf("gocloudstore: %s: %w", store.Redact(u), err)
 	}
 	d := New(b, opts)
-	d.owned, d.kind, d.domain = true, k, domain
-	d.name = inner.Host
-	if k == kindFile {
-		d.name = inner.Path
-	}
+	d.owned, d.kind, d.domain, d.name = true, k, inner.String(), inner.Host
 	return d, nil
 }
 
-// innerURL returns the URL to hand gocloud.dev for u, whose scheme is
-// SchemePrefix+scheme, and the domain of the locks of its create-only
-// writes. A file URL gets the defaults that make fileblob behave like a
-// repository directory: create_dir (the directory is created if missing),
-// no_tmp_dir (temporary files beside their final names, so that the
-// rename that commits them stays on one file system) and metadata=skip
-// (no sidecar file per object). An s3 URL gets
-// response_checksum_validation=when_required: the engines verify the
-// SHA-256 of what they read, and the SDK would otherwise check CRCs
-// again, and log a line to stderr for each object stored without one.
-// The URL may set any of these otherwise.
-func innerURL(u *url.URL, scheme string) (*url.URL, string, error) {
-	inner := *u
-	inner.Scheme = scheme
+// openDir returns a driver over the directory of inner, a fileblob URL.
+// It sets the defaults that make fileblob behave like a repository
+// directory: no_tmp_dir (temporary files beside their final names, so
+// that the rename that commits them stays on one file system) and
+// metadata=skip (no sidecar file per object); the URL may set them
+// otherwise. The bucket is opened at once if the directory exists, and
+// otherwise by the first operation that finds it (see [lazyDir]); the
+// first write creates the directory unless create_dir is given empty or
+// false.
+func openDir(ctx context.Context, inner *url.URL, opts *Options) (*Driver, error) {
 	q := inner.Query()
-	if scheme == "file" {
-		for k, v := range map[string]string{"create_dir": "true", "no_tmp_dir": "true", "metadata": "skip"} {
-			if !q.Has(k) {
-				q.Set(k, v)
-			}
+	for k, v := range map[string]string{"no_tmp_dir": "true", "metadata": "skip"} {
+		if !q.Has(k) {
+			q.Set(k, v)
 		}
-		inner.RawQuery = q.Encode()
-		dir := filepath.FromSlash(inner.Path)
-		if inner.Host == "." {
-			dir = strings.TrimPrefix(dir, string(filepath.Separator))
-		}
-		abs, err := filepath.Abs(dir)
-		if err != nil {
-			return nil, "", err
-		}
-		return &inner, "file:" + abs, nil
 	}
-	if scheme == "s3" && !q.Has("response_checksum_validation") {
+	v := q.Get("create_dir")
+	on, err := strconv.ParseBool(v)
+	create := !q.Has("create_dir") || v != "" && (on || err != nil) // fileblob: any value but ""
+	q.Del("create_dir")
+	if create {
+		q.Set("create_dir", "true")
+	}
+	inner.RawQuery = q.Encode()
+	path := filepath.FromSlash(inner.Path)
+	if inner.Host == "." {
+		path = strings.TrimPrefix(path, string(filepath.Separator))
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	dir := &lazyDir{url: inner, dir: abs, create: create}
+	if _, err := dir.open(ctx, false); err != nil && !errors.Is(err, core.ErrBucketNotFound) {
+		return nil, err
+	}
+	return &Driver{kind: kindFile, dir: dir, owned: true, opts: opts.withDefaults(), domain: "file:" + abs, name: abs}, nil
+}
+
+// bucketURL makes inner, the URL of a bucket of gocloud.dev, the URL to
+// hand gocloud.dev: its path becomes the prefix= parameter. An s3 URL
+// gets response_checksum_validation=when_required, unless it sets it: the
+// engines verify the SHA-256 of what they read, and the SDK would
+// otherwise check CRCs again, and log a line to stderr for each object
+// stored without one.
+func bucketURL(inner *url.URL) error {
+	q := inner.Query()
+	if inner.Scheme == "s3" && !q.Has("response_checksum_validation") {
 		q.Set("response_checksum_validation", "when_required")
-		inner.RawQuery = q.Encode()
 	}
 	if inner.Host == "" {
-		return nil, "", errors.New("missing bucket name: want " + SchemePrefix + scheme + "://bucket/prefix")
+		return errors.New("missing bucket name: want " + SchemePrefix + inner.Scheme + "://bucket/prefix")
 	}
 	if prefix := strings.Trim(inner.Path, "/"); prefix != "" {
 		if q.Has("prefix") {
-			return nil, "", errors.New("give the prefix as the URL's path or as prefix=, not both")
+			return errors.New("give the prefix as the URL's path or as prefix=, not both")
 		}
 		q.Set("prefix", prefix+"/")
 		inner.Path, inner.RawPath = "", ""
-		inner.RawQuery = q.Encode()
 	}
-	return &inner, inner.String(), nil
+	inner.RawQuery = q.Encode()
+	return nil
 }
 
 // azureCredentialVars are environment variables any of which configures

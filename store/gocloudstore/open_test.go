@@ -44,6 +44,8 @@ func existsAt(t *testing.T, rawURL, name string) bool {
 	return ok
 }
 
+// TestOpenRefuses checks the URLs that store.Open, and Open called
+// directly, refuse.
 func TestOpenRefuses(t *testing.T) {
 	for _, raw := range []string{
 		"mem://name",
@@ -53,35 +55,58 @@ func TestOpenRefuses(t *testing.T) {
 		"gocloud+s3://user:hunter2@bucket/p",
 		"gocloud+s3://bucket/p?prefix=q/",
 		"gocloud+ftp://host/p",
+		"gocloud+s3://bucket/a//b",
+		"gocloud+file:///tmp/a/../b",
 	} {
 		t.Run(raw, func(t *testing.T) {
 			_, err := store.Open(t.Context(), raw)
-			require.Error(t, err)
-			assert.ErrorIs(t, err, core.ErrInvalid)
+			require.ErrorIs(t, err, core.ErrInvalid)
+			assert.NotContains(t, err.Error(), "hunter2")
+
+			u, err := url.Parse(raw)
+			require.NoError(t, err)
+			_, err = gocloudstore.Open(t.Context(), u, nil)
+			require.ErrorIs(t, err, core.ErrInvalid, "Open called directly")
 			assert.NotContains(t, err.Error(), "hunter2")
 		})
 	}
 }
 
+// TestFileDirectory checks that a gocloud+file directory is created by
+// the first write, never by opening or reading it, as a file://
+// repository is, and not at all when create_dir is empty or false.
 func TestFileDirectory(t *testing.T) {
+	ctx := t.Context()
 	missing := filepath.Join(t.TempDir(), "a", "b")
 	u := url.URL{Scheme: "gocloud+file", Path: missing}
 
-	q := url.Values{"create_dir": {""}}
-	_, err := store.Open(t.Context(), u.String()+"?"+q.Encode())
+	for _, off := range []string{"", "false", "0"} {
+		q := url.Values{"create_dir": {off}}
+		st, err := store.Open(ctx, u.String()+"?"+q.Encode())
+		require.NoError(t, err, "opening touches nothing")
+		err = st.PutBytes(ctx, "tags/t.json", []byte("x"), store.PutOptions{})
+		require.ErrorIs(t, err, core.ErrBucketNotFound, "create_dir=%q", off)
+		assert.Contains(t, err.Error(), missing)
+		require.NoError(t, st.Close())
+		assert.NoDirExists(t, missing)
+	}
+
+	st, err := store.Open(ctx, u.String())
+	require.NoError(t, err)
+	defer st.Close()
+	_, err = st.Stat(ctx, "tags/t.json")
 	require.ErrorIs(t, err, core.ErrBucketNotFound)
 	assert.Contains(t, err.Error(), missing)
-	assert.NoDirExists(t, missing)
+	err = st.List(ctx, "", func(store.ObjectInfo) error { return nil })
+	require.ErrorIs(t, err, core.ErrBucketNotFound)
+	assert.NoDirExists(t, missing, "reads create nothing")
 
-	st, err := store.Open(t.Context(), u.String())
-	require.NoError(t, err, "create_dir is the default")
-	defer st.Close()
-	assert.DirExists(t, missing)
-	require.NoError(t, st.PutBytes(t.Context(), "tags/t.json", []byte("x"), store.PutOptions{}))
+	require.NoError(t, st.PutBytes(ctx, "tags/t.json", []byte("x"), store.PutOptions{}))
 	entries, err := os.ReadDir(filepath.Join(missing, "tags"))
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "no sidecar attribute files, no temporary files left")
 	assert.Equal(t, "t.json", entries[0].Name())
+	assert.True(t, existsAt(t, u.String()+"?create_dir=false", "tags/t.json"), "an existing directory opens whatever create_dir says")
 }
 
 // TestS3PathIsPrefix checks that the path of a gocloud+s3 URL becomes the
