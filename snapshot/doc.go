@@ -5,7 +5,9 @@
 // and [Import] it into another service, in any process that can reach the
 // repository. [ExportState] and [ImportState] do the same for services
 // without blobs. [Repo.List], [Repo.Show], [Repo.Verify] and [Repo.Tag]
-// inspect and name snapshots.
+// inspect and name snapshots. [Copy] moves snapshots, with their tags,
+// between repositories; ExportOptions.DryRun computes a snapshot's id
+// without touching storage.
 //
 // A repository is content-addressed, like restic's:
 //

@@ -25,6 +25,14 @@ type ExportOptions struct {
 	Visitor visitors.Options
 	// Stats, if not nil, receives what the blob engine did.
 	Stats *visitors.Stats
+	// DryRun computes the snapshot the export would commit, and returns
+	// its manifest, without touching the repository: every blob is hashed
+	// as it streams, and nothing is listed, read, locked or written, not
+	// even the tag. The id is the one a real export of the same state
+	// commits, so a CI job can key a cache on it and skip work when that
+	// snapshot exists already. The manifest's creation time is the dry
+	// run's. The repository may be nil.
+	DryRun bool
 }
 
 // check returns o, or the defaults when o is nil, after validating it.
@@ -58,8 +66,10 @@ func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], 
 		return nil, err
 	}
 	where := fmt.Sprintf("%s %s/%s", svc.ServiceName(), accountID, region)
-	return r.locked(ctx, where, func(lock *repo.Lock) (*manifest.Manifest, error) {
-		v := visitors.New(r.r, &opts.Visitor)
+	return r.locked(ctx, where, opts.DryRun, func(lock *repo.Lock) (*manifest.Manifest, error) {
+		vopts := opts.Visitor
+		vopts.DryRun = opts.DryRun
+		v := visitors.New(r.layer(), &vopts)
 		view, err := svc.SnapshotWithBlobs(ctx, accountID, region, v)
 		if opts.Stats != nil {
 			*opts.Stats = v.Stats()
@@ -86,7 +96,7 @@ func ExportState[V any](ctx context.Context, r *Repo, svc core.StatefulService[V
 	if err != nil {
 		return nil, err
 	}
-	return r.locked(ctx, where, func(lock *repo.Lock) (*manifest.Manifest, error) {
+	return r.locked(ctx, where, opts.DryRun, func(lock *repo.Lock) (*manifest.Manifest, error) {
 		view, err := svc.Snapshot(ctx, accountID, region)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
@@ -96,8 +106,15 @@ func ExportState[V any](ctx context.Context, r *Repo, svc core.StatefulService[V
 }
 
 // locked runs export, the export of where, holding a shared lock on the
-// repository, and releases it after, whatever happened.
-func (r *Repo) locked(ctx context.Context, where string, export func(*repo.Lock) (*manifest.Manifest, error)) (*manifest.Manifest, error) {
+// repository, and releases it after, whatever happened. A dry run takes
+// no lock: export gets a nil one.
+func (r *Repo) locked(ctx context.Context, where string, dryRun bool, export func(*repo.Lock) (*manifest.Manifest, error)) (*manifest.Manifest, error) {
+	if dryRun {
+		return export(nil)
+	}
+	if r == nil {
+		return nil, fmt.Errorf("snapshot: export %s: nil repository: %w", where, core.ErrInvalid)
+	}
 	lock, err := r.r.Lock(ctx, repo.SharedLock)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
@@ -113,6 +130,15 @@ func (r *Repo) locked(ctx context.Context, where string, export func(*repo.Lock)
 		err = fmt.Errorf("%w (and then: %w)", err, uerr)
 	}
 	return m, err
+}
+
+// layer returns the repository layer of r, or nil for a nil r (a dry
+// run's).
+func (r *Repo) layer() *repo.Repo {
+	if r == nil {
+		return nil
+	}
+	return r.r
 }
 
 // commit writes the view and then the manifest, create-only, unless the
@@ -132,6 +158,9 @@ func commit(ctx context.Context, r *Repo, lock *repo.Lock, service, accountID, r
 			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 		}
 	}
+	if opts.DryRun {
+		return m, nil
+	}
 	stored, err := r.r.ReadManifest(ctx, m.ID, nil)
 	switch {
 	case err == nil:
@@ -142,26 +171,45 @@ func commit(ctx context.Context, r *Repo, lock *repo.Lock, service, accountID, r
 	case !errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrBucketNotFound):
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
+	stored, err = r.commitAfterBlobs(ctx, lock, m, viewJSON, nil)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
+	}
+	return stored, r.tagAfterExport(ctx, opts.Tag, stored)
+}
+
+// commitAfterBlobs commits m, whose blobs are stored, while holding lock:
+// it makes the blobs durable, writes view, and then the manifest,
+// create-only: data, the manifest's stored bytes as read from another
+// repository, or m encoded when data is nil.
+func (r *Repo) commitAfterBlobs(ctx context.Context, lock *repo.Lock, m *manifest.Manifest, view, data []byte) (*manifest.Manifest, error) {
 	// Blobs first, durable, then the view, then the manifest: a snapshot
 	// whose manifest survives a crash has all it references.
 	if err := r.r.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
+		return nil, err
 	}
-	if err := r.r.PutView(ctx, m, viewJSON); err != nil {
-		return nil, fmt.Errorf("snapshot: export %s: view: %w", where, err)
+	if err := r.r.PutView(ctx, m, view); err != nil {
+		return nil, fmt.Errorf("view: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("snapshot: export %s: %w", where, context.Cause(ctx))
+		return nil, context.Cause(ctx)
 	}
 	// The blobs listed as stored must still be: no collection may have
 	// taken the lock for stale.
 	if err := lock.Check(); err != nil {
-		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
+		return nil, err
 	}
-	if stored, err = r.r.CommitManifest(ctx, m); err != nil {
-		return nil, fmt.Errorf("snapshot: export %s: manifest: %w", where, err)
+	var stored *manifest.Manifest
+	var err error
+	if data == nil {
+		stored, err = r.r.CommitManifest(ctx, m)
+	} else {
+		stored, err = r.r.CommitManifestBytes(ctx, data)
 	}
-	return stored, r.tagAfterExport(ctx, opts.Tag, stored)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	return stored, nil
 }
 
 func (r *Repo) tagAfterExport(ctx context.Context, tag string, m *manifest.Manifest) error {

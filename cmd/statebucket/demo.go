@@ -38,12 +38,14 @@ type demoResult struct {
 	ExportMiBps   float64       `json:"export_mib_per_s"`
 	ImportMiBps   float64       `json:"import_mib_per_s"`
 	Matches       bool          `json:"restored_state_matches"`
+	DryRun        bool          `json:"dry_run,omitempty"`
 }
 
 func (a *app) demoCmd() *cobra.Command {
 	var objects int
 	var size string
 	var seed int64
+	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Fill a mock S3, export it, import it into a fresh mock, and compare",
@@ -53,7 +55,11 @@ long), exports it to the repository, imports the snapshot into a fresh mock,
 checks that both hold the same state, and prints the snapshot id, counts,
 bytes, time and throughput. Export and import throughput are both the
 snapshot's bytes over the step's wall time, in MiB/s. Run it twice: the
-second export uploads nothing and yields the same id.`,
+second export uploads nothing and yields the same id.
+
+With --dry-run, demo only computes the id the export would commit, hashing
+every blob and touching no storage, and prints it: the id a CI job can key
+a cache on.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			max, err := parseSize(size)
@@ -66,9 +72,10 @@ second export uploads nothing and yields the same id.`,
 			if err := checkDemoSize(objects, max); err != nil {
 				return usageError{err}
 			}
-			return a.demo(cmd.Context(), objects, max, seed)
+			return a.demo(cmd.Context(), objects, max, seed, dryRun)
 		},
 	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the snapshot id the export would commit, writing nothing")
 	cmd.Flags().IntVar(&objects, "objects", 1000, "number of objects to create")
 	cmd.Flags().StringVar(&size, "size", "64KiB", "largest object size (bytes, or with KiB, MiB, GiB)")
 	cmd.Flags().Int64Var(&seed, "seed", 1, "seed for keys, sizes and contents")
@@ -121,7 +128,7 @@ func availableMemory() (int64, string) {
 	return defaultDemoMemory, "the demo's limit where the available memory is unknown"
 }
 
-func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64) error {
+func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64, dryRun bool) error {
 	repo, err := a.openRepo(ctx)
 	if err != nil {
 		return err
@@ -141,6 +148,7 @@ func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64) 
 	m, err := snapshot.Export(ctx, repo, src, demoAccount, demoRegion, &snapshot.ExportOptions{
 		Stats:   &est,
 		Visitor: visitors.Options{OnBlob: func(visitors.Event) { bar.add(1) }},
+		DryRun:  dryRun,
 	})
 	bar.finish()
 	if err != nil {
@@ -149,6 +157,15 @@ func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64) 
 	res.ExportSeconds = time.Since(start).Seconds()
 	res.Snapshot, res.Blobs = m.ID, len(m.Blobs)
 	res.Uploaded, res.UploadedBytes, res.AlreadyStored = est.Uploaded, est.UploadedBytes, est.Skipped
+	if dryRun {
+		res.DryRun = true
+		if a.json {
+			a.writeJSON(a.stdout, res)
+		} else {
+			fmt.Fprintf(a.stdout, "%s\n", res.Snapshot)
+		}
+		return nil
+	}
 
 	dst := coretest.NewObjectStore()
 	bar = a.newProgress("import", int64(len(m.Blobs)))
