@@ -92,6 +92,11 @@ func BenchmarkS3Multipart(b *testing.B) {
 }
 
 func runS3(b *testing.B, name string, cases []benchCase, opts *s3store.Options) {
+	run(b, s3Target(b, name, cases, opts))
+}
+
+// s3Target is the native S3 driver, with opts, on the test MinIO.
+func s3Target(b *testing.B, name string, cases []benchCase, opts *s3store.Options) target {
 	srv := testserver.S3(b)
 	srv.SetEnv(b)
 	o := s3store.Options{}
@@ -99,7 +104,7 @@ func runS3(b *testing.B, name string, cases []benchCase, opts *s3store.Options) 
 		o = *opts
 	}
 	o.MaxConcurrency = s3Concurrency
-	run(b, target{
+	return target{
 		name:        name,
 		cases:       cases,
 		concurrency: s3Concurrency,
@@ -111,5 +116,5 @@ func runS3(b *testing.B, name string, cases []benchCase, opts *s3store.Options) 
 		newRaw: func(b *testing.B) rawStore {
 			return &s3Raw{client: srv.Client(b, nil), bucket: srv.NewBucket(b), dir: b.TempDir()}
 		},
-	})
+	}
 }

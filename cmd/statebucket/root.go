@@ -145,6 +145,9 @@ it into fresh mocks. A repository is a local directory or a bucket prefix.
 Repository URLs:
   ./path, /abs/path, file:///abs/path       a local directory
   s3://bucket/prefix?endpoint=URL&region=R  Amazon S3 or MinIO
+  mem://                                    in memory, gone when the command ends
+  gocloud+SCHEME://...                      a gocloud.dev bucket: s3, gs, file, azblob
+
 ls, show, verify and tag never create a repository: a missing one is exit
 code 3.
 
