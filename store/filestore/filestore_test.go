@@ -255,9 +255,16 @@ func TestRemoveStaleTemp(t *testing.T) {
 	old := time.Now().Add(-2 * time.Hour)
 	require.NoError(t, os.Chtimes(stale, old, old))
 
-	n, err := drv.RemoveStaleTemp(t.Context(), time.Hour)
+	n, size, err := drv.RemoveStaleTemp(t.Context(), time.Hour, true)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
+	assert.Equal(t, int64(len("partial")), size)
+	assert.FileExists(t, stale, "a dry run removes nothing")
+
+	n, size, err = st.RemoveStaleTemp(t.Context(), time.Hour, false)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, int64(len("partial")), size)
 	assert.NoFileExists(t, stale)
 	assert.FileExists(t, fresh)
 	assert.FileExists(t, filepath.Join(fan, hexA))

@@ -13,7 +13,8 @@
 // it serves local, S3, GCS and gocloud.dev drivers alike, and it gives
 // names no meaning: any valid object name (see [store.ValidName]) must
 // round-trip. Optional
-// abilities, such as [store.Concurrency] and [store.Syncer], are found by
+// abilities, such as [store.Concurrency], [store.Syncer] and
+// [store.ConditionalPutter], are found by
 // type assertion, and their tests skipped when a driver lacks them.
 package storetest
 
@@ -84,6 +85,8 @@ func RunDriverTests(t *testing.T, newDriver func(t *testing.T) store.Driver) {
 		{"ErrorWrapping", testErrorWrapping},
 		{"Concurrency", testConcurrency},
 		{"GetRange", testGetRange},
+		{"ConditionalPut", testConditionalPut},
+		{"ConditionalPutRace", testConditionalPutRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
