@@ -98,7 +98,7 @@ func HMAC(key, msg []byte) string {
 // under key, as HMAC writes it.
 func CheckHMAC(key, msg []byte, sig string) bool {
 	got, err := hex.DecodeString(strings.TrimPrefix(sig, signaturePrefix))
-	if err != nil || !isSignature(sig) {
+	if err != nil || !IsSignature(sig) {
 		return false
 	}
 	h := hmac.New(sha256.New, key)
@@ -106,9 +106,9 @@ func CheckHMAC(key, msg []byte, sig string) bool {
 	return hmac.Equal(got, h.Sum(nil))
 }
 
-// isSignature reports whether s is "hmac-sha256:" and 64 lowercase hex
-// digits.
-func isSignature(s string) bool {
+// IsSignature reports whether s has the form of a signature, as HMAC
+// writes it: "hmac-sha256:" and 64 lowercase hex digits.
+func IsSignature(s string) bool {
 	h, ok := strings.CutPrefix(s, signaturePrefix)
 	return ok && digest.IsHex(h)
 }

@@ -419,7 +419,7 @@ func testRefs(t *testing.T, r *snapshot.Repo) {
 	_, err = snapshot.Import(ctx, r, coretest.NewObjectStore(), acct, "ap-south-1", snapshot.Latest, nil)
 	require.ErrorIs(t, err, core.ErrNotFound)
 
-	tags, err := r.Tags(ctx)
+	tags, err := r.Tags(ctx, nil)
 	require.NoError(t, err)
 	require.Len(t, tags, 1)
 	assert.Equal(t, m1.ID, tags[0].Snapshot)
