@@ -8,7 +8,6 @@ import (
 	"io"
 	"time"
 	"unicode/utf8"
-
 )
 
 // Default caps of Decode.
