@@ -102,8 +102,8 @@ type TagsOptions struct {
 	// OnStart, if set, is called once the tags are listed, with their
 	// number, before any is read.
 	OnStart func(tags int)
-	// OnTag, if set, is called after each tag is read, possibly from
-	// several goroutines at once.
+	// OnTag, if set, is called after each tag is read, one call at a
+	// time.
 	OnTag func()
 }
 
@@ -134,11 +134,11 @@ func (r *Repo) Tags(ctx context.Context, opts *TagsOptions) ([]repo.Tag, error) 
 			if err == nil && len(opts.SigningKey) > 0 {
 				err = t.VerifySignature(opts.SigningKey)
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			if opts.OnTag != nil {
 				opts.OnTag()
 			}
-			mu.Lock()
-			defer mu.Unlock()
 			switch {
 			case err == nil:
 				tags = append(tags, t)

@@ -72,6 +72,8 @@ func Run(t *testing.T, newRepo func(t *testing.T) *snapshot.Repo, opts *Options)
 	t.Run("Refs", func(t *testing.T) { testRefs(t, open(t)) })
 	t.Run("PlainService", func(t *testing.T) { testPlainService(t, open(t)) })
 	t.Run("VerifyReadData", func(t *testing.T) { testVerify(t, open(t)) })
+	t.Run("TagMoveRace", func(t *testing.T) { testTagMoveRace(t, open(t)) })
+	t.Run("RemoveAndCollect", func(t *testing.T) { testRemoveAndCollect(t, open(t)) })
 }
 
 // fill returns an object store holding n objects with hostile keys.
