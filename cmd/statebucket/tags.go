@@ -202,7 +202,11 @@ does not exist is exit code 3; the tags named before it are removed.`,
 				}
 				res.Removed = append(res.Removed, newTagInfo(t))
 				if !a.json {
-					fmt.Fprintf(a.stdout, "untagged %s (was %s)\n", name, t.Snapshot.Short())
+					was := "its record was damaged"
+					if t.Snapshot != "" {
+						was = "was " + t.Snapshot.Short()
+					}
+					fmt.Fprintf(a.stdout, "untagged %s (%s)\n", name, was)
 				}
 			}
 			if a.json {
