@@ -232,33 +232,30 @@ func (r *Repo) references(ctx context.Context) (map[digest.Digest]bool, map[dige
 func (r *Repo) findGarbage(ctx context.Context, referenced, committed map[digest.Digest]bool, grace time.Duration, rep *GCReport) (*garbage, error) {
 	cutoff := r.r.Now().Add(-grace)
 	g := &garbage{}
-	err := r.r.ListBlobObjects(ctx, func(o repo.Object) error {
-		switch {
-		case referenced[o.Digest]:
-			rep.Referenced.add(o.Size)
-		case o.ModTime.After(cutoff):
-			rep.Young.add(o.Size)
-		default:
-			rep.Blobs.add(o.Size)
-			g.blobs = append(g.blobs, o)
+	// classify returns the listing callback that counts each object whose
+	// digest is in keep in kept, and sorts the others by age.
+	classify := func(keep map[digest.Digest]bool, kept, deleted *Count, out *[]repo.Object) func(repo.Object) error {
+		return func(o repo.Object) error {
+			switch {
+			case keep[o.Digest]:
+				kept.add(o.Size)
+			case o.ModTime.After(cutoff):
+				rep.Young.add(o.Size)
+			default:
+				deleted.add(o.Size)
+				*out = append(*out, o)
+			}
+			return nil
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if err := r.r.ListBlobObjects(ctx, classify(referenced, &rep.Referenced, &rep.Blobs, &g.blobs)); err != nil {
 		return nil, err
 	}
-	err = r.r.ListViews(ctx, func(o repo.Object) error {
-		switch {
-		case committed[o.Digest]:
-		case o.ModTime.After(cutoff):
-			rep.Young.add(o.Size)
-		default:
-			rep.Views.add(o.Size)
-			g.views = append(g.views, o)
-		}
-		return nil
-	})
-	return g, err
+	var views Count // committed snapshots' views: counted by rep.Snapshots
+	if err := r.r.ListViews(ctx, classify(committed, &views, &rep.Views, &g.views)); err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 // deleteAll deletes objects with del, in parallel within the budget,

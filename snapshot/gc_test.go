@@ -342,15 +342,22 @@ func manifestOf(t *testing.T, view string) *manifest.Manifest {
 	return m
 }
 
+// withGarbage returns a repository holding the blobs and view of a
+// removed snapshot, and its repository layer.
+func withGarbage(t *testing.T) (*snapshot.Repo, *repo.Repo) {
+	t.Helper()
+	r := openTemp(t)
+	m := exportKV(t, r, "/k", "v")
+	_, err := r.Remove(t.Context(), []string{m.ID.String()}, nil)
+	require.NoError(t, err)
+	return r, repo.New(r.Store(), nil)
+}
+
 // gc refuses to start while an export holds a live lock, naming it, and
 // deletes nothing; a dry run says it would refuse.
 func TestGCRefusesWhileExportsRun(t *testing.T) {
 	ctx := t.Context()
-	r := openTemp(t)
-	layer := repo.New(r.Store(), nil)
-	m := exportKV(t, r, "/k", "v")
-	_, err := r.Remove(ctx, []string{m.ID.String()}, nil)
-	require.NoError(t, err)
+	r, layer := withGarbage(t)
 	export, err := layer.Lock(ctx, repo.SharedLock)
 	require.NoError(t, err)
 	defer export.Unlock(ctx)
@@ -371,12 +378,8 @@ func TestGCRefusesWhileExportsRun(t *testing.T) {
 // blobs it references are unknown. rm removes it by its id.
 func TestGCStopsAtAnInvalidManifest(t *testing.T) {
 	ctx := t.Context()
-	r := openTemp(t)
-	layer := repo.New(r.Store(), nil)
-	m := exportKV(t, r, "/k", "v")
-	_, err := r.Remove(ctx, []string{m.ID.String()}, nil)
-	require.NoError(t, err)
-	_, err = snapshot.Export(ctx, r, bucketStore(t, map[string]string{"x": "blob"}), "a", "r", nil)
+	r, layer := withGarbage(t)
+	_, err := snapshot.Export(ctx, r, bucketStore(t, map[string]string{"x": "blob"}), "a", "r", nil)
 	require.NoError(t, err)
 	bad := digest.FromBytes([]byte("bad"))
 	require.NoError(t, r.Store().PutBytes(ctx, repo.ManifestName(bad), []byte("{}"), store.PutOptions{}))

@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"bytes"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -74,35 +73,11 @@ func testConditionalPut(t *testing.T, f *fixture) {
 // testConditionalPutRace has many writers replace the same version of an
 // object at once: exactly one wins, and its content is the one stored.
 func testConditionalPutRace(t *testing.T, f *fixture) {
-	ctx := t.Context()
 	conditional(t, f)
-	const writers = 16
 	name := tagName("race")
-	require.NoError(t, f.st.PutBytes(ctx, name, []byte("start"), store.PutOptions{}))
+	require.NoError(t, f.st.PutBytes(t.Context(), name, []byte("start"), store.PutOptions{}))
 	v := version(t, f.st, name)
-	contents := make([][]byte, writers)
-	errs := make([]error, writers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range writers {
-		contents[i] = bytes.Repeat([]byte{byte('A' + i)}, 100+i)
-		wg.Go(func() {
-			<-start
-			errs[i] = f.st.PutIfMatch(ctx, name, bytes.NewReader(contents[i]), int64(len(contents[i])), store.PutOptions{}, v)
-		})
-	}
-	close(start)
-	wg.Wait()
-
-	winner := -1
-	for i, err := range errs {
-		if err == nil {
-			require.Equal(t, -1, winner, "writers %d and %d both won", winner, i)
-			winner = i
-			continue
-		}
-		require.ErrorIs(t, err, core.ErrConflict, "writer %d", i)
-	}
-	require.NotEqual(t, -1, winner, "no writer won")
-	assert.Equal(t, contents[winner], read(t, f.st, name), "stored content is not the winner's")
+	race(t, f, name, core.ErrConflict, func(data []byte) error {
+		return f.st.PutIfMatch(t.Context(), name, bytes.NewReader(data), int64(len(data)), store.PutOptions{}, v)
+	})
 }

@@ -368,9 +368,18 @@ func testCreateOnly(t *testing.T, f *fixture) {
 // testCreateOnlyRace has many writers create the same name at once:
 // exactly one wins, and its content is the one stored.
 func testCreateOnlyRace(t *testing.T, f *fixture) {
-	ctx := t.Context()
-	const writers = 16
 	name := docName(hexOf([]byte("race")), "manifest.json")
+	race(t, f, name, core.ErrExists, func(data []byte) error {
+		return f.st.PutBytes(t.Context(), name, data, store.PutOptions{CreateOnly: true})
+	})
+}
+
+// race has 16 writers put different contents under name at once with
+// put: exactly one wins, the others fail with an error matching lost, and
+// the winner's content is the one stored.
+func race(t *testing.T, f *fixture, name string, lost error, put func(data []byte) error) {
+	t.Helper()
+	const writers = 16
 	contents := make([][]byte, writers)
 	errs := make([]error, writers)
 	start := make(chan struct{})
@@ -379,7 +388,7 @@ func testCreateOnlyRace(t *testing.T, f *fixture) {
 		contents[i] = bytes.Repeat([]byte{byte('A' + i)}, 64<<10+i)
 		wg.Go(func() {
 			<-start
-			errs[i] = f.st.PutBytes(ctx, name, contents[i], store.PutOptions{CreateOnly: true})
+			errs[i] = put(contents[i])
 		})
 	}
 	close(start)
@@ -392,7 +401,7 @@ func testCreateOnlyRace(t *testing.T, f *fixture) {
 			winner = i
 			continue
 		}
-		require.ErrorIs(t, err, core.ErrExists, "writer %d", i)
+		require.ErrorIs(t, err, lost, "writer %d", i)
 	}
 	require.NotEqual(t, -1, winner, "no writer won")
 	assert.Equal(t, contents[winner], read(t, f.st, name), "stored content is not the winner's")
