@@ -44,9 +44,10 @@ func TestTagCommands(t *testing.T) {
 	assert.Equal(t, "old", tags.Tags[0].Name)
 	assert.Equal(t, b.ID, tags.Tags[1].Snapshot)
 	assert.NotNil(t, tags.Invalid)
-	out, _, code = cli(t, "--repo", dir, "tags")
+	out, errOut, code = cli(t, "--repo", dir, "tags")
 	require.Equal(t, exitOK, code)
 	assert.Contains(t, out, "stable  "+b.ID.Short())
+	assert.Contains(t, errOut, "tags: 100% (2/2)", "progress")
 
 	// ls shows the tags of each snapshot, and filters by one.
 	out, _, code = cli(t, "--repo", dir, "--json", "ls", "--tag", "old")
@@ -56,8 +57,9 @@ func TestTagCommands(t *testing.T) {
 	require.Len(t, list.Snapshots, 1)
 	assert.Equal(t, a.ID, list.Snapshots[0].ID)
 	assert.Equal(t, []string{"old"}, list.Snapshots[0].Tags)
-	out, _, code = cli(t, "--repo", dir, "ls")
+	out, errOut, code = cli(t, "--repo", dir, "ls")
 	require.Equal(t, exitOK, code)
+	assert.Empty(t, errOut, "ls shows no progress")
 	assert.Contains(t, out, "TAGS")
 	assert.Contains(t, out, "stable")
 	out, _, code = cli(t, "--repo", dir, "--json", "ls", "--tag", "nosuch")

@@ -78,7 +78,7 @@ point at it; --tag lists only the snapshot a tag points at.`,
 			if err != nil && !errors.As(err, &lerr) {
 				return err
 			}
-			tags, _, terr := a.readTags(ctx, r)
+			tags, _, terr := a.readTags(ctx, r, "")
 			if terr != nil {
 				return terr
 			}

@@ -109,15 +109,17 @@ type invalidTag struct {
 	Error string `json:"error"`
 }
 
-// readTags reads every tag with the signing key, showing progress, and
-// returns the valid ones and the error naming the invalid ones, if any.
-func (a *app) readTags(ctx context.Context, r *snapshot.Repo) ([]repo.Tag, *snapshot.TagsError, error) {
+// readTags reads every tag with the signing key, showing progress under
+// label unless it is empty, and returns the valid ones and the error
+// naming the invalid ones, if any.
+func (a *app) readTags(ctx context.Context, r *snapshot.Repo, label string) ([]repo.Tag, *snapshot.TagsError, error) {
 	var bar *progress
-	tags, err := r.Tags(ctx, &snapshot.TagsOptions{
-		SigningKey: a.signingKey,
-		OnStart:    func(n int) { bar = a.newProgress("tags", int64(n)) },
-		OnTag:      func() { bar.add(1) },
-	})
+	opts := &snapshot.TagsOptions{SigningKey: a.signingKey}
+	if label != "" {
+		opts.OnStart = func(n int) { bar = a.newProgress(label, int64(n)) }
+		opts.OnTag = func() { bar.add(1) }
+	}
+	tags, err := r.Tags(ctx, opts)
 	if bar != nil {
 		bar.finish()
 	}
@@ -139,7 +141,7 @@ hide the others: tags lists the valid ones, names the invalid ones on
 stderr (with --json, also in "invalid" on stdout), and exits with code 4.`,
 		Args: exactArgs(0),
 		RunE: a.withRepo(func(ctx context.Context, r *snapshot.Repo, _ []string) error {
-			tags, terr, err := a.readTags(ctx, r)
+			tags, terr, err := a.readTags(ctx, r, "tags")
 			if err != nil {
 				return err
 			}

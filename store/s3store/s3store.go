@@ -168,7 +168,8 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 // If-Match: version, the ETag that Stat returned, whatever the object's
 // size (up to MaxPutSize, S3's limit for one PutObject). S3 answers 412
 // Precondition Failed to an object replaced since, and 404 to one deleted:
-// both are errors matching core.ErrConflict. A server that ignores If-Match
+// both are errors matching core.ErrConflict; 409, a concurrent conditional
+// write in progress, is transient: the Store tries again. A server that ignores If-Match
 // would make this a plain Put: AWS S3 honours it since 2024, and so does
 // MinIO (the package's tests check the pinned release).
 func (d *Driver) PutIfMatch(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions, version string) error {
@@ -188,8 +189,13 @@ func (d *Driver) PutIfMatch(ctx context.Context, name string, body io.ReaderAt, 
 	if err == nil || ctx.Err() != nil {
 		return d.fail(ctx, err, att)
 	}
-	if code, status := errorCode(err), statusCode(err); status == http.StatusPreconditionFailed || status == http.StatusNotFound && code != "NoSuchBucket" {
+	switch code, status := errorCode(err), statusCode(err); {
+	case status == http.StatusPreconditionFailed, status == http.StatusNotFound && code != "NoSuchBucket":
 		return fmt.Errorf("s3store: %q is no longer at version %s: %w: %w", name, version, core.ErrConflict, err)
+	case status == http.StatusConflict:
+		// Another conditional write of the object is in progress: S3 asks
+		// for a retry, which then meets the version that write left.
+		return fmt.Errorf("s3store: %q: a concurrent conditional write: %w: %w", name, core.ErrTransient, err)
 	}
 	return d.fail(ctx, err, att)
 }
