@@ -67,12 +67,22 @@ func maxManifestBytes(opts *manifest.DecodeOptions) int64 {
 // A manifest that fails is an error matching core.ErrCorrupt naming it; a
 // missing one, core.ErrNotFound.
 func (r *Repo) ReadManifest(ctx context.Context, id digest.Digest, opts *manifest.DecodeOptions) (*manifest.Manifest, error) {
+	m, _, err := r.ReadManifestBytes(ctx, id, opts)
+	return m, err
+}
+
+// ReadManifestBytes is [Repo.ReadManifest] that also returns the bytes
+// stored, as they are: a copy commits them unchanged (see
+// [Repo.CommitManifestBytes]), so that the id and any signature stay
+// those of the original.
+func (r *Repo) ReadManifestBytes(ctx context.Context, id digest.Digest, opts *manifest.DecodeOptions) (*manifest.Manifest, []byte, error) {
 	if err := checkDigest("read manifest", id); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	name := ManifestName(id)
 	limit := maxManifestBytes(opts)
 	var m *manifest.Manifest
+	var stored []byte
 	err := r.readSized(ctx, name, func(size int64) error {
 		if size > limit {
 			return tooLarge(name, "manifest.DecodeOptions.MaxBytes", limit)
@@ -88,12 +98,13 @@ func (r *Repo) ReadManifest(ctx context.Context, id digest.Digest, opts *manifes
 			return fmt.Errorf("repo: %s: %w", name, &manifest.ValidationError{Field: "id", Index: -1,
 				Err: fmt.Errorf("manifest of %s is stored under another id", m.ID)})
 		}
+		stored = data
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return m, nil
+	return m, stored, nil
 }
 
 // CommitManifest writes m, which commits its snapshot, create-only, and
@@ -108,8 +119,25 @@ func (r *Repo) CommitManifest(ctx context.Context, m *manifest.Manifest) (*manif
 	if err != nil {
 		return nil, err
 	}
+	return r.commitManifest(ctx, m, data)
+}
+
+// CommitManifestBytes is [Repo.CommitManifest] for data, a manifest as
+// stored (see [Repo.ReadManifestBytes]): it validates data and writes it
+// unchanged, so that a copied snapshot keeps its id and signature. A
+// manifest that does not decode is an error matching core.ErrCorrupt.
+func (r *Repo) CommitManifestBytes(ctx context.Context, data []byte) (*manifest.Manifest, error) {
+	m, err := manifest.Decode(data, nil)
+	if err != nil {
+		return nil, fmt.Errorf("repo: commit manifest: %w", err)
+	}
+	return r.commitManifest(ctx, m, data)
+}
+
+// commitManifest writes data, the stored form of m, create-only.
+func (r *Repo) commitManifest(ctx context.Context, m *manifest.Manifest, data []byte) (*manifest.Manifest, error) {
 	sum := sha256.Sum256(data)
-	err = r.st.PutBytes(ctx, ManifestName(m.ID), data, store.PutOptions{CreateOnly: true, SHA256: sum[:], ContentType: jsonType})
+	err := r.st.PutBytes(ctx, ManifestName(m.ID), data, store.PutOptions{CreateOnly: true, SHA256: sum[:], ContentType: jsonType})
 	if !errors.Is(err, core.ErrExists) {
 		if err != nil {
 			return nil, err

@@ -163,17 +163,25 @@ func (e *TagConflictError) Unwrap() error { return core.ErrConflict }
 // unconditionally, and TagChange.Unconditional says so: a move made by
 // another writer between the read and the write is then lost.
 func (r *Repo) WriteTag(ctx context.Context, name string, id digest.Digest, opts *TagOptions) (TagChange, error) {
+	return r.PutTag(ctx, Tag{Name: name, Snapshot: id, Updated: r.now().UTC()}, opts)
+}
+
+// PutTag writes the record t as it is, its update time and signature
+// included, as WriteTag writes the records it makes: by compare-and-swap
+// unless opts.Force, and signed anew if opts.SigningKey is set. A tag
+// copied from another repository so keeps a signature valid.
+func (r *Repo) PutTag(ctx context.Context, t Tag, opts *TagOptions) (TagChange, error) {
 	var o TagOptions
 	if opts != nil {
 		o = *opts
 	}
+	name := t.Name
 	if err := ValidTag(name); err != nil {
 		return TagChange{}, err
 	}
-	if _, err := digest.Parse(string(id)); err != nil {
+	if _, err := digest.Parse(string(t.Snapshot)); err != nil {
 		return TagChange{}, fmt.Errorf("repo: tag %q: %w", name, err)
 	}
-	t := Tag{Name: name, Snapshot: id, Updated: r.now().UTC()}
 	if len(o.SigningKey) > 0 {
 		if err := t.Sign(o.SigningKey); err != nil {
 			return TagChange{}, err

@@ -6,7 +6,9 @@
 // repository. [ExportState] and [ImportState] do the same for services
 // without blobs. [Repo.List], [Repo.Show], [Repo.Verify], [Repo.Tag],
 // [Repo.Untag] and [Repo.Tags] inspect and name snapshots; [Repo.Remove]
-// removes them, and [Repo.GC] reclaims the space no snapshot needs.
+// removes them, and [Repo.GC] reclaims the space no snapshot needs. [Copy]
+// moves snapshots, with their tags, between repositories;
+// ExportOptions.DryRun computes a snapshot's id without touching storage.
 //
 // A repository is content-addressed, like restic's:
 //

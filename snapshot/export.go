@@ -29,6 +29,14 @@ type ExportOptions struct {
 	Visitor visitors.Options
 	// Stats, if not nil, receives what the blob engine did.
 	Stats *visitors.Stats
+	// DryRun computes the snapshot the export would commit, and returns
+	// its manifest, without touching the repository: every blob is hashed
+	// as it streams, and nothing is listed, read, locked or written, not
+	// even the tag. The id is the one a real export of the same state
+	// commits, so a CI job can key a cache on it and skip work when that
+	// snapshot exists already. The manifest's creation time is the dry
+	// run's. The repository may be nil.
+	DryRun bool
 }
 
 // check returns o, or the defaults when o is nil, after validating it.
@@ -62,8 +70,10 @@ func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], 
 		return nil, err
 	}
 	where := fmt.Sprintf("%s %s/%s", svc.ServiceName(), accountID, region)
-	return r.locked(ctx, where, func(lock *repo.Lock) (*manifest.Manifest, error) {
-		v := visitors.New(r.r, &opts.Visitor)
+	return r.locked(ctx, where, opts.DryRun, func(lock *repo.Lock) (*manifest.Manifest, error) {
+		vopts := opts.Visitor
+		vopts.DryRun = opts.DryRun
+		v := visitors.New(r.layer(), &vopts)
 		view, err := svc.SnapshotWithBlobs(ctx, accountID, region, v)
 		if opts.Stats != nil {
 			*opts.Stats = v.Stats()
@@ -90,7 +100,7 @@ func ExportState[V any](ctx context.Context, r *Repo, svc core.StatefulService[V
 	if err != nil {
 		return nil, err
 	}
-	return r.locked(ctx, where, func(lock *repo.Lock) (*manifest.Manifest, error) {
+	return r.locked(ctx, where, opts.DryRun, func(lock *repo.Lock) (*manifest.Manifest, error) {
 		view, err := svc.Snapshot(ctx, accountID, region)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
@@ -100,8 +110,15 @@ func ExportState[V any](ctx context.Context, r *Repo, svc core.StatefulService[V
 }
 
 // locked runs export, the export of where, holding a shared lock on the
-// repository, and releases it after, whatever happened.
-func (r *Repo) locked(ctx context.Context, where string, export func(*repo.Lock) (*manifest.Manifest, error)) (*manifest.Manifest, error) {
+// repository, and releases it after, whatever happened. A dry run takes
+// no lock: export gets a nil one.
+func (r *Repo) locked(ctx context.Context, where string, dryRun bool, export func(*repo.Lock) (*manifest.Manifest, error)) (*manifest.Manifest, error) {
+	if dryRun {
+		return export(nil)
+	}
+	if r == nil {
+		return nil, fmt.Errorf("snapshot: export %s: nil repository: %w", where, core.ErrInvalid)
+	}
 	lock, err := r.r.Lock(ctx, repo.SharedLock)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
@@ -117,6 +134,15 @@ func (r *Repo) locked(ctx context.Context, where string, export func(*repo.Lock)
 		err = fmt.Errorf("%w (and then: %w)", err, uerr)
 	}
 	return m, err
+}
+
+// layer returns the repository layer of r, or nil for a nil r (a dry
+// run's).
+func (r *Repo) layer() *repo.Repo {
+	if r == nil {
+		return nil
+	}
+	return r.r
 }
 
 // commit writes the view and then the manifest, create-only, unless the
@@ -136,6 +162,9 @@ func commit(ctx context.Context, r *Repo, lock *repo.Lock, service, accountID, r
 			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 		}
 	}
+	if opts.DryRun {
+		return m, nil
+	}
 	stored, err := r.r.ReadManifest(ctx, m.ID, nil)
 	switch {
 	case err == nil:
@@ -152,40 +181,60 @@ func commit(ctx context.Context, r *Repo, lock *repo.Lock, service, accountID, r
 	case !errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrBucketNotFound):
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
+	stored, err = r.commitAfterBlobs(ctx, lock, m, viewJSON, nil)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
+	}
+	return stored, r.tagAfterExport(ctx, stored, opts)
+}
+
+// commitAfterBlobs commits m, whose blobs are stored, while holding lock:
+// it makes the blobs durable, writes view, and then the manifest,
+// create-only: data, the manifest's stored bytes as read from another
+// repository, or m encoded when data is nil. It checks lock before the
+// commit and after: a collection that took the lock for stale in between
+// removed it before reading the manifests, and may be deleting blobs m
+// relies on, so the commit is withdrawn (see docs/design.md, "Locks and
+// garbage collection").
+func (r *Repo) commitAfterBlobs(ctx context.Context, lock *repo.Lock, m *manifest.Manifest, view, data []byte) (*manifest.Manifest, error) {
 	// Blobs first, durable, then the view, then the manifest: a snapshot
 	// whose manifest survives a crash has all it references.
 	if err := r.r.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
+		return nil, err
 	}
-	if err := r.r.PutView(ctx, m, viewJSON); err != nil {
-		return nil, fmt.Errorf("snapshot: export %s: view: %w", where, err)
+	if err := r.r.PutView(ctx, m, view); err != nil {
+		return nil, fmt.Errorf("view: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("snapshot: export %s: %w", where, context.Cause(ctx))
+		return nil, context.Cause(ctx)
 	}
 	// The blobs listed as stored must still be: no collection may have
 	// taken the lock for stale.
 	if err := lock.Check(ctx); err != nil {
-		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
+		return nil, err
 	}
-	if stored, err = r.r.CommitManifest(ctx, m); err != nil {
-		return nil, fmt.Errorf("snapshot: export %s: manifest: %w", where, err)
+	var stored *manifest.Manifest
+	var err error
+	if data == nil {
+		stored, err = r.r.CommitManifest(ctx, m)
+	} else {
+		stored, err = r.r.CommitManifestBytes(ctx, data)
 	}
-	// A collection that took the lock for stale between the check and the
-	// commit removed it before listing the manifests, and may be deleting
-	// blobs this one relies on: then the commit is withdrawn.
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
 	if err := lock.Check(ctx); err != nil {
-		if stored.Created.Equal(m.Created) { // this export's manifest, not an earlier one's
+		if stored.Created.Equal(m.Created) { // this commit's manifest, not an earlier one's
 			if derr := r.r.DeleteManifest(context.WithoutCancel(ctx), m.ID); derr != nil && !repo.IsNotFound(derr) {
 				err = fmt.Errorf("%w; withdrawing snapshot %s failed too, and it may reference missing blobs (run verify on it, and rm it if so): %w", err, m.ID, derr)
 			}
 		}
-		return nil, fmt.Errorf("snapshot: export %s: lost the lock while committing snapshot %s, which is withdrawn: %w", where, m.ID, err)
+		return nil, fmt.Errorf("lost the lock while committing snapshot %s, which is withdrawn: %w", m.ID, err)
 	}
-	if err := r.ensureView(ctx, stored, viewJSON); err != nil {
-		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
+	if err := r.ensureView(ctx, stored, view); err != nil {
+		return nil, err
 	}
-	return stored, r.tagAfterExport(ctx, stored, opts)
+	return stored, nil
 }
 
 // resign signs m, a committed snapshot's manifest, with key, and stores

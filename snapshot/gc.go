@@ -25,8 +25,10 @@ type GCOptions struct {
 	DryRun bool
 	// Grace keeps unreferenced blobs and views stored more recently than
 	// this long ago (by their modification times, the store's clock), and
-	// temporary objects younger than it or than an hour, whichever is
-	// longer. 0 means DefaultGrace; negative means none.
+	// temporary objects of interrupted writes younger than it (with no
+	// grace, younger than the store's default: an hour for a local
+	// directory, whose writers still alive keep theirs whatever their
+	// age). 0 means DefaultGrace; negative means none.
 	Grace time.Duration
 	// OnPlan, if set, is called once the collection knows what it will
 	// delete: how many objects (blobs and views), and their bytes.
@@ -64,9 +66,10 @@ type GCReport struct {
 	// younger than the grace period: they may belong to an export still
 	// running.
 	Young Count `json:"young"`
-	// TempFiles are the stale temporary objects of interrupted writes,
-	// deleted, on stores that keep such objects (see store.TempCleaner).
-	TempFiles Count `json:"temp_files"`
+	// TempFiles is the number of temporary objects of interrupted writes
+	// removed, on stores that leave such debris (see store.Cleaner). A dry
+	// run does not count them.
+	TempFiles int `json:"temp_files"`
 	// StaleLocks are the locks left by processes that died or lost the
 	// repository, removed.
 	StaleLocks []repo.LockInfo `json:"stale_locks"`
@@ -158,8 +161,11 @@ func (r *Repo) collect(ctx context.Context, lock *repo.Lock, o *GCOptions, rep *
 	if err := r.deleteAll(ctx, lock, g.views, r.r.DeleteView, o); err != nil {
 		return fmt.Errorf("snapshot: gc: delete views: %w", err)
 	}
-	n, size, err := r.r.Store().RemoveStaleTemp(ctx, max(o.Grace, time.Hour), o.DryRun)
-	rep.TempFiles = Count{Objects: n, Bytes: size}
+	if o.DryRun {
+		return nil
+	}
+	n, err := r.r.Store().CleanStale(ctx, o.Grace)
+	rep.TempFiles = n
 	if err != nil {
 		return fmt.Errorf("snapshot: gc: temporary objects: %w", err)
 	}

@@ -316,7 +316,7 @@ func TestGCKeepsWhatIsReferencedOrYoung(t *testing.T) {
 	assert.Equal(t, 2, rep.Referenced.Objects)
 	assert.Zero(t, rep.Blobs.Objects)
 	assert.Equal(t, 2, rep.Young.Objects, "the unreferenced blob and the orphan view")
-	assert.Equal(t, snapshot.Count{Objects: 1, Bytes: int64(len("partial"))}, rep.TempFiles)
+	assert.Equal(t, 1, rep.TempFiles)
 	require.Len(t, rep.StaleLocks, 1)
 	assert.Equal(t, staleLock.Info().ID, rep.StaleLocks[0].ID)
 	assert.NoFileExists(t, tmp)

@@ -150,17 +150,24 @@ func (r *Repo) Show(ctx context.Context, ref string, f Filter) (*manifest.Manife
 // with it. Its errors name ref; one that matches core.ErrNotFound begins
 // "no snapshot matches ref".
 func (r *Repo) lookup(ctx context.Context, ref string, f Filter, opts *manifest.DecodeOptions) (*manifest.Manifest, error) {
+	m, _, err := r.lookupBytes(ctx, ref, f, opts)
+	return m, err
+}
+
+// lookupBytes is lookup that also returns the manifest's stored bytes.
+func (r *Repo) lookupBytes(ctx context.Context, ref string, f Filter, opts *manifest.DecodeOptions) (*manifest.Manifest, []byte, error) {
 	id, err := r.resolve(ctx, ref, f, opts)
 	if err == nil {
 		var m *manifest.Manifest
-		if m, err = r.r.ReadManifest(ctx, id, opts); err == nil {
-			return m, nil
+		var data []byte
+		if m, data, err = r.r.ReadManifestBytes(ctx, id, opts); err == nil {
+			return m, data, nil
 		}
 	}
 	if repo.IsNotFound(err) {
-		return nil, fmt.Errorf("no snapshot matches ref %q: %w", ref, err)
+		return nil, nil, fmt.Errorf("no snapshot matches ref %q: %w", ref, err)
 	}
-	return nil, fmt.Errorf("ref %q: %w", ref, err)
+	return nil, nil, fmt.Errorf("ref %q: %w", ref, err)
 }
 
 // resolve turns ref into a snapshot's id (see [repo.Repo.Resolve]),

@@ -116,6 +116,16 @@ type Syncer interface {
 	Sync(ctx context.Context) error
 }
 
+// Cleaner is implemented by drivers whose interrupted writes can leave
+// debris that no object name reaches, such as the temporary files of a
+// local directory after a crash. CleanStale removes the debris older than
+// olderThan (a driver's default if olderThan ≤ 0) that no live writer
+// owns, and returns how many items it removed; it is safe to call while
+// others write. Flows that write call it as they start.
+type Cleaner interface {
+	CleanStale(ctx context.Context, olderThan time.Duration) (int, error)
+}
+
 // ConditionalPutter is implemented by drivers that can replace an object
 // on condition that it has not changed since it was read: a
 // compare-and-swap, which moving a tag and refreshing a lock rely on.
@@ -147,15 +157,4 @@ type Syncer interface {
 //     WriterOptions.BeforeWrite and As).
 type ConditionalPutter interface {
 	PutIfMatch(ctx context.Context, name string, body io.ReaderAt, size int64, opts PutOptions, version string) error
-}
-
-// TempCleaner is implemented by drivers that can leave temporary objects
-// behind when a write is interrupted: a local directory's temporary files,
-// for example. RemoveStaleTemp removes those last written more than
-// olderThan ago, or with dryRun only counts them, and returns how many
-// and their size in bytes. A garbage collection calls it; a write whose
-// temporary object it removes fails, so olderThan must exceed the time
-// any write may take.
-type TempCleaner interface {
-	RemoveStaleTemp(ctx context.Context, olderThan time.Duration, dryRun bool) (count int, bytes int64, err error)
 }

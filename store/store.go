@@ -37,7 +37,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // concurrent use.
 //
 // Every method that reaches the driver (Put, PutIfMatch, Get, GetRange,
-// Stat, List, Delete, Sync, RemoveStaleTemp) holds one request slot while
+// Stat, List, Delete, Sync, CleanStale) holds one request slot while
 // it runs, its retries and the
 // waits between them included; a reader returned by Get or GetRange holds
 // its slot until it is closed or has returned io.EOF or an error. So a
@@ -108,7 +108,9 @@ func (s *Store) wrap(op, name string, err error) error {
 	if errors.As(err, &se) {
 		return err
 	}
-	return &Error{Op: op, Name: name, Location: s.location, Err: err}
+	// Drivers and their SDKs may repeat a URL with its secrets in an
+	// error's text: redact it once here, for every backend.
+	return &Error{Op: op, Name: name, Location: s.location, Err: RedactError(err)}
 }
 
 // call runs try, the driver call of operation op on name, holding a
@@ -184,23 +186,21 @@ func (s *Store) PutIfMatch(ctx context.Context, name string, body io.ReaderAt, s
 	})
 }
 
-// RemoveStaleTemp removes the driver's stale temporary objects, or with
-// dryRun counts them, on drivers that leave such objects behind (see
-// [TempCleaner]), and returns how many and their size; on others it does
-// nothing.
-func (s *Store) RemoveStaleTemp(ctx context.Context, olderThan time.Duration, dryRun bool) (int, int64, error) {
-	tc, ok := s.drv.(TempCleaner)
+// CleanStale removes the debris of interrupted writes older than
+// olderThan, on drivers that leave such debris (see [Cleaner]), and
+// returns how many items it removed; on others it does nothing.
+func (s *Store) CleanStale(ctx context.Context, olderThan time.Duration) (int, error) {
+	c, ok := s.drv.(Cleaner)
 	if !ok {
-		return 0, 0, nil
+		return 0, nil
 	}
 	var n int
-	var size int64
 	err := s.call(ctx, "clean", "", func(int) error {
 		var err error
-		n, size, err = tc.RemoveStaleTemp(ctx, olderThan, dryRun)
+		n, err = c.CleanStale(ctx, olderThan)
 		return err
 	})
-	return n, size, err
+	return n, err
 }
 
 // short reports whether body holds fewer than size bytes.

@@ -305,19 +305,19 @@ func TestBudgetCoversEveryCall(t *testing.T) {
 func second[T any](_ T, err error) error { return err }
 
 // casDriver is a stubDriver that compares and swaps, and cleans up
-// temporary objects, with the functions set for them.
+// debris, with the functions set for them.
 type casDriver struct {
 	*stubDriver
 	putIfMatch func(version string) error
-	clean      func(dryRun bool) (int, int64, error)
+	clean      func() (int, error)
 }
 
 func (d *casDriver) PutIfMatch(_ context.Context, _ string, _ io.ReaderAt, _ int64, _ store.PutOptions, version string) error {
 	return d.putIfMatch(version)
 }
 
-func (d *casDriver) RemoveStaleTemp(_ context.Context, _ time.Duration, dryRun bool) (int, int64, error) {
-	return d.clean(dryRun)
+func (d *casDriver) CleanStale(context.Context, time.Duration) (int, error) {
+	return d.clean()
 }
 
 func TestPutIfMatch(t *testing.T) {
@@ -329,10 +329,9 @@ func TestPutIfMatch(t *testing.T) {
 	err := plain.PutIfMatch(ctx, tag, body, 1, store.PutOptions{}, "v1")
 	require.ErrorIs(t, err, errors.ErrUnsupported)
 	assert.Contains(t, err.Error(), tag)
-	n, size, err := plain.RemoveStaleTemp(ctx, time.Hour, false)
+	n, err := plain.CleanStale(ctx, time.Hour)
 	require.NoError(t, err)
 	assert.Zero(t, n)
-	assert.Zero(t, size)
 
 	// A conflict on a retry after a lost answer says that it may be one's
 	// own write; a conflict on the first attempt is passed on as it is.
@@ -343,12 +342,7 @@ func TestPutIfMatch(t *testing.T) {
 			return fmt.Errorf("lost answer: %w", core.ErrTransient)
 		}
 		return fmt.Errorf("changed: %w", core.ErrConflict)
-	}, clean: func(dryRun bool) (int, int64, error) {
-		if dryRun {
-			return 2, 20, nil
-		}
-		return 0, 0, errors.New("boom")
-	}}
+	}, clean: func() (int, error) { return 0, errors.New("boom") }}
 	st := store.New(drv, "loc", &store.Options{Backoff: -1})
 	err = st.PutIfMatch(ctx, tag, body, 1, store.PutOptions{}, "v1")
 	require.ErrorIs(t, err, core.ErrConflict)
@@ -367,11 +361,7 @@ func TestPutIfMatch(t *testing.T) {
 		require.ErrorIs(t, err, core.ErrInvalid)
 	}
 
-	n, size, err = st.RemoveStaleTemp(ctx, time.Hour, true)
-	require.NoError(t, err)
-	assert.Equal(t, 2, n)
-	assert.Equal(t, int64(20), size)
-	_, _, err = st.RemoveStaleTemp(ctx, time.Hour, false)
+	_, err = st.CleanStale(ctx, time.Hour)
 	var se *store.Error
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, "clean", se.Op)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -38,12 +39,14 @@ type demoResult struct {
 	ExportMiBps   float64       `json:"export_mib_per_s"`
 	ImportMiBps   float64       `json:"import_mib_per_s"`
 	Matches       bool          `json:"restored_state_matches"`
+	DryRun        bool          `json:"dry_run,omitempty"`
 }
 
 func (a *app) demoCmd() *cobra.Command {
 	var objects int
 	var size string
 	var seed int64
+	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Fill a mock S3, export it, import it into a fresh mock, and compare",
@@ -53,7 +56,11 @@ long), exports it to the repository, imports the snapshot into a fresh mock,
 checks that both hold the same state, and prints the snapshot id, counts,
 bytes, time and throughput. Export and import throughput are both the
 snapshot's bytes over the step's wall time, in MiB/s. Run it twice: the
-second export uploads nothing and yields the same id.`,
+second export uploads nothing and yields the same id.
+
+With --dry-run, demo only computes the id the export would commit, hashing
+every blob and touching no storage, and prints it: the id a CI job can key
+a cache on.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			max, err := parseSize(size)
@@ -63,16 +70,66 @@ second export uploads nothing and yields the same id.`,
 			if objects < 1 {
 				return usageError{fmt.Errorf("--objects must be at least 1, not %d", objects)}
 			}
-			return a.demo(cmd.Context(), objects, max, seed)
+			if err := checkDemoSize(objects, max); err != nil {
+				return usageError{err}
+			}
+			return a.demo(cmd.Context(), objects, max, seed, dryRun)
 		},
 	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the snapshot id the export would commit, writing nothing")
 	cmd.Flags().IntVar(&objects, "objects", 1000, "number of objects to create")
 	cmd.Flags().StringVar(&size, "size", "64KiB", "largest object size (bytes, or with KiB, MiB, GiB)")
 	cmd.Flags().Int64Var(&seed, "seed", 1, "seed for keys, sizes and contents")
 	return cmd
 }
 
-func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64) error {
+// Limits of the demo, which holds its whole state in memory.
+const (
+	maxDemoObjects = 10_000_000
+	// demoObjectMemory is what an object costs the demo beyond its bytes
+	// (keys of up to 4 KiB, maps, manifest entries), at most.
+	demoObjectMemory = 8 << 10
+	// defaultDemoMemory is the memory the demo may use where the
+	// available memory is unknown.
+	defaultDemoMemory = 4 << 30
+)
+
+// checkDemoSize refuses a demo the machine cannot hold. At its peak the
+// demo holds four copies of the state (the filled mock, the restored one,
+// and both read back to compare), and the filled objects average under
+// 0.3 × --size bytes.
+func checkDemoSize(objects int, maxSize int64) error {
+	if objects > maxDemoObjects {
+		return fmt.Errorf("--objects %d is more than the demo's limit of %d objects", objects, maxDemoObjects)
+	}
+	need := float64(objects) * (4*0.3*float64(maxSize) + demoObjectMemory)
+	avail, source := availableMemory()
+	if need > float64(avail) {
+		return fmt.Errorf("%d objects of up to %s need about %s of memory, more than the limit of %s (%s); lower --objects or --size",
+			objects, humanBytes(maxSize), humanBytes(int64(min(need, 1<<62))), humanBytes(avail), source)
+	}
+	return nil
+}
+
+// availableMemory returns the memory the demo may use, and where that
+// figure comes from: MemAvailable in /proc/meminfo on Linux, else
+// defaultDemoMemory.
+func availableMemory() (int64, string) {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err == nil {
+		for line := range strings.Lines(string(data)) {
+			if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+				if err == nil && kb > 0 {
+					return kb << 10, "available memory, by /proc/meminfo"
+				}
+			}
+		}
+	}
+	return defaultDemoMemory, "the demo's limit where the available memory is unknown"
+}
+
+func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64, dryRun bool) error {
 	repo, err := a.openRepo(ctx)
 	if err != nil {
 		return err
@@ -93,6 +150,7 @@ func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64) 
 		SigningKey: a.signingKey,
 		Stats:      &est,
 		Visitor:    visitors.Options{OnBlob: func(visitors.Event) { bar.add(1) }},
+		DryRun:     dryRun,
 	})
 	bar.finish()
 	if err != nil {
@@ -101,6 +159,15 @@ func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64) 
 	res.ExportSeconds = time.Since(start).Seconds()
 	res.Snapshot, res.Blobs = m.ID, len(m.Blobs)
 	res.Uploaded, res.UploadedBytes, res.AlreadyStored = est.Uploaded, est.UploadedBytes, est.Skipped
+	if dryRun {
+		res.DryRun = true
+		if a.json {
+			a.writeJSON(a.stdout, res)
+		} else {
+			fmt.Fprintf(a.stdout, "%s\n", res.Snapshot)
+		}
+		return nil
+	}
 
 	dst := coretest.NewObjectStore()
 	bar = a.newProgress("import", int64(len(m.Blobs)))

@@ -27,8 +27,9 @@ func (a *app) gcCmd() *cobra.Command {
 snapshots that were never committed (interrupted exports) or were removed,
 stale temporary files, and stale locks, and reports what it deleted, with
 counts and bytes. Blobs and views stored less than --grace ago are kept:
-they may belong to an export still running. Temporary files are kept for
-at least an hour.
+they may belong to an export still running. Temporary files are removed
+once older than --grace (with --grace 0, than an hour) and their writing
+process is gone.
 
 gc takes an exclusive lock on the repository: while any export runs (its
 shared lock is live) gc refuses to start, naming the locks, with exit
@@ -37,8 +38,9 @@ stale after 30 minutes without a refresh, or at once when its holder was a
 process of this host that no longer runs; gc removes stale locks. A
 manifest that cannot be read stops gc before it deletes anything.
 
---dry-run reports what gc would delete now, deletes nothing, takes no
-lock, and lists the live locks that would make gc refuse.`,
+--dry-run reports what gc would delete now (temporary files aside),
+deletes nothing, takes no lock, and lists the live locks that would make
+gc refuse.`,
 		Args: exactArgs(0),
 		RunE: a.withRepo(func(ctx context.Context, r *snapshot.Repo, _ []string) error {
 			opts.Grace = grace
@@ -79,9 +81,11 @@ func (a *app) printGC(rep *snapshot.GCReport) {
 		verb = "would delete"
 	}
 	fmt.Fprintf(a.stdout, "%d snapshot(s) reference %d blob(s) (%s)\n", rep.Snapshots, rep.Referenced.Objects, humanBytes(rep.Referenced.Bytes))
-	fmt.Fprintf(a.stdout, "%s %d unreferenced blob(s) (%s), %d view(s) without a snapshot (%s), %d temporary file(s) (%s), %d stale lock(s)\n",
-		verb, rep.Blobs.Objects, humanBytes(rep.Blobs.Bytes), rep.Views.Objects, humanBytes(rep.Views.Bytes),
-		rep.TempFiles.Objects, humanBytes(rep.TempFiles.Bytes), len(rep.StaleLocks))
+	fmt.Fprintf(a.stdout, "%s %d unreferenced blob(s) (%s), %d view(s) without a snapshot (%s), %d stale lock(s)\n",
+		verb, rep.Blobs.Objects, humanBytes(rep.Blobs.Bytes), rep.Views.Objects, humanBytes(rep.Views.Bytes), len(rep.StaleLocks))
+	if !rep.DryRun {
+		fmt.Fprintf(a.stdout, "removed %d temporary file(s) of interrupted writes\n", rep.TempFiles)
+	}
 	if rep.Young.Objects > 0 {
 		fmt.Fprintf(a.stdout, "kept %d unreferenced object(s) (%s) stored less than %s ago\n", rep.Young.Objects, humanBytes(rep.Young.Bytes), rep.Grace)
 	}

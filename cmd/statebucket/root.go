@@ -15,6 +15,7 @@ import (
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/snapshot"
+	"github.com/statebucket/statebucket/store"
 )
 
 // Exit codes, documented in the help text and the README.
@@ -70,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	code := exitCode(err)
-	msg, hint := err.Error(), hintFor(err)
+	msg, hint := store.RedactText(err.Error()), hintFor(err) // the last line of defence for secrets
 	if a.json {
 		out := map[string]any{"error": msg, "exit_code": code}
 		if hint != "" {
@@ -164,8 +165,8 @@ Only demo (an export) creates a repository: for every other command a
 missing one is exit code 3.
 
 With $STATEBUCKET_SIGNING_KEY set, manifests and tags are signed when
-written (demo, tag), and verify, tag, tags and rm refuse a manifest or tag
-that is not signed with that key, with exit code 4.
+written (demo, tag), and verify, tag, tags, rm and copy refuse a manifest
+or tag that is not signed with that key, with exit code 4.
 
 Text output shows names and keys that hold control characters or invalid
 UTF-8 as quoted Go strings, and shortens long keys in the middle; --json
@@ -182,6 +183,7 @@ prints them whole and exact.
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print machine-readable JSON instead of text")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.demoCmd(), a.lsCmd(), a.showCmd(), a.verifyCmd(), a.tagCmd(), a.tagsCmd(), a.untagCmd(), a.rmCmd(), a.gcCmd())
+	root.AddCommand(a.copyCmd())
 	return root
 }
 

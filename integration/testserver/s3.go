@@ -219,7 +219,9 @@ func retryer(newRetryer func() aws.Retryer) aws.Retryer {
 // When the test ends, the bucket is emptied and deleted.
 func (s *S3Server) NewBucket(t testing.TB) string {
 	t.Helper()
-	s.adminOnce.Do(func() { s.admin = s.Client(t, nil) })
+	// A MinIO that answers ready may still refuse requests for a moment
+	// ("Server not initialized yet", 503): try for longer than the SDK's 3.
+	s.adminOnce.Do(func() { s.admin = s.Client(t, &ClientOptions{Retryer: Retryer(10, 2*time.Second)}) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	name := "statebucket-test-" + randomHex(8)

@@ -22,8 +22,8 @@
 // directories leading to the object, unless the Put defers that
 // (PutOptions.DeferSync) to the next [Driver.Sync], which syncs each
 // directory written once however many files it received. Temporary files
-// left by a crash are skipped by List and removed by
-// [Driver.RemoveStaleTemp].
+// left by a crash are skipped by List and removed by [Driver.CleanStale]
+// once they are old and their writer is gone.
 //
 // Conditional writes ([Driver.PutIfMatch], a compare-and-swap on the
 // version Stat reports: the file's device, inode, modification time and

@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,7 +27,9 @@ import (
 
 const (
 	// tempPrefix starts the name of every temporary file. No valid object
-	// name has a segment starting with '.' (see store.ValidName).
+	// name has a segment starting with '.' (see store.ValidName). The
+	// name goes on with its writer's process id and instance (see
+	// tempName).
 	tempPrefix = ".tmp-"
 	// copyChunk is the most Put reads from its body between two checks of
 	// its context.
@@ -61,8 +64,8 @@ type Driver struct {
 var (
 	_ store.Driver            = (*Driver)(nil)
 	_ store.Syncer            = (*Driver)(nil)
+	_ store.Cleaner           = (*Driver)(nil)
 	_ store.ConditionalPutter = (*Driver)(nil)
-	_ store.TempCleaner       = (*Driver)(nil)
 )
 
 // New returns a Driver over the directory root. A missing directory is
@@ -242,7 +245,7 @@ func (d *Driver) prepare(ctx context.Context, name string, size int64, opts stor
 // directories leading to it unless opts defers that.
 func (d *Driver) write(ctx context.Context, r *os.Root, name string, body io.ReaderAt, size int64, opts store.PutOptions) error {
 	dir := path.Dir(name)
-	tmp := path.Join(dir, tempPrefix+rand.Text())
+	tmp := path.Join(dir, tempName())
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return osError(err)
@@ -491,27 +494,66 @@ func (d *Driver) List(ctx context.Context, prefix string, fn func(store.ObjectIn
 	})
 }
 
-// RemoveStaleTemp removes the temporary files that Puts interrupted by a
-// crash left behind, when they were last written more than olderThan ago,
-// or with dryRun only counts them, and returns how many and their size
-// (see [store.TempCleaner]). A Put whose temporary file it removes fails,
-// so olderThan must exceed the time any Put may take.
-func (d *Driver) RemoveStaleTemp(ctx context.Context, olderThan time.Duration, dryRun bool) (int, int64, error) {
+// DefaultStaleAge is the age from which [Driver.CleanStale] removes the
+// temporary files of writers that are gone, when given no other.
+const DefaultStaleAge = time.Hour
+
+// instance tells this process's temporary files from those of an earlier
+// process that had the same id.
+var instance = rand.Text()[:8]
+
+// tempName returns a new name for a temporary file: tempPrefix, the
+// writer's process id and instance, and a random part.
+func tempName() string {
+	return tempPrefix + strconv.Itoa(os.Getpid()) + "-" + instance + "-" + rand.Text()
+}
+
+// tempOwnerLive reports whether the temporary file name may belong to a
+// Put still running: one of this process, or of another process alive on
+// this machine. Names without an owner (of older versions) have none.
+func tempOwnerLive(name string) bool {
+	pid, rest, ok := strings.Cut(strings.TrimPrefix(name, tempPrefix), "-")
+	inst, _, ok2 := strings.Cut(rest, "-")
+	n, err := strconv.Atoi(pid)
+	if !ok || !ok2 || err != nil || n <= 0 {
+		return false
+	}
+	if n == os.Getpid() {
+		return inst == instance // else an earlier process with our id
+	}
+	return processAlive(n)
+}
+
+// CleanStale removes the temporary files that Puts interrupted by a crash
+// or a kill left behind, and returns how many it removed (see
+// [store.Cleaner]). It removes a temporary file only if it was last
+// written more than olderThan ago (DefaultStaleAge if olderThan ≤ 0) and
+// its writer is gone: the file names its writer's process, and a file of
+// this process, or of a process alive on this machine, is kept, however
+// old. (On systems other than Unix, and for files written by other
+// machines sharing the directory, only the age tells.) It is safe to call
+// while other processes write to the directory; exporters call it as they
+// start.
+func (d *Driver) CleanStale(ctx context.Context, olderThan time.Duration) (int, error) {
+	if olderThan <= 0 {
+		olderThan = DefaultStaleAge
+	}
 	r, err := d.open(false)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	cutoff := time.Now().Add(-olderThan)
-	removed, size := 0, int64(0)
+	removed := 0
 	err = walk(ctx, r, ".", "", func(name string, typ fs.FileMode) error {
-		if !typ.IsRegular() || !strings.HasPrefix(path.Base(name), tempPrefix) {
+		base := path.Base(name)
+		if !typ.IsRegular() || !strings.HasPrefix(base, tempPrefix) {
 			return nil
 		}
 		fi, err := r.Lstat(name)
-		if errors.Is(err, fs.ErrNotExist) || err == nil && fi.ModTime().After(cutoff) {
+		if errors.Is(err, fs.ErrNotExist) || err == nil && (fi.ModTime().After(cutoff) || tempOwnerLive(base)) {
 			return nil
 		}
-		if err == nil && !dryRun {
+		if err == nil {
 			err = r.Remove(name)
 		}
 		if errors.Is(err, fs.ErrNotExist) {
@@ -521,10 +563,9 @@ func (d *Driver) RemoveStaleTemp(ctx context.Context, olderThan time.Duration, d
 			return osError(err)
 		}
 		removed++
-		size += fi.Size()
 		return nil
 	})
-	return removed, size, err
+	return removed, err
 }
 
 // walk calls visit with the name and type of every entry that is not a

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -240,34 +239,6 @@ func TestListSkipsForeignFiles(t *testing.T) {
 		return nil
 	}))
 	assert.Equal(t, []string{blob}, names)
-}
-
-func TestRemoveStaleTemp(t *testing.T) {
-	root := t.TempDir()
-	drv := newDriver(t, root)
-	st := store.New(drv, root, nil)
-	require.NoError(t, st.PutBytes(t.Context(), blob, []byte("x"), store.PutOptions{}))
-	fan := filepath.Join(root, "blobs", "sha256", "ab")
-	stale, fresh := filepath.Join(fan, ".tmp-STALE"), filepath.Join(fan, ".tmp-FRESH")
-	for _, p := range []string{stale, fresh} {
-		require.NoError(t, os.WriteFile(p, []byte("partial"), 0o666))
-	}
-	old := time.Now().Add(-2 * time.Hour)
-	require.NoError(t, os.Chtimes(stale, old, old))
-
-	n, size, err := drv.RemoveStaleTemp(t.Context(), time.Hour, true)
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
-	assert.Equal(t, int64(len("partial")), size)
-	assert.FileExists(t, stale, "a dry run removes nothing")
-
-	n, size, err = st.RemoveStaleTemp(t.Context(), time.Hour, false)
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
-	assert.Equal(t, int64(len("partial")), size)
-	assert.NoFileExists(t, stale)
-	assert.FileExists(t, fresh)
-	assert.FileExists(t, filepath.Join(fan, hexA))
 }
 
 func TestPermission(t *testing.T) {

@@ -6,7 +6,7 @@
 //
 // [Open] makes a driver from a URL,
 //
-//	s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1&profile=dev
+//	s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1&profile=dev&timeout=30s
 //
 // with the AWS SDK's standard configuration: credentials from the
 // environment, the shared config and credentials files (profile= picks a
@@ -81,14 +81,30 @@
 // fails, and the portable store layer resumes it with a ranged read, as it
 // retries the failures the driver reports as transient.
 //
+// Every request has a bounded wait for the server: Options.ResponseTimeout
+// (default 30 s) to connect, send the request and receive the response's
+// headers, and Options.StallTimeout (default 60 s) for each wait for a
+// body, sent or read, to move; timeout= in the URL sets both. They apply
+// whatever the transport, Options.Transport and the client given to New
+// included. A request that runs out fails with a *TimeoutError naming the
+// endpoint and the limit, which matches core.ErrTransient: the retryer
+// tries it again, then the store layer, which also resumes a read that
+// stalled from the byte it reached. A server that accepts connections and
+// never answers thus fails an operation in bounded time, without a
+// deadline on its context.
+//
 // Errors match the sentinels of package core: core.ErrNotFound for a
 // missing object, core.ErrBucketNotFound for a missing bucket (naming the
 // bucket and the endpoint), core.ErrExists, core.ErrConflict,
 // core.ErrPermission for denied access or rejected credentials,
 // core.ErrChecksumMismatch, and core.ErrTransient for throttling (429,
 // SlowDown), server errors (5xx), timeouts and broken connections once the
-// retryer gave up; they wrap the SDK's error. No error holds a credential;
-// [store.Redact] removes them from URLs shown to users.
+// retryer gave up; they wrap the SDK's error. No error's text holds a
+// credential: the driver removes them, with [store.RedactText], from the
+// text of every error it returns (the SDK repeats an endpoint as it was
+// given, user information included), and [store.Redact] from URLs shown
+// to users. A URL whose endpoint holds credentials, a query or a fragment
+// is refused, as is a prefix with an empty, "." or ".." segment.
 //
 // # Connections
 //

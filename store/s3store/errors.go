@@ -14,6 +14,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/store"
 )
 
 // Error codes of S3 and MinIO, by the sentinel they map to.
@@ -36,14 +37,19 @@ var (
 )
 
 // fail returns the error of an operation that failed with err, mapped to
-// the sentinels of package core and wrapping err. When ctx has ended, the
-// error wraps ctx's error, and the last failure of the operation's
-// attempts (att, which may be nil) if the retryer was waiting to try
-// again.
+// the sentinels of package core and wrapping err, its text stripped of
+// secrets (the SDK repeats endpoints as they were given, credentials
+// included). When ctx has ended, the error wraps ctx's error, and the last
+// failure of the operation's attempts (att, which may be nil) if the
+// retryer was waiting to try again.
 func (d *Driver) fail(ctx context.Context, err error, att *attempts) error {
 	if err == nil {
 		return nil
 	}
+	return store.RedactError(d.failed(ctx, err, att))
+}
+
+func (d *Driver) failed(ctx context.Context, err error, att *attempts) error {
 	ctxErr := ctx.Err()
 	if ctxErr == nil {
 		return d.mapError(err)
@@ -63,6 +69,8 @@ func (d *Driver) mapError(err error) error {
 	code, status := errorCode(err), statusCode(err)
 	var netErr *net.OpError
 	switch {
+	case errors.As(err, new(*TimeoutError)):
+		return fmt.Errorf("s3store: %w", err) // transient, and says so
 	case errors.As(err, &netErr) && netErr.Op == "dial":
 		return fmt.Errorf("s3store: cannot connect to %s: check the endpoint and that the server is running: %w", d.endpoint, err)
 	case code == "NoSuchBucket":
@@ -88,7 +96,7 @@ func (d *Driver) mapError(err error) error {
 }
 
 func (d *Driver) bucketNotFound(err error) error {
-	return fmt.Errorf("s3store: bucket %q does not exist at %s: create it or fix the URL: %w: %w", d.bucket, d.endpoint, core.ErrBucketNotFound, err)
+	return store.RedactError(fmt.Errorf("s3store: bucket %q does not exist at %s: create it or fix the URL: %w: %w", d.bucket, d.endpoint, core.ErrBucketNotFound, err))
 }
 
 // errorCode returns the S3 error code in err, or "".
@@ -121,14 +129,15 @@ type attempts struct {
 }
 
 // newAttempts returns an attempts and the per-operation option that
-// installs it.
-func newAttempts() (*attempts, func(*s3.Options)) {
+// installs it, and the driver's timeouts (see [watchdog]).
+func (d *Driver) newAttempts() (*attempts, func(*s3.Options)) {
 	a := &attempts{}
 	return a, func(o *s3.Options) {
 		if r, ok := o.Retryer.(aws.RetryerV2); ok {
 			a.RetryerV2 = r
 			o.Retryer = a
 		}
+		d.withTimeouts(o)
 	}
 }
 

@@ -27,7 +27,7 @@ const abortTimeout = 30 * time.Second
 // body's digest matches it. On any failure it aborts the upload.
 func (d *Driver) putMultipart(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions) (err error) {
 	key := d.key(name)
-	att, optFn := newAttempts()
+	att, optFn := d.newAttempts()
 	created, err := d.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:            &d.bucket,
 		Key:               key,
@@ -58,7 +58,7 @@ func (d *Driver) putMultipart(ctx context.Context, name string, body io.ReaderAt
 	if opts.CreateOnly {
 		in.IfNoneMatch = aws.String("*")
 	}
-	att, optFn = newAttempts()
+	att, optFn = d.newAttempts()
 	_, err = d.client.CompleteMultipartUpload(ctx, in, optFn)
 	if err != nil && d.landed(ctx, key, uploadID, size, parts, err) {
 		return nil
@@ -75,7 +75,7 @@ func (d *Driver) landed(ctx context.Context, key, uploadID *string, size int64, 
 	switch {
 	case errorCode(err) == "NoSuchUpload":
 	case statusCode(err) == http.StatusPreconditionFailed:
-		_, lerr := d.client.ListParts(ctx, &s3.ListPartsInput{Bucket: &d.bucket, Key: key, UploadId: uploadID, MaxParts: aws.Int32(1)})
+		_, lerr := d.client.ListParts(ctx, &s3.ListPartsInput{Bucket: &d.bucket, Key: key, UploadId: uploadID, MaxParts: aws.Int32(1)}, d.withTimeouts)
 		if errorCode(lerr) != "NoSuchUpload" {
 			return false // the upload is still there: another writer won
 		}
@@ -110,7 +110,7 @@ func (d *Driver) uploadParts(ctx context.Context, key, uploadID *string, body io
 			for i := range scanned {
 				off := int64(i) * partSize
 				length := min(partSize, size-off)
-				att, optFn := newAttempts()
+				att, optFn := d.newAttempts()
 				out, err := d.client.UploadPart(gctx, &s3.UploadPartInput{
 					Bucket:            &d.bucket,
 					Key:               key,
@@ -140,9 +140,9 @@ func (d *Driver) uploadParts(ctx context.Context, key, uploadID *string, body io
 func (d *Driver) abort(ctx context.Context, key, uploadID *string, cause error) error {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
-	_, err := d.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &d.bucket, Key: key, UploadId: uploadID})
+	_, err := d.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &d.bucket, Key: key, UploadId: uploadID}, d.withTimeouts)
 	if err != nil && errorCode(err) != "NoSuchUpload" {
-		return fmt.Errorf("%w (and aborting multipart upload %s failed, so its parts remain until a lifecycle rule removes them: %v)", cause, aws.ToString(uploadID), err)
+		return store.RedactError(fmt.Errorf("%w (and aborting multipart upload %s failed, so its parts remain until a lifecycle rule removes them: %v)", cause, aws.ToString(uploadID), err))
 	}
 	return cause
 }
@@ -155,7 +155,7 @@ func (d *Driver) hasUploadETag(ctx context.Context, key *string, size int64, par
 	if !ok {
 		return false
 	}
-	out, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &d.bucket, Key: key})
+	out, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &d.bucket, Key: key}, d.withTimeouts)
 	return err == nil && aws.ToInt64(out.ContentLength) == size && strings.Trim(aws.ToString(out.ETag), `"`) == want
 }
 

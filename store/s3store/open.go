@@ -30,15 +30,17 @@ const Scheme = "s3"
 const DefaultRegion = "us-east-1"
 
 // queryParams are the query parameters an s3:// URL may hold.
-var queryParams = []string{"endpoint", "profile", "region"}
+var queryParams = []string{"endpoint", "profile", "region", "timeout"}
 
 // location is what an s3:// URL says.
 type location struct {
 	bucket, prefix            string
 	endpoint, region, profile string
+	timeout                   time.Duration // 0: not given
 }
 
-// parseURL reads an s3://bucket/prefix?endpoint=…&region=…&profile=… URL.
+// parseURL reads an s3://bucket/prefix?endpoint=…&region=…&profile=…&timeout=…
+// URL.
 func parseURL(u *url.URL) (location, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("s3store: %s: %s: %w", store.Redact(u), fmt.Sprintf(format, args...), core.ErrInvalid)
@@ -54,6 +56,9 @@ func parseURL(u *url.URL) (location, error) {
 	}
 	if strings.Contains(u.Host, ":") {
 		return location{}, bad("bucket name %q holds a ':': give a server as ?endpoint=http://host:port", u.Host)
+	}
+	if err := store.ValidURLPath(u.Path); err != nil {
+		return location{}, fmt.Errorf("s3store: %s: %w", store.Redact(u), err)
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
@@ -81,24 +86,40 @@ func parseURL(u *url.URL) (location, error) {
 	}
 	if loc.endpoint != "" {
 		e, err := url.Parse(loc.endpoint)
-		if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
+		switch {
+		case err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "":
 			return location{}, bad("endpoint must be an http:// or https:// URL")
+		case e.User != nil:
+			return location{}, bad("credentials in the endpoint are not supported: use the AWS credential chain (environment, shared config and profiles, web identity)")
+		case e.RawQuery != "" || e.ForceQuery || e.Fragment != "":
+			return location{}, bad("the endpoint takes no query or fragment: give the server's base URL, such as http://127.0.0.1:9000")
+		}
+	}
+	if t := q.Get("timeout"); t != "" {
+		loc.timeout, err = time.ParseDuration(t)
+		if err != nil || loc.timeout <= 0 {
+			return location{}, bad("timeout=%q: want a positive duration, such as 30s or 2m", t)
 		}
 	}
 	return loc, nil
 }
 
 // Open returns a driver for the repository at u, a URL of the form
-// s3://bucket/prefix?endpoint=URL&region=R&profile=P, configured by the
-// AWS SDK's standard chain (see the package documentation). The query
-// parameters are optional; any other is an error. Open does not contact
-// the server. A nil opts means the defaults.
+// s3://bucket/prefix?endpoint=URL&region=R&profile=P&timeout=D, configured
+// by the AWS SDK's standard chain (see the package documentation). The
+// query parameters are optional; any other is an error. timeout= sets both
+// Options.ResponseTimeout and Options.StallTimeout, overriding opts. A
+// prefix with an empty, "." or ".." segment is an error. Open does not
+// contact the server. A nil opts means the defaults.
 func Open(ctx context.Context, u *url.URL, opts *Options) (*Driver, error) {
 	loc, err := parseURL(u)
 	if err != nil {
 		return nil, err
 	}
 	o := opts.withDefaults()
+	if loc.timeout > 0 {
+		o.ResponseTimeout, o.StallTimeout = loc.timeout, loc.timeout
+	}
 	p := &pool{}
 	load := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(p.configure(o.MaxConcurrency))),
@@ -120,7 +141,7 @@ func Open(ctx context.Context, u *url.URL, opts *Options) (*Driver, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {
-		return nil, fmt.Errorf("s3store: %s: load the AWS configuration: %w", store.Redact(u), err)
+		return nil, store.RedactError(fmt.Errorf("s3store: %s: load the AWS configuration: %w", store.Redact(u), err))
 	}
 	if cfg.Region == "" {
 		cfg.Region = DefaultRegion
@@ -145,7 +166,7 @@ func Open(ctx context.Context, u *url.URL, opts *Options) (*Driver, error) {
 			so.UsePathStyle = true
 		}
 	})
-	d := New(client, loc.bucket, loc.prefix, opts)
+	d := New(client, loc.bucket, loc.prefix, &o)
 	d.pool = p
 	return d, nil
 }
@@ -228,9 +249,6 @@ func endpointOf(o s3.Options) string {
 	}
 	return "AWS S3 (region " + o.Region + ")"
 }
-
-// sensitiveParams are query parameters whose values Redact hides: those of
-// presigned S3 URLs, and any whose name says it holds a secret.
 
 func init() {
 	store.Register("s3", func(ctx context.Context, u *url.URL) (store.Driver, error) { return Open(ctx, u, nil) })

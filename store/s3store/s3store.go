@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -63,6 +64,21 @@ type Options struct {
 	// PartConcurrency is the number of parts of one object uploaded at
 	// once. Default DefaultPartConcurrency.
 	PartConcurrency int
+	// ResponseTimeout bounds each request's wait for the server: to
+	// connect and send the request's headers, and, once its body is sent,
+	// to receive the response's headers. Default DefaultResponseTimeout;
+	// negative means no limit.
+	ResponseTimeout time.Duration
+	// StallTimeout bounds each wait for a request body being sent, or a
+	// response body being read, to move. Default DefaultStallTimeout;
+	// negative means no limit.
+	//
+	// Both timeouts apply to every transport, Options.Transport and the
+	// HTTP client of a client given to New included. A request that runs
+	// out of either fails with a *TimeoutError, which the client's
+	// retryer, then the store layer, try again; a read that stalls is
+	// resumed where it stopped.
+	StallTimeout time.Duration
 
 	// The fields below apply to Open only; New uses its client as it is.
 
@@ -95,6 +111,12 @@ func (o *Options) withDefaults() Options {
 	r.MultipartThreshold = min(r.MultipartThreshold, MaxPutSize)
 	if r.PartConcurrency <= 0 {
 		r.PartConcurrency = DefaultPartConcurrency
+	}
+	if r.ResponseTimeout == 0 {
+		r.ResponseTimeout = DefaultResponseTimeout
+	}
+	if r.StallTimeout == 0 {
+		r.StallTimeout = DefaultStallTimeout
 	}
 	return r
 }
@@ -159,7 +181,7 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 	if opts.CreateOnly {
 		in.IfNoneMatch = aws.String("*")
 	}
-	att, optFn := newAttempts()
+	att, optFn := d.newAttempts()
 	_, err = d.client.PutObject(ctx, in, optFn, unsignedPayload)
 	return d.fail(ctx, err, att)
 }
@@ -184,7 +206,7 @@ func (d *Driver) PutIfMatch(ctx context.Context, name string, body io.ReaderAt, 
 		return err
 	}
 	in.IfMatch = aws.String(version)
-	att, optFn := newAttempts()
+	att, optFn := d.newAttempts()
 	_, err = d.client.PutObject(ctx, in, optFn, unsignedPayload)
 	if err == nil || ctx.Err() != nil {
 		return d.fail(ctx, err, att)
@@ -307,7 +329,7 @@ func (d *Driver) get(ctx context.Context, name string, offset, end int64) (io.Re
 		}
 		in.Range = &r
 	}
-	att, optFn := newAttempts()
+	att, optFn := d.newAttempts()
 	out, err := d.client.GetObject(ctx, in, optFn, noResponseChecksum)
 	if statusCode(err) == http.StatusRequestedRangeNotSatisfiable {
 		return d.rangeNotSatisfiable(ctx, name, offset, err, att)
@@ -343,7 +365,7 @@ func noResponseChecksum(o *s3.Options) {
 
 // Stat implements [store.Driver.Stat].
 func (d *Driver) Stat(ctx context.Context, name string) (store.ObjectInfo, error) {
-	att, optFn := newAttempts()
+	att, optFn := d.newAttempts()
 	out, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &d.bucket, Key: d.key(name)}, optFn)
 	if err != nil {
 		return store.ObjectInfo{}, d.headFailed(ctx, err, att)
@@ -360,7 +382,7 @@ func (d *Driver) headFailed(ctx context.Context, err error, att *attempts) error
 	if !errors.Is(mapped, core.ErrNotFound) || d.bucketSeen.Load() {
 		return mapped
 	}
-	batt, optFn := newAttempts()
+	batt, optFn := d.newAttempts()
 	_, berr := d.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &d.bucket}, optFn)
 	switch {
 	case berr == nil:
@@ -376,7 +398,7 @@ func (d *Driver) headFailed(ctx context.Context, err error, att *attempts) error
 func (d *Driver) List(ctx context.Context, prefix string, fn func(store.ObjectInfo) error) error {
 	pages := s3.NewListObjectsV2Paginator(d.client, &s3.ListObjectsV2Input{Bucket: &d.bucket, Prefix: aws.String(d.prefix + prefix)})
 	for pages.HasMorePages() {
-		att, optFn := newAttempts()
+		att, optFn := d.newAttempts()
 		page, err := pages.NextPage(ctx, optFn)
 		if err != nil {
 			return d.fail(ctx, err, att)
@@ -402,7 +424,7 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 	if _, err := d.Stat(ctx, name); err != nil {
 		return err
 	}
-	att, optFn := newAttempts()
+	att, optFn := d.newAttempts()
 	_, err := d.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &d.bucket, Key: d.key(name)}, optFn)
 	return d.fail(ctx, err, att)
 }

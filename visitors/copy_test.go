@@ -1,0 +1,230 @@
+package visitors_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
+	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/store/filestore"
+	"github.com/statebucket/statebucket/visitors"
+)
+
+// callDriver records every call that reaches it.
+type callDriver struct {
+	store.Driver
+	mu    sync.Mutex
+	calls []string
+}
+
+func (d *callDriver) record(op, name string) {
+	d.mu.Lock()
+	d.calls = append(d.calls, op+" "+name)
+	d.mu.Unlock()
+}
+
+func (d *callDriver) Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions) error {
+	d.record("put", name)
+	return d.Driver.Put(ctx, name, body, size, opts)
+}
+
+func (d *callDriver) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	d.record("get", name)
+	return d.Driver.Get(ctx, name)
+}
+
+func (d *callDriver) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	d.record("get", name)
+	return d.Driver.GetRange(ctx, name, offset, length)
+}
+
+func (d *callDriver) Stat(ctx context.Context, name string) (store.ObjectInfo, error) {
+	d.record("stat", name)
+	return d.Driver.Stat(ctx, name)
+}
+
+func (d *callDriver) List(ctx context.Context, prefix string, fn func(store.ObjectInfo) error) error {
+	d.record("list", prefix)
+	return d.Driver.List(ctx, prefix, fn)
+}
+
+func (d *callDriver) Delete(ctx context.Context, name string) error {
+	d.record("delete", name)
+	return d.Driver.Delete(ctx, name)
+}
+
+func (d *callDriver) all() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.calls...)
+}
+
+// recordedRepo returns a repository in a fresh directory whose every
+// driver call is recorded.
+func recordedRepo(t *testing.T) (*repo.Repo, *callDriver) {
+	t.Helper()
+	fs, err := filestore.New(t.TempDir(), nil)
+	require.NoError(t, err)
+	d := &callDriver{Driver: fs}
+	r := repo.New(store.New(d, "recorded", nil), nil)
+	t.Cleanup(func() { r.Close() })
+	return r, d
+}
+
+// A dry run records the entries a real export records, and calls the
+// repository's driver not once.
+func TestDryRunTouchesNothing(t *testing.T) {
+	blobs := []blob{blobOf("a", 10), blobOf("b\x00v", 5000), blobOf("c", 0), blobOf("d", 3<<20)}
+	r, d := recordedRepo(t)
+	dry := visitors.New(r, &visitors.Options{DryRun: true, MemoryThreshold: 1 << 10})
+	for i := range blobs {
+		entries, readers := batch(i%2 == 0, blobs[i])
+		require.NoError(t, dry.Visit(t.Context(), entries))
+		requireClosed(t, readers)
+	}
+	assert.Empty(t, d.all(), "a dry run reached the driver")
+	requireBudgetFree(t, r.Budget())
+	assert.Equal(t, 4, dry.Stats().Blobs)
+	assert.Zero(t, dry.Stats().Uploaded)
+
+	real := visitors.New(r, nil)
+	entries, _ := batch(true, blobs...)
+	require.NoError(t, real.Visit(t.Context(), entries))
+	assert.Equal(t, real.Entries(), dry.Entries())
+
+	entries, _ = batch(true, blob{"short", make([]byte, 3)})
+	entries[0].Size = 4
+	err := dry.Visit(t.Context(), entries)
+	require.ErrorIs(t, err, core.ErrSizeMismatch)
+	assert.Contains(t, err.Error(), `"short"`)
+
+	require.ErrorIs(t, dry.Copy(t.Context(), r, nil), core.ErrInvalid, "a dry run copies nothing")
+}
+
+// storeAll exports blobs into r and returns their entries.
+func storeAll(t *testing.T, r *repo.Repo, blobs ...blob) []manifest.Entry {
+	t.Helper()
+	v := visitors.New(r, nil)
+	entries, _ := batch(true, blobs...)
+	require.NoError(t, v.Visit(t.Context(), entries))
+	return v.Entries()
+}
+
+// Copy downloads and uploads only the blobs the target lacks, each
+// distinct digest once, and a second copy moves nothing.
+func TestCopyTransfersOnlyMissingBlobs(t *testing.T) {
+	from, fromDrv := recordedRepo(t)
+	to, toDrv := newRepo(t)
+	shared, same1, same2 := blobOf("shared", 300), blobOf("same-1", 2000), blobOf("same-2", 2000)
+	same2.data = same1.data
+	blobs := []blob{shared, same1, same2, blobOf("big", 5<<20), blobOf("empty", 0)}
+	entries := storeAll(t, from, blobs...)
+	storeAll(t, to, shared)
+
+	var events eventLog
+	v := visitors.New(to, &visitors.Options{OnBlob: events.add, MemoryThreshold: 1 << 20})
+	before := len(fromDrv.all())
+	require.NoError(t, v.Copy(t.Context(), from, entries))
+	gets := 0
+	for _, c := range fromDrv.all()[before:] {
+		if c[:3] == "get" {
+			gets++
+		}
+	}
+	assert.Equal(t, 3, gets, "one download per distinct missing digest")
+	st := v.Stats()
+	assert.Equal(t, 5, st.Blobs)
+	assert.Equal(t, 3, st.Uploaded)
+	assert.Equal(t, 2, st.Skipped, "the stored blob and the duplicate")
+	assert.Len(t, events.all(), 5)
+	assert.Empty(t, v.Entries(), "a copy records no entries")
+	for _, b := range blobs {
+		got, err := to.Store().GetBytes(t.Context(), blobName(b.data), 8<<20)
+		require.NoError(t, err)
+		require.Equal(t, b.data, got, b.key)
+	}
+	requireBudgetFree(t, to.Budget())
+
+	putsBefore := len(toDrv.puts())
+	again := visitors.New(to, nil)
+	require.NoError(t, again.Copy(t.Context(), from, entries))
+	assert.Len(t, toDrv.puts(), putsBefore, "a second copy uploads nothing")
+	assert.Equal(t, 5, again.Stats().Skipped)
+}
+
+// A source blob whose bytes are not those its entry records fails the
+// copy with a mismatch naming the key, and is not stored.
+func TestCopyRefusesDamagedSourceBlobs(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		edit    func([]byte) []byte
+		wantErr error
+	}{
+		{"flipped byte", func(b []byte) []byte { b[len(b)/2] ^= 1; return b }, core.ErrChecksumMismatch},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-1] }, core.ErrSizeMismatch},
+		{"longer", func(b []byte) []byte { return append(b, 'x') }, core.ErrSizeMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			from, _ := newRepo(t)
+			to, toDrv := newRepo(t)
+			tmp := t.TempDir()
+			bad := blobOf("bad\x00key", 3000)
+			entries := storeAll(t, from, blobOf("good", 100), bad)
+			name := blobName(bad.data)
+			data, err := from.Store().GetBytes(t.Context(), name, 1<<20)
+			require.NoError(t, err)
+			require.NoError(t, from.Store().PutBytes(t.Context(), name, tc.edit(data), store.PutOptions{}))
+
+			v := visitors.New(to, &visitors.Options{TempDir: tmp, MemoryThreshold: 1 << 10})
+			err = v.Copy(t.Context(), from, entries)
+			require.ErrorIs(t, err, tc.wantErr)
+			mm, ok := err.(*repo.MismatchError)
+			require.True(t, ok, "a *repo.MismatchError, not wrapped again: %v", err)
+			assert.Equal(t, bad.key, mm.Key)
+			assert.Contains(t, err.Error(), fmt.Sprintf("%q", bad.key))
+			assert.NotContains(t, toDrv.puts(), name, "the damaged blob was stored")
+			files, err := os.ReadDir(tmp)
+			require.NoError(t, err)
+			assert.Empty(t, files, "spool files left behind")
+			requireBudgetFree(t, to.Budget())
+		})
+	}
+}
+
+// A missing source blob fails the copy naming the key.
+func TestCopyMissingSourceBlob(t *testing.T) {
+	from, _ := newRepo(t)
+	to, _ := newRepo(t)
+	gone := blobOf("gone", 10)
+	entries := storeAll(t, from, gone)
+	require.NoError(t, from.Store().Delete(t.Context(), blobName(gone.data)))
+	err := visitors.New(to, nil).Copy(t.Context(), from, entries)
+	require.ErrorIs(t, err, core.ErrNotFound)
+	assert.Contains(t, err.Error(), `visitors: blob "gone"`)
+}
+
+// Copy between two repositories that share one budget of a single
+// request never deadlocks: the source is opened only once the spool has
+// its memory, and closed before the upload.
+func TestCopySharedBudget(t *testing.T) {
+	budget := store.NewBudget(1, 64<<10)
+	from, _ := newRepoWith(t, &store.Options{Budget: budget})
+	var blobs []blob
+	for i := range 20 {
+		blobs = append(blobs, blobOf(fmt.Sprint("k", i), 20<<10+i))
+	}
+	entries := storeAll(t, from, blobs...)
+	to, toDrv := newRepoWith(t, &store.Options{Budget: budget})
+	require.NoError(t, visitors.New(to, nil).Copy(t.Context(), from, entries))
+	assert.Len(t, toDrv.puts(), len(blobs))
+	requireBudgetFree(t, budget)
+}
