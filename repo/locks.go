@@ -30,12 +30,16 @@ const (
 // LockInfo is the record of a lock, stored as locks/<id>.json, and what
 // [Repo.Locks] reports of it.
 type LockInfo struct {
-	ID        string    `json:"id"`        // "<kind>-<random>"; the object's name is locks/<id>.json
-	Kind      LockKind  `json:"kind"`      // shared or exclusive
-	Host      string    `json:"host"`      // the host name of the holder
-	PID       int       `json:"pid"`       // the process id of the holder on Host
-	Created   time.Time `json:"created"`   // when the lock was taken, holder's clock, UTC
-	Refreshed time.Time `json:"refreshed"` // when it was last written, holder's clock, UTC
+	ID   string   `json:"id"`   // "<kind>-<random>"; the object's name is locks/<id>.json
+	Kind LockKind `json:"kind"` // shared or exclusive
+	Host string   `json:"host"` // the host name of the holder
+	PID  int      `json:"pid"`  // the process id of the holder on Host
+	// PIDNamespace names the holder's PID namespace where the system has
+	// them (Linux: "pid:[…]"), so that containers sharing a host name are
+	// not taken for one another; empty elsewhere.
+	PIDNamespace string    `json:"pid_namespace,omitempty"`
+	Created      time.Time `json:"created"`   // when the lock was taken, holder's clock, UTC
+	Refreshed    time.Time `json:"refreshed"` // when it was last written, holder's clock, UTC
 	// Stale is set by [Repo.Locks] for a lock not refreshed for longer
 	// than the stale age (Options.LockStaleAge), whose holder is gone or
 	// cut off from the repository, and for a lock held by a process of
@@ -43,7 +47,8 @@ type LockInfo struct {
 	Stale bool `json:"-"`
 }
 
-// lockFields are the JSON fields of a stored lock, each required.
+// lockFields are the JSON fields of a stored lock, each required but the
+// PID namespace.
 var lockFields = []string{"id", "kind", "host", "pid", "created", "refreshed"}
 
 // lockKindOf returns the kind of the lock id, "<kind>-<token>" where the
@@ -64,7 +69,7 @@ func lockKindOf(id string) (LockKind, bool) {
 // decodeRecord). A failure matches core.ErrCorrupt and names the lock.
 func decodeLock(id string, data []byte) (LockInfo, error) {
 	var l LockInfo
-	err := decodeRecord(data, &l, lockFields)
+	err := decodeRecord(data, &l, lockFields, "pid_namespace")
 	kind, _ := lockKindOf(id)
 	switch {
 	case err != nil:
@@ -113,7 +118,7 @@ func (r *Repo) Lock(ctx context.Context, kind LockKind) (*Lock, error) {
 		host = "unknown"
 	}
 	now := r.now().UTC()
-	info := LockInfo{ID: string(kind) + "-" + rand.Text(), Kind: kind, Host: host, PID: os.Getpid(), Created: now, Refreshed: now}
+	info := LockInfo{ID: string(kind) + "-" + rand.Text(), Kind: kind, Host: host, PID: os.Getpid(), PIDNamespace: pidNamespace(), Created: now, Refreshed: now}
 	data, err := encodeRecord(info)
 	if err != nil {
 		return nil, fmt.Errorf("repo: lock: %w", err)
@@ -189,13 +194,15 @@ func (r *Repo) readLock(ctx context.Context, id string) (LockInfo, error) {
 	return l, nil
 }
 
-// deadHolder reports whether the holder of l is a process of this host
-// that no longer runs. A host name shared by machines (or containers)
-// that share a repository would make their live locks look dead to one
-// another: give them distinct names.
+// deadHolder reports whether the holder of l is a process of this host,
+// and of this PID namespace where the system has them, that no longer
+// runs. Machines sharing a repository and a host name (and, on systems
+// without PID namespaces, containers) would take one another's live locks
+// for dead: give them distinct host names.
 func deadHolder(l LockInfo) bool {
 	host, err := os.Hostname()
-	return err == nil && l.Host == host && l.PID > 0 && l.PID != os.Getpid() && !processAlive(l.PID)
+	return err == nil && l.Host == host && l.PIDNamespace == pidNamespace() &&
+		l.PID > 0 && l.PID != os.Getpid() && !processAlive(l.PID)
 }
 
 // RemoveLock removes the record of the lock id, which another process

@@ -255,8 +255,10 @@ func TestLockLostWhenRemoved(t *testing.T) {
 	require.ErrorIs(t, other.RemoveLock(ctx, l.Info().ID), core.ErrNotFound)
 }
 
-// A lock held by a process of this host that no longer runs is stale at
-// once; one held by a running process, or on another host, is not.
+// A lock held by a process of this host (and PID namespace) that no
+// longer runs is stale at once; one held by a running process, on another
+// host, or in another namespace (a container with the same host name), is
+// not.
 func TestDeadHolderIsStale(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no portable liveness check")
@@ -268,18 +270,21 @@ func TestDeadHolderIsStale(t *testing.T) {
 	dead := cmd.Process.Pid
 	host, err := os.Hostname()
 	require.NoError(t, err)
+	ns := pidNamespace()
 	for _, tc := range []struct {
 		id    string
 		host  string
+		ns    string
 		pid   int
 		stale bool
 	}{
-		{"shared-DEAD", host, dead, true},
-		{"shared-SELF", host, os.Getpid(), false},
-		{"shared-PARENT", host, os.Getppid(), false},
-		{"shared-ELSEWHERE", host + "-other", dead, false},
+		{"shared-DEAD", host, ns, dead, true},
+		{"shared-SELF", host, ns, os.Getpid(), false},
+		{"shared-PARENT", host, ns, os.Getppid(), false},
+		{"shared-ELSEWHERE", host + "-other", ns, dead, false},
+		{"shared-OTHERNS", host, ns + "-other", dead, false},
 	} {
-		data, err := encodeRecord(LockInfo{ID: tc.id, Kind: SharedLock, Host: tc.host, PID: tc.pid, Created: lr.clock.now(), Refreshed: lr.clock.now()})
+		data, err := encodeRecord(LockInfo{ID: tc.id, Kind: SharedLock, Host: tc.host, PIDNamespace: tc.ns, PID: tc.pid, Created: lr.clock.now(), Refreshed: lr.clock.now()})
 		require.NoError(t, err)
 		require.NoError(t, lr.Store().PutBytes(ctx, LockName(tc.id), data, store.PutOptions{}))
 	}
@@ -289,7 +294,7 @@ func TestDeadHolderIsStale(t *testing.T) {
 	for _, l := range locks {
 		stale[l.ID] = l.Stale
 	}
-	assert.Equal(t, map[string]bool{"shared-DEAD": true, "shared-SELF": false, "shared-PARENT": false, "shared-ELSEWHERE": false}, stale)
+	assert.Equal(t, map[string]bool{"shared-DEAD": true, "shared-SELF": false, "shared-PARENT": false, "shared-ELSEWHERE": false, "shared-OTHERNS": false}, stale)
 }
 
 // An exclusive lock is refused naming every live lock in its way.

@@ -4,6 +4,7 @@ package repo
 
 import (
 	"errors"
+	"os"
 	"syscall"
 )
 
@@ -12,4 +13,14 @@ import (
 // exists too (EPERM).
 func processAlive(pid int) bool {
 	return !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
+// pidNamespace returns the PID namespace of this process where the
+// system has them (Linux), and "" elsewhere.
+func pidNamespace() string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return ns
 }
