@@ -7,7 +7,7 @@
 //
 // Commands: demo, ls, show REF, verify [--read-data] REF, tag [--force]
 // NAME REF, tags, untag NAME..., rm [--keep-tags] REF..., gc [--dry-run]
-// [--grace DURATION].
+// [--grace DURATION], copy --to URL [--from URL] REF....
 // Run `statebucket help` for details and the exit codes.
 package main
 
