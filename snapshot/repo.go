@@ -24,6 +24,10 @@ type Repo struct {
 // example an s3store.Driver around an existing *s3.Client).
 func New(st *store.Store) *Repo { return &Repo{r: repo.New(st, nil)} }
 
+// FromRepo returns a Repo over the repository layer r, for one built with
+// repo.Options: other lock timings, or a clock.
+func FromRepo(r *repo.Repo) *Repo { return &Repo{r: r} }
+
 // Store returns the repository's store.
 func (r *Repo) Store() *store.Store { return r.r.Store() }
 
