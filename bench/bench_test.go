@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/statebucket/statebucket/integration/testserver"
 	"github.com/statebucket/statebucket/snapshot"
+	"github.com/statebucket/statebucket/store"
 )
 
 // rawStore is the baseline: a bare put and get of the same bytes.
@@ -37,6 +39,22 @@ type target struct {
 	concurrency int
 	newRepo     func(b *testing.B) *snapshot.Repo // a fresh, empty repository
 	newRaw      func(b *testing.B) rawStore       // a fresh, empty baseline store
+}
+
+// openRepo opens the repository at rawURL with a driver's open function;
+// the repository is closed when the benchmark ends.
+func openRepo[D store.Driver](b *testing.B, rawURL string, open func(context.Context, *url.URL) (D, error)) *snapshot.Repo {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	drv, err := open(b.Context(), u)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := snapshot.New(store.New(drv, store.Redact(u), nil))
+	b.Cleanup(func() { r.Close() })
+	return r
 }
 
 type benchCase struct {

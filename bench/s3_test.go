@@ -15,7 +15,6 @@ import (
 
 	"github.com/statebucket/statebucket/integration/testserver"
 	"github.com/statebucket/statebucket/snapshot"
-	"github.com/statebucket/statebucket/store"
 	"github.com/statebucket/statebucket/store/s3store"
 )
 
@@ -93,6 +92,11 @@ func BenchmarkS3Multipart(b *testing.B) {
 }
 
 func runS3(b *testing.B, name string, cases []benchCase, opts *s3store.Options) {
+	run(b, s3Target(b, name, cases, opts))
+}
+
+// s3Target is the native S3 driver, with opts, on the test MinIO.
+func s3Target(b *testing.B, name string, cases []benchCase, opts *s3store.Options) target {
 	srv := testserver.S3(b)
 	srv.SetEnv(b)
 	o := s3store.Options{}
@@ -100,25 +104,17 @@ func runS3(b *testing.B, name string, cases []benchCase, opts *s3store.Options) 
 		o = *opts
 	}
 	o.MaxConcurrency = s3Concurrency
-	run(b, target{
+	return target{
 		name:        name,
 		cases:       cases,
 		concurrency: s3Concurrency,
 		newRepo: func(b *testing.B) *snapshot.Repo {
-			u, err := url.Parse(srv.URL(srv.NewBucket(b), "repo"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			drv, err := s3store.Open(b.Context(), u, &o)
-			if err != nil {
-				b.Fatal(err)
-			}
-			r := snapshot.New(store.New(drv, store.Redact(u), nil))
-			b.Cleanup(func() { r.Close() })
-			return r
+			return openRepo(b, srv.URL(srv.NewBucket(b), "repo"), func(ctx context.Context, u *url.URL) (*s3store.Driver, error) {
+				return s3store.Open(ctx, u, &o)
+			})
 		},
 		newRaw: func(b *testing.B) rawStore {
 			return &s3Raw{client: srv.Client(b, nil), bucket: srv.NewBucket(b), dir: b.TempDir()}
 		},
-	})
+	}
 }

@@ -339,7 +339,7 @@ func requireWholeOnce(t *testing.T, r *snapshot.Repo, verified map[digest.Digest
 			require.True(t, ok && size == e.Size, "%s: snapshot %s: blob %q: %d bytes stored, %d expected", when, m.ID, e.Key, size, e.Size)
 		}
 	}
-	tags, err := r.Tags(ctx)
+	tags, err := r.Tags(ctx, nil)
 	require.NoError(t, err, when)
 	for _, tag := range tags {
 		require.True(t, listed[tag.Snapshot], "%s: tag %s names %s, which is not listed", when, tag.Name, tag.Snapshot)

@@ -344,7 +344,7 @@ func testHostileLink(t *testing.T, link func(root, outside string, other digest.
 		listed = append(listed, m.ID)
 	}
 	assert.Equal(t, []digest.Digest{mineM.ID}, listed, "ls lists the snapshot behind the link, or not the one before it")
-	tags, _ := r.Tags(ctx)
+	tags, _ := r.Tags(ctx, nil)
 	for _, tag := range tags {
 		assert.NotEqual(t, "theirs", tag.Name, "the tag behind the link is listed")
 	}
@@ -356,7 +356,7 @@ func testHostileLink(t *testing.T, link func(root, outside string, other digest.
 		_, _ = r.Show(ctx, ref, snapshot.Filter{})
 		_, _ = r.Verify(ctx, ref, &snapshot.VerifyOptions{ReadData: true})
 		for _, tag := range []string{"../escape", "../../outside/tags/theirs", "ok-tag"} {
-			_, err := r.Tag(ctx, tag, ref)
+			_, err := r.Tag(ctx, tag, ref, nil)
 			if strings.Contains(tag, "/") {
 				require.ErrorIs(t, err, core.ErrInvalid, "tag %q", tag)
 			}

@@ -142,7 +142,7 @@ func requireWhole(t *testing.T, r *snapshot.Repo, when string) {
 		require.NoError(t, err, "%s: snapshot %s", when, m.ID)
 		listed[m.ID.String()] = true
 	}
-	tags, err := r.Tags(t.Context())
+	tags, err := r.Tags(t.Context(), nil)
 	require.NoError(t, err, when)
 	for _, tag := range tags {
 		require.True(t, listed[tag.Snapshot.String()], "%s: tag %s names %s, which is not a whole snapshot", when, tag.Name, tag.Snapshot)

@@ -2,14 +2,10 @@ package integration_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -24,7 +20,6 @@ import (
 	"github.com/statebucket/statebucket/integration/faults"
 	"github.com/statebucket/statebucket/integration/testserver"
 	"github.com/statebucket/statebucket/snapshot"
-	"github.com/statebucket/statebucket/snapshot/repotest"
 	"github.com/statebucket/statebucket/store"
 	"github.com/statebucket/statebucket/store/s3store"
 )
@@ -33,17 +28,9 @@ func TestMain(m *testing.M) { testserver.Main(m) }
 
 const acct, region = "123456789012", "eu-west-1"
 
-// TestS3Repository runs the end-to-end suite over s3:// URLs opened the
-// way users open them: snapshot.Open and the standard credential chain.
-func TestS3Repository(t *testing.T) {
-	srv := testserver.S3(t)
-	srv.SetEnv(t)
-	repotest.Run(t, func(t *testing.T) *snapshot.Repo {
-		r, err := snapshot.Open(t.Context(), srv.URL(srv.NewBucket(t), "fixtures/repo"))
-		require.NoError(t, err)
-		return r
-	}, nil)
-}
+// TestS3Repository runs the end-to-end suite over s3:// URLs, with the
+// standard credential chain.
+func TestS3Repository(t *testing.T) { runRepositorySuite(t, testserver.S3(t)) }
 
 // openFaulty opens a repository whose every request passes through rt.
 // The retryer allows 12 attempts: under `go test ./...`, with MinIO
@@ -56,10 +43,7 @@ func openFaulty(t *testing.T, srv *testserver.S3Server, bucket string, rt *fault
 	u, err := url.Parse(srv.URL(bucket, "repo"))
 	require.NoError(t, err)
 	drv, err := s3store.Open(t.Context(), u, &s3store.Options{Transport: rt, Credentials: srv.Credentials(), Retryer: testserver.Retryer(12, time.Second)})
-	require.NoError(t, err)
-	r := snapshot.New(store.New(drv, store.Redact(u), nil))
-	t.Cleanup(func() { r.Close() })
-	return r
+	return repoOver(t, u, drv, err)
 }
 
 // TestS3FaultsRoundTrip fails one request in five (503 SlowDown,
@@ -70,29 +54,10 @@ func TestS3FaultsRoundTrip(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	rt := &faults.RoundTripper{Base: s3store.NewTransport(32), Rate: 0.2, Seed: 2026}
 	repo := openFaulty(t, srv, bucket, rt)
-	ctx := t.Context()
-
-	src := coretest.NewObjectStore()
-	_, _, err := coretest.Fill(ctx, src, acct, region, coretest.FillOptions{Objects: 300, Size: 64 << 10, Seed: 9, Hostile: true})
-	require.NoError(t, err)
-	m, err := snapshot.Export(ctx, repo, src, acct, region, nil)
-	require.NoError(t, err)
-	dst := coretest.NewObjectStore()
-	_, err = snapshot.Import(ctx, repo, dst, acct, region, m.ID.String(), nil)
-	require.NoError(t, err)
-	require.NoError(t, sameState(t, src, dst))
-	for _, k := range faults.AllKinds {
-		assert.Positive(t, rt.Count(k), "no %v fault was injected", k)
-	}
-	t.Logf("faults injected: %v", rt)
-
-	// What landed is whole: a clean client verifies every blob's digest.
-	srv.SetEnv(t)
-	clean, err := snapshot.Open(ctx, srv.URL(bucket, "repo"))
-	require.NoError(t, err)
-	defer clean.Close()
-	_, err = clean.Verify(ctx, m.ID.String(), &snapshot.VerifyOptions{ReadData: true})
-	require.NoError(t, err)
+	roundTripUnderFaults(t, repo, rt, func() (*snapshot.Repo, error) {
+		srv.SetEnv(t)
+		return snapshot.Open(t.Context(), srv.URL(bucket, "repo"))
+	})
 }
 
 // TestS3FaultsEverything fails every request: the export fails within its
@@ -151,33 +116,7 @@ func TestS3MissingBucketAndCredentials(t *testing.T) {
 // TestCLIDemoOverS3 runs `statebucket demo --repo s3://…` as a user would.
 func TestCLIDemoOverS3(t *testing.T) {
 	srv := testserver.S3(t)
-	bin := filepath.Join(t.TempDir(), "statebucket")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/statebucket")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
-
-	repoURL := srv.URL(srv.NewBucket(t), "demo")
-	var ids []string
-	for range 2 {
-		cmd := exec.CommandContext(t.Context(), bin, "--repo", repoURL, "--json", "demo", "--objects", "200")
-		cmd.Env = append(os.Environ(), srv.Env()...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		require.NoError(t, err, stderr.String())
-		var res struct {
-			Snapshot string `json:"snapshot"`
-			Uploaded int    `json:"uploaded_blobs"`
-			Matches  bool   `json:"restored_state_matches"`
-		}
-		require.NoError(t, json.Unmarshal(out, &res))
-		assert.True(t, res.Matches)
-		if len(ids) == 1 {
-			assert.Zero(t, res.Uploaded, "second demo uploaded blobs")
-		}
-		ids = append(ids, res.Snapshot)
-	}
-	assert.Equal(t, ids[0], ids[1])
+	demoTwice(t, srv.URL(srv.NewBucket(t), "demo"), srv.Env())
 }
 
 func sameState(t *testing.T, a, b *coretest.ObjectStore) error {

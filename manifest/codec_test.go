@@ -78,7 +78,7 @@ func TestRoundTrip(t *testing.T) {
 		opts *manifest.DecodeOptions
 	}{
 		{name: "hostile keys", m: fixture(t)},
-		{name: "signed", m: signed, opts: &manifest.DecodeOptions{HMACKey: []byte("secret"), RequireSignature: true}},
+		{name: "signed", m: signed, opts: &manifest.DecodeOptions{HMACKey: []byte("secret")}},
 		{name: "nanosecond creation time", m: nanos},
 		{name: "no blobs, empty account and region", m: mustNew(t, "sqs", "", "", nil)},
 		{name: "only an invalid UTF-8 key", m: mustNew(t, "s3", "1", "r", []manifest.Entry{{Key: "\x80", Digest: digestOf("x"), Size: 0}})},
@@ -229,7 +229,10 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "view over MaxTotalSize", data: valid, opts: &manifest.DecodeOptions{MaxTotalSize: 41}, field: "view.size", index: -1, msg: "DecodeOptions.MaxTotalSize"},
 		{name: "signed with another key", data: encode(t, signedA), opts: keyB, field: "signature", index: -1, msg: "does not match"},
 		{name: "signature of other content", data: encode(t, otherContent), opts: keyA, field: "signature", index: -1, msg: "does not match"},
-		{name: "signature required", data: valid, opts: &manifest.DecodeOptions{HMACKey: []byte("k"), RequireSignature: true}, field: "signature", index: -1, msg: "not signed"},
+		{name: "unsigned under a key", data: valid, opts: &manifest.DecodeOptions{HMACKey: []byte("k")}, field: "signature", index: -1, msg: "not signed"},
+		{name: "creation time edited after signing", data: edit(t, encode(t, signedA), func(d map[string]any) { d["created"] = "2099-01-01T00:00:00Z" }), opts: keyA, field: "signature", index: -1, msg: "does not match"},
+		{name: "producer edited after signing", data: edit(t, encode(t, signedA), func(d map[string]any) { d["producer"] = "mallory" }), opts: keyA, field: "signature", index: -1, msg: "does not match"},
+		{name: "producer version edited after signing", data: edit(t, encode(t, signedA), func(d map[string]any) { d["producer_version"] = "9" }), opts: keyA, field: "signature", index: -1, msg: "does not match"},
 		{name: "malformed signature", data: edit(t, valid, func(d map[string]any) { d["signature"] = "hmac-sha256:zz" }), field: "signature", index: -1},
 		{name: "other signature algorithm", data: edit(t, valid, func(d map[string]any) { d["signature"] = "ed25519:" + strings.Repeat("0", 64) }), field: "signature", index: -1},
 	} {
@@ -273,8 +276,7 @@ func TestDecodeSignatureOptions(t *testing.T) {
 	}{
 		{"signed, no key: accepted unverified", signed, nil},
 		{"signed, right key", signed, &manifest.DecodeOptions{HMACKey: []byte("k")}},
-		{"signed, right key, required", signed, &manifest.DecodeOptions{HMACKey: []byte("k"), RequireSignature: true}},
-		{"unsigned, key, not required", unsigned, &manifest.DecodeOptions{HMACKey: []byte("k")}},
+		{"unsigned, no key", unsigned, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := manifest.Decode(encode(t, tc.m), tc.opts)
@@ -283,9 +285,9 @@ func TestDecodeSignatureOptions(t *testing.T) {
 		})
 	}
 
-	_, err := manifest.Decode(encode(t, signed), &manifest.DecodeOptions{RequireSignature: true})
-	require.ErrorIs(t, err, core.ErrInvalid)
-	assert.Contains(t, err.Error(), "RequireSignature needs an HMACKey")
+	_, err := manifest.Decode(encode(t, unsigned), &manifest.DecodeOptions{HMACKey: []byte("k")})
+	requireInvalid(t, err, "signature", -1, "")
+	assert.Contains(t, err.Error(), "not signed", "a key requires a signature")
 }
 
 func TestSignVerify(t *testing.T) {
@@ -297,10 +299,34 @@ func TestSignVerify(t *testing.T) {
 	require.NoError(t, m.VerifySignature([]byte("secret")))
 
 	again := fixture(t)
+	again.Created = m.Created
 	require.NoError(t, again.Sign([]byte("secret")))
-	assert.Equal(t, m.Signature, again.Signature, "deterministic, independent of the creation time")
+	assert.Equal(t, m.Signature, again.Signature, "deterministic")
 
-	err := m.VerifySignature([]byte("other"))
+	signedBytes, err := m.SignedBytes()
+	require.NoError(t, err)
+	canonical, err := m.Canonical()
+	require.NoError(t, err)
+	assert.Equal(t, string(canonical)+`{"id":"`+string(m.ID)+`","created":"`+m.Created.Format(time.RFC3339Nano)+`","producer":"statebucket","producer_version":"`+manifest.Version+`"}`, string(signedBytes))
+	assert.Equal(t, manifest.HMAC([]byte("secret"), signedBytes), m.Signature)
+	assert.True(t, manifest.CheckHMAC([]byte("secret"), signedBytes, m.Signature))
+	assert.False(t, manifest.CheckHMAC([]byte("secret"), signedBytes[1:], m.Signature))
+	assert.False(t, manifest.CheckHMAC([]byte("secret"), signedBytes, strings.ToUpper(m.Signature)), "only the canonical form")
+
+	// The signature covers what the id leaves out: the creation time,
+	// which decides the latest snapshot, and the producer.
+	for name, edit := range map[string]func(*manifest.Manifest){
+		"created":          func(m *manifest.Manifest) { m.Created = m.Created.Add(time.Millisecond) },
+		"producer":         func(m *manifest.Manifest) { m.Producer = "other" },
+		"producer_version": func(m *manifest.Manifest) { m.ProducerVersion = "0.0.0" },
+	} {
+		edited := *m
+		edit(&edited)
+		assert.Equal(t, m.ID, edited.ID, "%s is not part of the id", name)
+		requireInvalid(t, edited.VerifySignature([]byte("secret")), "signature", -1, "")
+	}
+
+	err = m.VerifySignature([]byte("other"))
 	requireInvalid(t, err, "signature", -1, "")
 	assert.NotContains(t, err.Error(), m.Signature[12:])
 

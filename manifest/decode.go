@@ -5,12 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 	"unicode/utf8"
-
-	"github.com/statebucket/statebucket/core"
 )
 
 // Default caps of Decode.
@@ -32,10 +29,10 @@ type DecodeOptions struct {
 	// MaxTotalSize caps TotalSize, the bytes a restore downloads; zero or
 	// less means DefaultMaxTotalSize.
 	MaxTotalSize int64
-	// HMACKey, if not empty, verifies the signature of a signed manifest.
+	// HMACKey, if not empty, requires a signature made with it (see
+	// Manifest.Sign): an unsigned manifest, or one signed with another key
+	// or over other content, is refused.
 	HMACKey []byte
-	// RequireSignature rejects an unsigned manifest. It needs HMACKey.
-	RequireSignature bool
 }
 
 // withDefaults returns a copy of o, which may be nil, with defaults for
@@ -63,17 +60,12 @@ func (o *DecodeOptions) withDefaults() DecodeOptions {
 // fields, no trailing data, UTF-8 only); checks the format, every field
 // and entry as Validate does, and that the recorded id is the digest of
 // the content, so a tampered manifest is rejected. If opts has an HMACKey
-// it verifies the signature of a signed manifest.
+// it requires a valid signature under it.
 //
 // A manifest that fails is reported by a *ValidationError naming the field
-// and, for an entry, its index and key, which matches core.ErrCorrupt. The
-// one error about opts, RequireSignature without HMACKey, matches
-// core.ErrInvalid instead.
+// and, for an entry, its index and key, which matches core.ErrCorrupt.
 func Decode(data []byte, opts *DecodeOptions) (*Manifest, error) {
 	o := opts.withDefaults()
-	if o.RequireSignature && len(o.HMACKey) == 0 {
-		return nil, fmt.Errorf("manifest: decode: DecodeOptions.RequireSignature needs an HMACKey: %w", core.ErrInvalid)
-	}
 	if int64(len(data)) > o.MaxBytes {
 		return nil, invalid("", "%d bytes exceed the limit of %d (DecodeOptions.MaxBytes)", len(data), o.MaxBytes)
 	}
@@ -116,7 +108,7 @@ func Decode(data []byte, opts *DecodeOptions) (*Manifest, error) {
 	if err := m.checkTotalSize(o.MaxTotalSize); err != nil {
 		return nil, err
 	}
-	if len(o.HMACKey) > 0 && (m.Signature != "" || o.RequireSignature) {
+	if len(o.HMACKey) > 0 {
 		if err := m.verify(c, o.HMACKey); err != nil {
 			return nil, err
 		}

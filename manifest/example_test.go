@@ -125,11 +125,11 @@ func ExampleManifest_Sign() {
 		fmt.Println(err)
 		return
 	}
-	_, err = manifest.Decode(data, &manifest.DecodeOptions{HMACKey: key, RequireSignature: true})
+	_, err = manifest.Decode(data, &manifest.DecodeOptions{HMACKey: key})
 	fmt.Println(err)
-	_, err = manifest.Decode(data, &manifest.DecodeOptions{HMACKey: []byte("wrong"), RequireSignature: true})
+	_, err = manifest.Decode(data, &manifest.DecodeOptions{HMACKey: []byte("wrong")})
 	fmt.Println(err)
 	// Output:
 	// <nil>
-	// manifest: signature: does not match the content under the given key: the manifest was modified or signed with another key
+	// manifest: signature: does not match the content under the configured key: the manifest was modified or signed with another key
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/digest"
@@ -14,9 +15,10 @@ import (
 const signaturePrefix = "hmac-sha256:"
 
 // Sign validates m and sets m.Signature to "hmac-sha256:<hex>", the
-// HMAC-SHA256 under key of m's canonical bytes followed by its id. The
-// signature covers what the id covers; the creation time and the producer
-// remain unsigned. Sign fails if key is empty.
+// HMAC-SHA256 under key of m's signed bytes (see [Manifest.SignedBytes]):
+// everything a reader acts on, the creation time (which decides which
+// snapshot is the latest) and the producer included. Sign fails if key is
+// empty.
 func (m *Manifest) Sign(key []byte) error {
 	if len(key) == 0 {
 		return fmt.Errorf("manifest: sign: empty HMAC key: %w", core.ErrInvalid)
@@ -25,15 +27,15 @@ func (m *Manifest) Sign(key []byte) error {
 	if err != nil {
 		return err
 	}
-	m.Signature = signaturePrefix + hex.EncodeToString(m.mac(c, key))
+	m.Signature = HMAC(key, m.signedBytes(c))
 	return nil
 }
 
 // VerifySignature reports whether m is valid and carries a signature made
-// by Sign with key. It compares in constant time. An unsigned manifest, a
-// malformed signature or one made with another key or over other content
-// is a *ValidationError with Field "signature"; the message never shows
-// the signature. VerifySignature fails if key is empty.
+// by Sign with key over its present content. It compares in constant time.
+// An unsigned manifest, a malformed signature or one made with another key
+// or over other content is a *ValidationError with Field "signature"; the
+// message never shows the signature. VerifySignature fails if key is empty.
 func (m *Manifest) VerifySignature(key []byte) error {
 	if len(key) == 0 {
 		return fmt.Errorf("manifest: verify signature: empty HMAC key: %w", core.ErrInvalid)
@@ -48,27 +50,65 @@ func (m *Manifest) VerifySignature(key []byte) error {
 // verify is VerifySignature for a valid m whose canonical bytes are c.
 func (m *Manifest) verify(c, key []byte) error {
 	if m.Signature == "" {
-		return invalid("signature", "missing: the manifest is not signed")
+		return invalid("signature", "missing: the manifest is not signed, and a signing key is configured to require signatures")
 	}
-	got, _ := hex.DecodeString(strings.TrimPrefix(m.Signature, signaturePrefix)) // validate checked the form
-	if !hmac.Equal(got, m.mac(c, key)) {
-		return invalid("signature", "does not match the content under the given key: the manifest was modified or signed with another key")
+	if !CheckHMAC(key, m.signedBytes(c), m.Signature) {
+		return invalid("signature", "does not match the content under the configured key: the manifest was modified or signed with another key")
 	}
 	return nil
 }
 
-// mac returns the HMAC-SHA256 under key of c, m's canonical bytes,
-// followed by m's id.
-func (m *Manifest) mac(c, key []byte) []byte {
-	h := hmac.New(sha256.New, key)
-	h.Write(c)
-	h.Write([]byte(m.ID))
-	return h.Sum(nil)
+// SignedBytes returns the bytes a signature covers: the canonical bytes
+// (see [Manifest.Canonical]) followed by a compact JSON object of the
+// fields the id leaves out, in this order: id, created (RFC 3339 in UTC,
+// with the fraction of a second Encode writes), producer and
+// producer_version. Only the signature itself is left out. It fails as
+// Canonical does.
+func (m *Manifest) SignedBytes() ([]byte, error) {
+	c, err := m.Canonical()
+	if err != nil {
+		return nil, err
+	}
+	return m.signedBytes(c), nil
 }
 
-// isSignature reports whether s is "hmac-sha256:" and 64 lowercase hex
-// digits.
-func isSignature(s string) bool {
+// signedBytes returns the signed bytes of m, whose canonical bytes are c.
+func (m *Manifest) signedBytes(c []byte) []byte {
+	b := append([]byte(nil), c...)
+	b = append(b, `{"id":`...)
+	b = appendString(b, string(m.ID))
+	b = append(b, `,"created":`...)
+	b = appendString(b, m.Created.UTC().Format(time.RFC3339Nano))
+	b = append(b, `,"producer":`...)
+	b = appendString(b, m.Producer)
+	b = append(b, `,"producer_version":`...)
+	b = appendString(b, m.ProducerVersion)
+	return append(b, '}')
+}
+
+// HMAC returns the signature of msg under key as statebucket writes it in
+// manifests and tags: "hmac-sha256:" and the HMAC-SHA256, in lowercase hex.
+func HMAC(key, msg []byte) string {
+	h := hmac.New(sha256.New, key)
+	h.Write(msg)
+	return signaturePrefix + hex.EncodeToString(h.Sum(nil))
+}
+
+// CheckHMAC reports, in constant time, whether sig is the signature of msg
+// under key, as HMAC writes it.
+func CheckHMAC(key, msg []byte, sig string) bool {
+	got, err := hex.DecodeString(strings.TrimPrefix(sig, signaturePrefix))
+	if err != nil || !IsSignature(sig) {
+		return false
+	}
+	h := hmac.New(sha256.New, key)
+	h.Write(msg)
+	return hmac.Equal(got, h.Sum(nil))
+}
+
+// IsSignature reports whether s has the form of a signature, as HMAC
+// writes it: "hmac-sha256:" and 64 lowercase hex digits.
+func IsSignature(s string) bool {
 	h, ok := strings.CutPrefix(s, signaturePrefix)
 	return ok && digest.IsHex(h)
 }

@@ -106,7 +106,7 @@ func (m *Manifest) validate() ([]byte, error) {
 		return nil, invalid("producer", "%q is not valid UTF-8", m.Producer)
 	case !utf8.ValidString(m.ProducerVersion):
 		return nil, invalid("producer_version", "%q is not valid UTF-8", m.ProducerVersion)
-	case m.Signature != "" && !isSignature(m.Signature):
+	case m.Signature != "" && !IsSignature(m.Signature):
 		// The value is not quoted: signatures are not shown in errors.
 		return nil, invalid("signature", "not %s<64 lowercase hex digits>", signaturePrefix)
 	case !m.ID.IsValid():

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/store"
@@ -49,16 +50,41 @@ func (r *Repo) PutBlob(ctx context.Context, d digest.Digest, body io.ReaderAt, s
 	return r.st.Put(ctx, BlobName(d), body, size, store.PutOptions{SHA256: d.Sum(), DeferSync: true})
 }
 
+// Object is a stored blob or view, as a listing reports it.
+type Object struct {
+	Digest  digest.Digest // the blob's digest, or the id of the view's snapshot
+	Size    int64
+	ModTime time.Time // when it was stored, by the store's clock
+}
+
 // ListBlobs calls fn with the digest and size of every stored blob, in no
 // particular order. fn runs while the listing holds a request slot: it
 // must not wait for other calls on the repository (see store.Store).
 func (r *Repo) ListBlobs(ctx context.Context, fn func(d digest.Digest, size int64) error) error {
-	return r.st.List(ctx, blobsPrefix, func(info store.ObjectInfo) error {
-		if d, ok := ParseBlobName(info.Name); ok {
-			return fn(d, info.Size)
+	return r.ListBlobObjects(ctx, func(o Object) error { return fn(o.Digest, o.Size) })
+}
+
+// ListBlobObjects calls fn with every stored blob, as ListBlobs does, with
+// the time it was stored.
+func (r *Repo) ListBlobObjects(ctx context.Context, fn func(Object) error) error {
+	return r.list(ctx, blobsPrefix, ParseBlobName, fn)
+}
+
+// list calls fn with the objects under prefix whose names parse names.
+func (r *Repo) list(ctx context.Context, prefix string, parse func(string) (digest.Digest, bool), fn func(Object) error) error {
+	return r.st.List(ctx, prefix, func(info store.ObjectInfo) error {
+		if d, ok := parse(info.Name); ok {
+			return fn(Object{Digest: d, Size: info.Size, ModTime: info.ModTime})
 		}
 		return nil
 	})
+}
+
+// DeleteBlob removes the blob whose digest is d. A missing blob is an
+// error matching core.ErrNotFound. Only a garbage collection, holding an
+// exclusive lock, may delete blobs: exports rely on the blobs they list.
+func (r *Repo) DeleteBlob(ctx context.Context, d digest.Digest) error {
+	return r.delete(ctx, "delete blob", d, BlobName)
 }
 
 // OpenBlob opens the blob whose digest is d for reading. The bytes are
@@ -81,11 +107,7 @@ func (r *Repo) OpenBlobRange(ctx context.Context, d digest.Digest, offset, lengt
 
 // StatBlob returns the stored size of the blob whose digest is d.
 func (r *Repo) StatBlob(ctx context.Context, d digest.Digest) (int64, error) {
-	if err := checkDigest("stat blob", d); err != nil {
-		return 0, err
-	}
-	info, err := r.st.Stat(ctx, BlobName(d))
-	return info.Size, err
+	return r.stat(ctx, "stat blob", d, BlobName)
 }
 
 // Sync makes every blob stored so far durable, on stores that defer it

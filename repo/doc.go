@@ -17,7 +17,9 @@
 // core.ErrCorrupt, never bad usage.
 //
 // Tag names never look like snapshot ids or the reserved ref "latest"
-// ([ValidTag]), so a ref names one thing only ([Repo.Resolve]).
+// ([ValidTag]), so a ref names one thing only ([Repo.Resolve]). Tags move
+// by compare-and-swap where the store can ([Repo.WriteTag]), and may be
+// signed ([Tag.Sign]).
 //
 // Locks ([Repo.Lock]) let a garbage collector run safely beside exports:
 // exports hold shared locks, a collector an exclusive one; see

@@ -3,6 +3,9 @@ package repo
 import (
 	"context"
 	"io"
+	"os"
+	"os/exec"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -114,7 +117,7 @@ func TestSharedLocksCoexist(t *testing.T) {
 	require.NoError(t, a.Unlock(t.Context()))
 	require.NoError(t, a.Unlock(t.Context()), "a second Unlock returns the first's result")
 	assert.Equal(t, []string{b.Info().ID}, lockIDs(t, lr.Repo))
-	require.Error(t, a.Check(), "a released lock is not held")
+	require.Error(t, a.Check(t.Context()), "a released lock is not held")
 	require.NoError(t, b.Unlock(t.Context()))
 	assert.Empty(t, lockIDs(t, lr.Repo))
 }
@@ -170,32 +173,141 @@ func TestStaleLocks(t *testing.T) {
 }
 
 func TestLockRefresh(t *testing.T) {
+	ctx := t.Context()
 	lr := newLockRepo(t, t.TempDir())
 	l := lr.lock(t, SharedLock)
 	created := l.Info().Created
 
 	lr.clock.add(8 * time.Minute)
-	require.NoError(t, l.Check(), "within the stale age less one refresh")
-	lr.clock.add(time.Minute)
-	err := l.Check()
-	require.ErrorIs(t, err, core.ErrConflict, "no refresh for the stale age less one refresh")
-	assert.Contains(t, err.Error(), "not refreshed for 9m0s")
-
+	require.NoError(t, l.Check(ctx), "within the stale age less one refresh")
 	lr.tick <- time.Time{}
 	<-lr.puts
-	require.NoError(t, l.Check(), "refreshed")
+	require.NoError(t, l.Check(ctx), "refreshed")
 	assert.Equal(t, lr.clock.now(), l.Info().Refreshed)
 	assert.Equal(t, created, l.Info().Created)
 
 	lr.clock.add(10 * time.Minute)
-	locks, err := lr.Locks(t.Context())
+	locks, err := lr.Locks(ctx)
 	require.NoError(t, err)
 	require.Len(t, locks, 1)
 	assert.Equal(t, l.Info(), locks[0], "the stored record is the refreshed one")
 	assert.False(t, locks[0].Stale)
 
-	require.NoError(t, l.Unlock(t.Context()))
+	require.NoError(t, l.Unlock(ctx))
 	assert.Empty(t, lockIDs(t, lr.Repo))
+}
+
+// A lock that went without a refresh for the stale age less one refresh
+// is lost for good: a later refresh would not make it safe again, since
+// others may have taken it for stale in between.
+func TestLockLostWhenTooOld(t *testing.T) {
+	ctx := t.Context()
+	lr := newLockRepo(t, t.TempDir())
+	l := lr.lock(t, SharedLock)
+	refreshed := l.Info().Refreshed
+
+	lr.clock.add(9 * time.Minute)
+	err := l.Check(ctx)
+	require.ErrorIs(t, err, core.ErrConflict, "no refresh for the stale age less one refresh")
+	assert.Contains(t, err.Error(), "not refreshed for 9m0s")
+
+	lr.tick <- time.Time{}
+	lr.tick <- time.Time{} // the first refresh has ended when the second starts
+	require.ErrorIs(t, l.Check(ctx), core.ErrConflict, "still lost")
+	locks, err := lr.Locks(ctx)
+	require.NoError(t, err)
+	require.Len(t, locks, 1)
+	assert.Equal(t, refreshed, locks[0].Refreshed, "a lost lock is not refreshed")
+	require.NoError(t, l.Unlock(ctx))
+	assert.Empty(t, lockIDs(t, lr.Repo))
+}
+
+// A lock whose record another process removed, taking it for stale, is
+// lost: Check says so, and refreshes never bring the record back.
+func TestLockLostWhenRemoved(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	lr := newLockRepo(t, dir)
+	l := lr.lock(t, SharedLock)
+	require.NoError(t, l.Check(ctx))
+
+	other := newLockRepo(t, dir)
+	require.NoError(t, other.RemoveLock(ctx, l.Info().ID))
+	err := l.Check(ctx)
+	require.ErrorIs(t, err, core.ErrConflict)
+	assert.Contains(t, err.Error(), "removed or replaced by another process")
+
+	lr.tick <- time.Time{}
+	lr.tick <- time.Time{}
+	assert.Empty(t, lockIDs(t, lr.Repo), "a refresh brought a removed record back")
+	require.NoError(t, l.Unlock(ctx), "a record removed by another process is no error to Unlock")
+
+	// Removed between two refreshes: the refresh finds it gone.
+	l = lr.lock(t, SharedLock)
+	require.NoError(t, other.RemoveLock(ctx, l.Info().ID))
+	lr.tick <- time.Time{}
+	lr.tick <- time.Time{}
+	assert.Empty(t, lockIDs(t, lr.Repo))
+	require.ErrorIs(t, l.Check(ctx), core.ErrConflict)
+	require.NoError(t, l.Unlock(ctx))
+
+	require.ErrorIs(t, other.RemoveLock(ctx, "not-a-lock"), core.ErrInvalid)
+	require.ErrorIs(t, other.RemoveLock(ctx, l.Info().ID), core.ErrNotFound)
+}
+
+// A lock held by a process of this host (and PID namespace) that no
+// longer runs is stale at once; one held by a running process, on another
+// host, or in another namespace (a container with the same host name), is
+// not.
+func TestDeadHolderIsStale(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no portable liveness check")
+	}
+	ctx := t.Context()
+	lr := newLockRepo(t, t.TempDir())
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	require.NoError(t, cmd.Run())
+	dead := cmd.Process.Pid
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	ns := pidNamespace()
+	for _, tc := range []struct {
+		id    string
+		host  string
+		ns    string
+		pid   int
+		stale bool
+	}{
+		{"shared-DEAD", host, ns, dead, true},
+		{"shared-SELF", host, ns, os.Getpid(), false},
+		{"shared-PARENT", host, ns, os.Getppid(), false},
+		{"shared-ELSEWHERE", host + "-other", ns, dead, false},
+		{"shared-OTHERNS", host, ns + "-other", dead, false},
+	} {
+		data, err := encodeRecord(LockInfo{ID: tc.id, Kind: SharedLock, Host: tc.host, PIDNamespace: tc.ns, PID: tc.pid, Created: lr.clock.now(), Refreshed: lr.clock.now()})
+		require.NoError(t, err)
+		require.NoError(t, lr.Store().PutBytes(ctx, LockName(tc.id), data, store.PutOptions{}))
+	}
+	locks, err := lr.Locks(ctx)
+	require.NoError(t, err)
+	stale := map[string]bool{}
+	for _, l := range locks {
+		stale[l.ID] = l.Stale
+	}
+	assert.Equal(t, map[string]bool{"shared-DEAD": true, "shared-SELF": false, "shared-PARENT": false, "shared-ELSEWHERE": false, "shared-OTHERNS": false}, stale)
+}
+
+// An exclusive lock is refused naming every live lock in its way.
+func TestConflictNamesEveryLiveLock(t *testing.T) {
+	lr := newLockRepo(t, t.TempDir())
+	a := lr.lock(t, SharedLock)
+	b := lr.lock(t, SharedLock)
+	_, err := lr.Lock(t.Context(), ExclusiveLock)
+	<-lr.puts
+	require.ErrorIs(t, err, core.ErrConflict)
+	assert.Contains(t, err.Error(), "locked by 2 other lock(s)")
+	assert.Contains(t, err.Error(), a.Info().ID)
+	assert.Contains(t, err.Error(), b.Info().ID)
 }
 
 func TestCorruptLock(t *testing.T) {

@@ -25,12 +25,13 @@ func encodeRecord(v any) ([]byte, error) {
 }
 
 // decodeRecord decodes data, a stored tag or lock record, into v, a
-// pointer to a struct whose JSON fields are fields, as strictly as
-// manifest.Decode: data must be valid UTF-8 holding exactly one JSON
-// object, with each of fields exactly once, spelled exactly, no other
-// member, and no null, object or array as a value; nothing may follow
-// it. The caller checks the values.
-func decodeRecord(data []byte, v any, fields ...string) error {
+// pointer to a struct whose JSON fields are required and optional, as
+// strictly as manifest.Decode: data must be valid UTF-8 holding exactly
+// one JSON object, with each of required exactly once and each of optional
+// at most once, spelled exactly, no other member, and no null, object or
+// array as a value; nothing may follow it. The caller checks the values.
+func decodeRecord(data []byte, v any, required []string, optional ...string) error {
+	fields := slices.Concat(required, optional)
 	if !utf8.Valid(data) {
 		return errors.New("not valid UTF-8")
 	}
@@ -69,7 +70,7 @@ func decodeRecord(data []byte, v any, fields ...string) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("trailing data at byte %d", dec.InputOffset())
 	}
-	if i := slices.Index(seen, false); i >= 0 {
+	if i := slices.Index(seen[:len(required)], false); i >= 0 {
 		return fmt.Errorf("field %q is missing", fields[i])
 	}
 	// The shape is checked: what encoding/json accepts beyond it (names in

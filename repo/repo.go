@@ -39,6 +39,10 @@ type Options struct {
 	// means DefaultLockStaleAge; a value under twice LockRefresh is
 	// raised to that.
 	LockStaleAge time.Duration
+	// Now is the clock of lock records and tags, and of the ages of locks
+	// and stored objects; nil means time.Now. Tests and simulations set
+	// it.
+	Now func() time.Time
 }
 
 // Defaults of [Options].
@@ -60,8 +64,14 @@ func New(st *store.Store, opts *Options) *Repo {
 		o.LockStaleAge = DefaultLockStaleAge
 	}
 	o.LockStaleAge = max(o.LockStaleAge, 2*o.LockRefresh)
-	return &Repo{st: st, opts: o, now: time.Now, newTicker: newTicker}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Repo{st: st, opts: o, now: o.Now, newTicker: newTicker}
 }
+
+// Now returns the time by the repository's clock (see Options.Now).
+func (r *Repo) Now() time.Time { return r.now() }
 
 func newTicker(d time.Duration) (<-chan time.Time, func()) {
 	t := time.NewTicker(d)

@@ -254,7 +254,7 @@ func TestListAndResolve(t *testing.T) {
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []digest.Digest{a.ID, b.ID}, ids)
 
-	_, err = r.WriteTag(ctx, "fixture", a.ID)
+	_, err = r.WriteTag(ctx, "fixture", a.ID, nil)
 	require.NoError(t, err)
 	for ref, want := range map[string]digest.Digest{
 		string(a.ID):   a.ID,
@@ -264,7 +264,7 @@ func TestListAndResolve(t *testing.T) {
 		strings.TrimSuffix(b.ID.String(), b.ID.Hex()[12:]): b.ID,
 		"fixture": a.ID,
 	} {
-		got, err := r.Resolve(ctx, ref)
+		got, err := r.Resolve(ctx, ref, nil)
 		require.NoError(t, err, "%q", ref)
 		assert.Equal(t, want, got, "%q", ref)
 	}
@@ -275,7 +275,7 @@ func TestListAndResolve(t *testing.T) {
 		"a b":         "neither a tag nor an id prefix",
 		"sha256:xyz":  "neither a tag nor an id prefix",
 	} {
-		_, err := r.Resolve(ctx, ref)
+		_, err := r.Resolve(ctx, ref, nil)
 		require.ErrorIs(t, err, core.ErrNotFound, "%q", ref)
 		assert.Contains(t, err.Error(), why, "%q", ref)
 	}
@@ -283,7 +283,7 @@ func TestListAndResolve(t *testing.T) {
 	if strings.HasPrefix(b.ID.Hex(), missing[:4]) || strings.HasPrefix(a.ID.Hex(), missing[:4]) {
 		missing = "ffff" + missing[4:]
 	}
-	_, err = r.Resolve(ctx, missing)
+	_, err = r.Resolve(ctx, missing, nil)
 	require.ErrorIs(t, err, core.ErrNotFound)
 	assert.Contains(t, err.Error(), "no snapshot id starts with")
 }
@@ -303,7 +303,7 @@ func TestResolveAmbiguousPrefix(t *testing.T) {
 		_, err := r.ResolvePrefix(ctx, ref)
 		require.ErrorIs(t, err, core.ErrInvalid)
 		assert.Contains(t, err.Error(), "ambiguous: 3 snapshots match: "+strings.Join(want, ", "))
-		_, err = r.Resolve(ctx, ref)
+		_, err = r.Resolve(ctx, ref, nil)
 		require.ErrorIs(t, err, core.ErrInvalid)
 	}
 	got, err := r.ResolvePrefix(ctx, "abcd1")
@@ -317,16 +317,16 @@ func TestTags(t *testing.T) {
 	ctx := t.Context()
 	r, _ := newRepo(t, nil)
 	a, b := digest.FromBytes([]byte("a")), digest.FromBytes([]byte("b"))
-	written, err := r.WriteTag(ctx, "v1", a)
+	written, err := r.WriteTag(ctx, "v1", a, nil)
 	require.NoError(t, err)
-	_, err = r.WriteTag(ctx, "v1", b) // moves it
+	_, err = r.WriteTag(ctx, "v1", b, nil) // moves it
 	require.NoError(t, err)
-	_, err = r.WriteTag(ctx, "v0", a)
+	_, err = r.WriteTag(ctx, "v0", a, nil)
 	require.NoError(t, err)
 	got, err := r.ReadTag(ctx, "v1")
 	require.NoError(t, err)
 	assert.Equal(t, b, got.Snapshot)
-	assert.False(t, got.Updated.Before(written.Updated))
+	assert.False(t, got.Updated.Before(written.Tag.Updated))
 	// Objects under tags/ that are no tag's are left out.
 	require.NoError(t, r.Store().PutBytes(ctx, "tags/abcd.json", []byte("{}"), store.PutOptions{}))
 	names, err := r.ListTags(ctx)
@@ -339,13 +339,13 @@ func TestTags(t *testing.T) {
 	require.ErrorIs(t, r.DeleteTag(ctx, "v0"), core.ErrNotFound)
 
 	for _, bad := range []string{"latest", "abcd", "a/b"} {
-		_, err := r.WriteTag(ctx, bad, a)
+		_, err := r.WriteTag(ctx, bad, a, nil)
 		assert.ErrorIs(t, err, core.ErrInvalid, "%q", bad)
 		_, err = r.ReadTag(ctx, bad)
 		assert.ErrorIs(t, err, core.ErrInvalid, "%q", bad)
 		assert.ErrorIs(t, r.DeleteTag(ctx, bad), core.ErrInvalid, "%q", bad)
 	}
-	_, err = r.WriteTag(ctx, "v2", "sha256:nope")
+	_, err = r.WriteTag(ctx, "v2", "sha256:nope", nil)
 	require.ErrorIs(t, err, core.ErrInvalid)
 
 	// A stored tag is read strictly, and within a cap.

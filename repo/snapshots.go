@@ -154,6 +154,76 @@ func (r *Repo) commitManifest(ctx context.Context, m *manifest.Manifest, data []
 	return stored, nil
 }
 
+// StatManifest returns the stored size of the manifest of the snapshot
+// id, without reading it: an error matching core.ErrNotFound says that no
+// such snapshot is committed.
+func (r *Repo) StatManifest(ctx context.Context, id digest.Digest) (int64, error) {
+	return r.stat(ctx, "stat manifest", id, ManifestName)
+}
+
+// StatView returns the stored size of the view of the snapshot id.
+func (r *Repo) StatView(ctx context.Context, id digest.Digest) (int64, error) {
+	return r.stat(ctx, "stat view", id, ViewName)
+}
+
+// stat returns the size of the object name(d), after checking d.
+func (r *Repo) stat(ctx context.Context, op string, d digest.Digest, name func(digest.Digest) string) (int64, error) {
+	if err := checkDigest(op, d); err != nil {
+		return 0, err
+	}
+	info, err := r.st.Stat(ctx, name(d))
+	return info.Size, err
+}
+
+// DeleteManifest removes the manifest of the snapshot id, which removes
+// the snapshot: readers no longer see it. A missing manifest is an error
+// matching core.ErrNotFound.
+func (r *Repo) DeleteManifest(ctx context.Context, id digest.Digest) error {
+	return r.delete(ctx, "delete manifest", id, ManifestName)
+}
+
+// DeleteView removes the view of the snapshot id. A missing view is an
+// error matching core.ErrNotFound.
+func (r *Repo) DeleteView(ctx context.Context, id digest.Digest) error {
+	return r.delete(ctx, "delete view", id, ViewName)
+}
+
+// delete removes the object name(d), after checking d.
+func (r *Repo) delete(ctx context.Context, op string, d digest.Digest, name func(digest.Digest) string) error {
+	if err := checkDigest(op, d); err != nil {
+		return err
+	}
+	return r.st.Delete(ctx, name(d))
+}
+
+// ListViews calls fn with every stored view, committed or not, in no
+// particular order: Object.Digest is the id of its snapshot. fn runs
+// while the listing holds a request slot (see [Repo.ListBlobs]).
+func (r *Repo) ListViews(ctx context.Context, fn func(Object) error) error {
+	return r.list(ctx, snapshotsPrefix, ParseViewName, fn)
+}
+
+// ReplaceManifest replaces the stored manifest of the committed snapshot
+// m.ID with m, whose content must be the stored one's (see
+// manifest.Manifest.Equal): only what the id leaves out, the signature
+// among it, may differ. It re-signs a snapshot. Content that differs is an
+// error matching core.ErrConflict, and nothing is written.
+func (r *Repo) ReplaceManifest(ctx context.Context, m *manifest.Manifest) error {
+	stored, err := r.ReadManifest(ctx, m.ID, nil)
+	if err != nil {
+		return err
+	}
+	if !stored.Equal(m) {
+		return fmt.Errorf("repo: replace manifest of %s: the content differs from the stored one's: %w", m.ID, core.ErrConflict)
+	}
+	data, err := manifest.Encode(m)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	return r.st.PutBytes(ctx, ManifestName(m.ID), data, store.PutOptions{SHA256: sum[:], ContentType: jsonType})
+}
+
 // ListSnapshots returns the ids of the committed snapshots, those whose
 // manifest is stored, in no particular order.
 func (r *Repo) ListSnapshots(ctx context.Context) ([]digest.Digest, error) {
@@ -180,8 +250,10 @@ func (r *Repo) listSnapshots(ctx context.Context, prefix string) ([]digest.Diges
 // names never look like ids (see [ValidTag]), so no ref is both. "latest"
 // is not resolved here: which snapshot is newest takes reading manifests.
 // A ref that names nothing is an error matching core.ErrNotFound that says
-// why.
-func (r *Repo) Resolve(ctx context.Context, ref string) (digest.Digest, error) {
+// why. With a key, a tag must carry a valid signature under it (see
+// [Tag.VerifySignature]); one that does not is an error matching
+// core.ErrCorrupt.
+func (r *Repo) Resolve(ctx context.Context, ref string, key []byte) (digest.Digest, error) {
 	h, isHex := digest.CutPrefix(ref)
 	switch {
 	case isHex && digest.IsHex(h):
@@ -190,10 +262,17 @@ func (r *Repo) Resolve(ctx context.Context, ref string) (digest.Digest, error) {
 		return r.ResolvePrefix(ctx, h)
 	case ValidTag(ref) == nil:
 		t, err := r.ReadTag(ctx, ref)
-		if IsNotFound(err) {
+		switch {
+		case IsNotFound(err):
 			return "", fmt.Errorf("repo: no tag %q: %w", ref, err)
+		case err != nil:
+			return "", err
+		case len(key) > 0:
+			if err := t.VerifySignature(key); err != nil {
+				return "", err
+			}
 		}
-		return t.Snapshot, err
+		return t.Snapshot, nil
 	}
 	return "", fmt.Errorf("repo: ref %q is neither a tag nor an id prefix (%d or more lowercase hex digits): %w", ref, MinPrefixLength, core.ErrNotFound)
 }

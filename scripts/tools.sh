@@ -14,6 +14,15 @@ set -euo pipefail
 # minutes on 2 cores.
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 
+# fake-gcs-server (github.com/fsouza/fake-gcs-server): the GCS emulator.
+# v1.56.1 is the newest release the Go module proxy listed on 2026-12-01.
+# Releases before v1.55.0 drop a resumable upload's preconditions
+# (ifGenerationMatch=0) when they finalize it and never check the CRC32C or
+# MD5 a client declares, so a create-only write could replace an object and
+# a corrupted upload would be stored: the gcsstore tests would fail there.
+# Building it takes about a minute on 2 cores.
+FAKE_GCS_SERVER_VERSION=v1.56.1
+
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$root/bin"
 
@@ -34,3 +43,4 @@ build_tool() {
 }
 
 build_tool minio github.com/minio/minio "$MINIO_VERSION"
+build_tool fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_SERVER_VERSION"

@@ -153,7 +153,7 @@ func (r *Repo) copySources(ctx context.Context, refs []string, opts *CopyOptions
 	if opts.NoTags {
 		return srcs, nil
 	}
-	tags, err := r.Tags(ctx)
+	tags, err := r.Tags(ctx, &TagsOptions{SigningKey: opts.Manifest.HMACKey})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: copy from %s: %w", r.Location(), err)
 	}
@@ -236,7 +236,8 @@ func (r *Repo) holds(ctx context.Context, m *manifest.Manifest) (bool, error) {
 }
 
 // copyTags points the tags of src at its snapshot on r, the target,
-// moving those that point elsewhere.
+// moving those that point elsewhere by compare-and-swap, with their
+// records as they are on the source, signatures included.
 func (r *Repo) copyTags(ctx context.Context, src *copySource, rep *CopyReport) error {
 	for _, t := range src.tags {
 		ct := CopiedTag{Name: t.Name, Snapshot: t.Snapshot}
@@ -250,7 +251,7 @@ func (r *Repo) copyTags(ctx context.Context, src *copySource, rep *CopyReport) e
 			// A damaged tag on the target is replaced.
 			return fmt.Errorf("snapshot: copy tag %q to %s: %w", t.Name, r.Location(), err)
 		}
-		if _, err := r.r.WriteTag(ctx, t.Name, t.Snapshot); err != nil {
+		if _, err := r.r.PutTag(ctx, t, nil); err != nil {
 			return fmt.Errorf("snapshot: copy tag %q to %s: snapshot %s copied, but: %w", t.Name, r.Location(), t.Snapshot, err)
 		}
 		rep.Tags = append(rep.Tags, ct)

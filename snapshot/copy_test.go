@@ -77,7 +77,7 @@ func TestCopyRoundTrip(t *testing.T) {
 
 	dst := coretest.NewObjectStore()
 	_, err = snapshot.Import(ctx, to, dst, testAccount, testRegion, "fixture", &snapshot.ImportOptions{
-		Manifest: manifest.DecodeOptions{HMACKey: key, RequireSignature: true},
+		Manifest: manifest.DecodeOptions{HMACKey: key},
 	})
 	require.NoError(t, err, "the signature holds on the target")
 	// The id of a dry run covers the view and every blob's key and digest.
@@ -161,7 +161,7 @@ func TestCopyOfACorruptBlobCommitsNothing(t *testing.T) {
 	ms, err := to.List(ctx, snapshot.Filter{})
 	require.NoError(t, err)
 	assert.Empty(t, ms, "no manifest on the target")
-	tags, err := to.Tags(ctx)
+	tags, err := to.Tags(ctx, nil)
 	require.NoError(t, err)
 	assert.Empty(t, tags, "no tag on the target")
 	locks, err := repo.New(to.Store(), nil).Locks(ctx)
@@ -179,11 +179,11 @@ func TestCopyRefs(t *testing.T) {
 	from := openTemp(t)
 	a := exportKV(t, from, "a", "x")
 	b := exportKV(t, from, "b", "y")
-	_, err := from.Tag(ctx, "tag-a", a.ID.String())
+	_, err := from.Tag(ctx, "tag-a", a.ID.String(), nil)
 	require.NoError(t, err)
-	_, err = from.Tag(ctx, "other-a", a.ID.String())
+	_, err = from.Tag(ctx, "other-a", a.ID.String(), nil)
 	require.NoError(t, err)
-	_, err = from.Tag(ctx, "tag-b", b.ID.String())
+	_, err = from.Tag(ctx, "tag-b", b.ID.String(), nil)
 	require.NoError(t, err)
 	kv := coretest.NewKV()
 	require.NoError(t, kv.Put(ctx, "other-account", "r", "c", "z"))
@@ -216,7 +216,7 @@ func TestCopyRefs(t *testing.T) {
 			ms, err := to.List(ctx, snapshot.Filter{})
 			require.NoError(t, err)
 			assert.Len(t, ms, len(tc.want))
-			tags, err := to.Tags(ctx)
+			tags, err := to.Tags(ctx, nil)
 			require.NoError(t, err)
 			for _, tag := range tags {
 				assert.Contains(t, tc.want, tag.Snapshot)
@@ -244,7 +244,7 @@ func TestCopyRefs(t *testing.T) {
 	rep, err := snapshot.Copy(ctx, from, to, []string{"tag-a"}, &snapshot.CopyOptions{NoTags: true})
 	require.NoError(t, err)
 	assert.Empty(t, rep.Tags)
-	tags, err := to.Tags(ctx)
+	tags, err := to.Tags(ctx, nil)
 	require.NoError(t, err)
 	assert.Empty(t, tags, "NoTags copies no tag")
 }
@@ -256,9 +256,9 @@ func TestCopyMovesTagsToFollowTheSource(t *testing.T) {
 	from, to := openTemp(t), openTemp(t)
 	a := exportKV(t, from, "a", "x")
 	old := exportKV(t, to, "b", "y")
-	_, err := from.Tag(ctx, "fixture", a.ID.String())
+	_, err := from.Tag(ctx, "fixture", a.ID.String(), nil)
 	require.NoError(t, err)
-	_, err = to.Tag(ctx, "fixture", old.ID.String())
+	_, err = to.Tag(ctx, "fixture", old.ID.String(), nil)
 	require.NoError(t, err)
 
 	rep, err := snapshot.Copy(ctx, from, to, []string{"fixture"}, nil)

@@ -4,10 +4,11 @@
 // Open a repository with [Open], then [Export] a service's state into it
 // and [Import] it into another service, in any process that can reach the
 // repository. [ExportState] and [ImportState] do the same for services
-// without blobs. [Repo.List], [Repo.Show], [Repo.Verify] and [Repo.Tag]
-// inspect and name snapshots. [Copy] moves snapshots, with their tags,
-// between repositories; ExportOptions.DryRun computes a snapshot's id
-// without touching storage.
+// without blobs. [Repo.List], [Repo.Show], [Repo.Verify], [Repo.Tag],
+// [Repo.Untag] and [Repo.Tags] inspect and name snapshots; [Repo.Remove]
+// removes them, and [Repo.GC] reclaims the space no snapshot needs. [Copy]
+// moves snapshots, with their tags, between repositories;
+// ExportOptions.DryRun computes a snapshot's id without touching storage.
 //
 // A repository is content-addressed, like restic's:
 //
@@ -23,4 +24,9 @@
 // Package repo keeps the layout; an export holds a shared lock on the
 // repository while it runs, so that a garbage collection, which takes an
 // exclusive one, never deletes blobs an export relies on.
+//
+// With a signing key (ExportOptions.SigningKey, and the HMACKey of
+// ImportOptions.Manifest, VerifyOptions.Manifest, TagOptions.SigningKey…),
+// exports sign manifests and tags, and reads refuse those not signed with
+// it before any blob is read.
 package snapshot

@@ -17,9 +17,13 @@ import (
 // ExportOptions configure [Export] and [ExportState]. The zero value is
 // ready to use; nil means the zero value.
 type ExportOptions struct {
-	// Tag, if set, is pointed at the snapshot once it is committed.
+	// Tag, if set, is pointed at the snapshot once it is committed, by
+	// compare-and-swap (see [Repo.Tag]): if another writer moves it at the
+	// same time, the export fails with an error matching core.ErrConflict,
+	// its snapshot committed.
 	Tag string
-	// SigningKey, if set, signs the manifest with HMAC-SHA256.
+	// SigningKey, if set, signs the manifest and the tag with
+	// HMAC-SHA256 (see manifest.Manifest.Sign and repo.Tag.Sign).
 	SigningKey []byte
 	// Visitor configures the blob engine (spool threshold, temporary
 	// directory, per-blob events).
@@ -161,7 +165,7 @@ func commit(ctx context.Context, r *Repo, lock *repo.Lock, service, accountID, r
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
-	if opts.SigningKey != nil {
+	if len(opts.SigningKey) > 0 {
 		if err := m.Sign(opts.SigningKey); err != nil {
 			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 		}
@@ -175,7 +179,13 @@ func commit(ctx context.Context, r *Repo, lock *repo.Lock, service, accountID, r
 		if !stored.Equal(m) {
 			return nil, fmt.Errorf("snapshot: export %s: stored snapshot %s differs from its own id: %w", where, m.ID, core.ErrCorrupt)
 		}
-		return stored, r.tagAfterExport(ctx, opts.Tag, stored)
+		if stored, err = r.resign(ctx, stored, opts.SigningKey); err != nil {
+			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
+		}
+		if err := r.ensureView(ctx, stored, viewJSON); err != nil {
+			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
+		}
+		return stored, r.tagAfterExport(ctx, stored, opts)
 	case !errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrBucketNotFound):
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
@@ -183,13 +193,17 @@ func commit(ctx context.Context, r *Repo, lock *repo.Lock, service, accountID, r
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
-	return stored, r.tagAfterExport(ctx, opts.Tag, stored)
+	return stored, r.tagAfterExport(ctx, stored, opts)
 }
 
 // commitAfterBlobs commits m, whose blobs are stored, while holding lock:
 // it makes the blobs durable, writes view, and then the manifest,
 // create-only: data, the manifest's stored bytes as read from another
-// repository, or m encoded when data is nil.
+// repository, or m encoded when data is nil. It checks lock before the
+// commit and after: a collection that took the lock for stale in between
+// removed it before reading the manifests, and may be deleting blobs m
+// relies on, so the commit is withdrawn (see docs/design.md, "Locks and
+// garbage collection").
 func (r *Repo) commitAfterBlobs(ctx context.Context, lock *repo.Lock, m *manifest.Manifest, view, data []byte) (*manifest.Manifest, error) {
 	// Blobs first, durable, then the view, then the manifest: a snapshot
 	// whose manifest survives a crash has all it references.
@@ -204,7 +218,7 @@ func (r *Repo) commitAfterBlobs(ctx context.Context, lock *repo.Lock, m *manifes
 	}
 	// The blobs listed as stored must still be: no collection may have
 	// taken the lock for stale.
-	if err := lock.Check(); err != nil {
+	if err := lock.Check(ctx); err != nil {
 		return nil, err
 	}
 	var stored *manifest.Manifest
@@ -217,14 +231,55 @@ func (r *Repo) commitAfterBlobs(ctx context.Context, lock *repo.Lock, m *manifes
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
+	if err := lock.Check(ctx); err != nil {
+		if stored.Created.Equal(m.Created) { // this commit's manifest, not an earlier one's
+			if derr := r.r.DeleteManifest(context.WithoutCancel(ctx), m.ID); derr != nil && !repo.IsNotFound(derr) {
+				err = fmt.Errorf("%w; withdrawing snapshot %s failed too, and it may reference missing blobs (run verify on it, and rm it if so): %w", err, m.ID, derr)
+			}
+		}
+		return nil, fmt.Errorf("lost the lock while committing snapshot %s, which is withdrawn: %w", m.ID, err)
+	}
+	if err := r.ensureView(ctx, stored, view); err != nil {
+		return nil, err
+	}
 	return stored, nil
 }
 
-func (r *Repo) tagAfterExport(ctx context.Context, tag string, m *manifest.Manifest) error {
-	if tag == "" {
+// resign signs m, a committed snapshot's manifest, with key, and stores
+// it so, if key is set and m is not signed with it already: an export
+// with a key of a state stored unsigned, or signed with another key,
+// leaves it signed with its own. The creation time and producer stay.
+func (r *Repo) resign(ctx context.Context, m *manifest.Manifest, key []byte) (*manifest.Manifest, error) {
+	if len(key) == 0 || m.VerifySignature(key) == nil {
+		return m, nil
+	}
+	signed := *m
+	if err := signed.Sign(key); err != nil {
+		return nil, err
+	}
+	if err := r.r.ReplaceManifest(ctx, &signed); err != nil {
+		return nil, fmt.Errorf("sign stored snapshot %s: %w", m.ID, err)
+	}
+	return &signed, nil
+}
+
+// ensureView stores the view of m, a committed snapshot, again if it is
+// missing: an rm of the same snapshot running concurrently with this
+// export may have removed it between its upload and the commit.
+func (r *Repo) ensureView(ctx context.Context, m *manifest.Manifest, view []byte) error {
+	if _, err := r.r.StatView(ctx, m.ID); !repo.IsNotFound(err) {
+		return err
+	}
+	return r.r.PutView(ctx, m, view)
+}
+
+// tagAfterExport points opts.Tag, if set, at m, signing it with
+// opts.SigningKey, by compare-and-swap (see [Repo.Tag]).
+func (r *Repo) tagAfterExport(ctx context.Context, m *manifest.Manifest, opts *ExportOptions) error {
+	if opts.Tag == "" {
 		return nil
 	}
-	if _, err := r.r.WriteTag(ctx, tag, m.ID); err != nil {
+	if _, err := r.r.WriteTag(ctx, opts.Tag, m.ID, &repo.TagOptions{SigningKey: opts.SigningKey}); err != nil {
 		return fmt.Errorf("snapshot: export: snapshot %s committed, but: %w", m.ID, err)
 	}
 	return nil

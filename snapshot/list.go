@@ -43,6 +43,11 @@ func (f Filter) match(m *manifest.Manifest) bool {
 // *[ListError] naming the invalid ones, whatever f (their service, account
 // and region cannot be trusted). Any other failure returns no snapshots.
 func (r *Repo) List(ctx context.Context, f Filter) ([]*manifest.Manifest, error) {
+	return r.list(ctx, f, nil)
+}
+
+// list is List reading manifests with opts, which may be nil.
+func (r *Repo) list(ctx context.Context, f Filter, opts *manifest.DecodeOptions) ([]*manifest.Manifest, error) {
 	ids, err := r.r.ListSnapshots(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: list: %w", err)
@@ -53,7 +58,7 @@ func (r *Repo) List(ctx context.Context, f Filter) ([]*manifest.Manifest, error)
 	g.SetLimit(r.r.Budget().MaxRequests())
 	for i, id := range ids {
 		g.Go(func() error {
-			m, err := r.r.ReadManifest(gctx, id, nil)
+			m, err := r.r.ReadManifest(gctx, id, opts)
 			switch {
 			case errors.Is(err, core.ErrCorrupt):
 				errs[i] = err
@@ -141,7 +146,8 @@ func (r *Repo) Show(ctx context.Context, ref string, f Filter) (*manifest.Manife
 }
 
 // lookup resolves ref and reads the manifest it names with opts, which may
-// be nil. Its errors name ref; one that matches core.ErrNotFound begins
+// be nil; with a key in opts, a tag ref and the manifest must be signed
+// with it. Its errors name ref; one that matches core.ErrNotFound begins
 // "no snapshot matches ref".
 func (r *Repo) lookup(ctx context.Context, ref string, f Filter, opts *manifest.DecodeOptions) (*manifest.Manifest, error) {
 	m, _, err := r.lookupBytes(ctx, ref, f, opts)
@@ -150,7 +156,7 @@ func (r *Repo) lookup(ctx context.Context, ref string, f Filter, opts *manifest.
 
 // lookupBytes is lookup that also returns the manifest's stored bytes.
 func (r *Repo) lookupBytes(ctx context.Context, ref string, f Filter, opts *manifest.DecodeOptions) (*manifest.Manifest, []byte, error) {
-	id, err := r.resolve(ctx, ref, f)
+	id, err := r.resolve(ctx, ref, f, opts)
 	if err == nil {
 		var m *manifest.Manifest
 		var data []byte
@@ -164,14 +170,20 @@ func (r *Repo) lookupBytes(ctx context.Context, ref string, f Filter, opts *mani
 	return nil, nil, fmt.Errorf("ref %q: %w", ref, err)
 }
 
-// resolve turns ref into a snapshot's id (see [repo.Repo.Resolve]); an
-// error matching core.ErrNotFound says why no snapshot matches. "latest"
-// skips snapshots whose manifests are invalid.
-func (r *Repo) resolve(ctx context.Context, ref string, f Filter) (digest.Digest, error) {
+// resolve turns ref into a snapshot's id (see [repo.Repo.Resolve]),
+// reading manifests, and verifying signatures, with opts, which may be
+// nil; an error matching core.ErrNotFound says why no snapshot matches.
+// "latest" skips snapshots whose manifests are invalid (or, with a key,
+// not signed with it).
+func (r *Repo) resolve(ctx context.Context, ref string, f Filter, opts *manifest.DecodeOptions) (digest.Digest, error) {
 	if ref != Latest {
-		return r.r.Resolve(ctx, ref)
+		var key []byte
+		if opts != nil {
+			key = opts.HMACKey
+		}
+		return r.r.Resolve(ctx, ref, key)
 	}
-	ms, err := r.List(ctx, f)
+	ms, err := r.list(ctx, f, opts)
 	if le := (*ListError)(nil); err != nil && !errors.As(err, &le) {
 		return "", err
 	}
@@ -192,41 +204,4 @@ func (f Filter) describe() string {
 		return "any service, account and region"
 	}
 	return strings.Join(parts, " ")
-}
-
-// Tag points the tag name at the snapshot named by ref (see [Repo.Show]),
-// creating or moving it, and returns that snapshot's manifest. The
-// snapshot must exist: a ref that matches none is an error matching
-// core.ErrNotFound. A name that a ref could read as an id, or "latest", is
-// refused (see [repo.ValidTag]).
-func (r *Repo) Tag(ctx context.Context, name, ref string) (*manifest.Manifest, error) {
-	if err := repo.ValidTag(name); err != nil {
-		return nil, fmt.Errorf("snapshot: tag: %w", err)
-	}
-	m, err := r.lookup(ctx, ref, Filter{}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: tag %q: %w", name, err)
-	}
-	if _, err := r.r.WriteTag(ctx, name, m.ID); err != nil {
-		return nil, fmt.Errorf("snapshot: tag %q: %w", name, err)
-	}
-	return m, nil
-}
-
-// Tags returns every tag, sorted by name. A tag whose record is damaged
-// is an error matching core.ErrCorrupt naming it.
-func (r *Repo) Tags(ctx context.Context) ([]repo.Tag, error) {
-	names, err := r.r.ListTags(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: tags: %w", err)
-	}
-	tags := make([]repo.Tag, 0, len(names))
-	for _, n := range names {
-		t, err := r.r.ReadTag(ctx, n)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot: tags: %w", err)
-		}
-		tags = append(tags, t)
-	}
-	return tags, nil
 }

@@ -116,7 +116,7 @@ func TestRefThatMatchesNothing(t *testing.T) {
 		require.ErrorIs(t, err, core.ErrNotFound, ref)
 		assert.Contains(t, err.Error(), `no snapshot matches ref "`+ref+`"`)
 
-		got, err := r.Tag(ctx, "fixture", ref)
+		got, err := r.Tag(ctx, "fixture", ref, nil)
 		require.ErrorIs(t, err, core.ErrNotFound, ref)
 		assert.Nil(t, got)
 		assert.Contains(t, err.Error(), `no snapshot matches ref "`+ref+`"`)
@@ -125,9 +125,9 @@ func TestRefThatMatchesNothing(t *testing.T) {
 	require.ErrorIs(t, err, core.ErrNotFound)
 	assert.Contains(t, err.Error(), `no snapshot matches ref "latest": no snapshot of service="ec2"`)
 
-	got, err := r.Tag(ctx, "fixture", m.ID.Hex()[:8])
+	got, err := r.Tag(ctx, "fixture", m.ID.Hex()[:8], nil)
 	require.NoError(t, err)
-	assert.Equal(t, m.ID, got.ID, "Tag returns the snapshot it points at")
+	assert.Equal(t, m.ID, got.Manifest.ID, "Tag returns the snapshot it points at")
 	_, err = r.Store().GetBytes(ctx, repo.TagName("fixture"), 1<<10)
 	require.NoError(t, err)
 }

@@ -6,8 +6,9 @@ import (
 
 	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/store"
-	// The local directory and S3 backends register their schemes.
+	// The local directory, S3 and GCS backends register their schemes.
 	_ "github.com/statebucket/statebucket/store/filestore"
+	_ "github.com/statebucket/statebucket/store/gcsstore"
 	_ "github.com/statebucket/statebucket/store/s3store"
 )
 
@@ -22,6 +23,10 @@ type Repo struct {
 // New returns a Repo over st, for drivers built by the caller (for
 // example an s3store.Driver around an existing *s3.Client).
 func New(st *store.Store) *Repo { return &Repo{r: repo.New(st, nil)} }
+
+// FromRepo returns a Repo over the repository layer r, for one built with
+// repo.Options: other lock timings, or a clock.
+func FromRepo(r *repo.Repo) *Repo { return &Repo{r: r} }
 
 // Store returns the repository's store.
 func (r *Repo) Store() *store.Store { return r.r.Store() }
@@ -38,7 +43,9 @@ func (r *Repo) Close() error { return r.r.Close() }
 //   - a plain path, or file:///abs/path: a local directory, created by
 //     the first write (reading a missing one fails, naming it);
 //   - s3://bucket/prefix?endpoint=URL&region=R: Amazon S3 or an
-//     S3-compatible server (see package s3store).
+//     S3-compatible server (see package s3store);
+//   - gs://bucket/prefix: Google Cloud Storage, or the emulator
+//     STORAGE_EMULATOR_HOST names (see package gcsstore).
 func Open(ctx context.Context, rawURL string) (*Repo, error) {
 	st, err := store.Open(ctx, rawURL)
 	if err != nil {

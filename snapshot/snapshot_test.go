@@ -83,12 +83,12 @@ func TestSignedSnapshots(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, signed.Signature)
 
-	verify := func(k []byte, require bool) *snapshot.ImportOptions {
-		return &snapshot.ImportOptions{Manifest: manifest.DecodeOptions{HMACKey: k, RequireSignature: require}}
+	verify := func(k []byte) *snapshot.ImportOptions {
+		return &snapshot.ImportOptions{Manifest: manifest.DecodeOptions{HMACKey: k}}
 	}
-	_, err = snapshot.ImportState(ctx, r, coretest.NewKV(), "a", "r", signed.ID.String(), verify(key, true))
+	_, err = snapshot.ImportState(ctx, r, coretest.NewKV(), "a", "r", signed.ID.String(), verify(key))
 	require.NoError(t, err)
-	_, err = snapshot.ImportState(ctx, r, coretest.NewKV(), "a", "r", signed.ID.String(), verify([]byte("wrong"), false))
+	_, err = snapshot.ImportState(ctx, r, coretest.NewKV(), "a", "r", signed.ID.String(), verify([]byte("wrong")))
 	require.ErrorIs(t, err, core.ErrCorrupt)
 	assert.NotContains(t, err.Error(), signed.Signature, "errors never show the signature")
 
@@ -99,7 +99,7 @@ func TestSignedSnapshots(t *testing.T) {
 	unsigned, err := snapshot.ExportState(ctx, r, svc, "a", "r", nil)
 	require.NoError(t, err)
 	assert.Empty(t, unsigned.Signature)
-	_, err = snapshot.ImportState(ctx, r, coretest.NewKV(), "a", "r", unsigned.ID.String(), verify(key, true))
+	_, err = snapshot.ImportState(ctx, r, coretest.NewKV(), "a", "r", unsigned.ID.String(), verify(key))
 	require.ErrorIs(t, err, core.ErrCorrupt)
 }
 

@@ -93,6 +93,11 @@ type ObjectInfo struct {
 	Name    string
 	Size    int64
 	ModTime time.Time
+	// Version names the object's current content, opaquely: it changes
+	// whenever the object is replaced. Stat sets it on drivers that
+	// implement [ConditionalPutter], for [ConditionalPutter.PutIfMatch];
+	// List and other drivers may leave it empty.
+	Version string
 }
 
 // Concurrency is implemented by drivers that want the engine to size its
@@ -119,4 +124,37 @@ type Syncer interface {
 // others write. Flows that write call it as they start.
 type Cleaner interface {
 	CleanStale(ctx context.Context, olderThan time.Duration) (int, error)
+}
+
+// ConditionalPutter is implemented by drivers that can replace an object
+// on condition that it has not changed since it was read: a
+// compare-and-swap, which moving a tag and refreshing a lock rely on.
+//
+// PutIfMatch stores the object as Put does, but only if name exists and
+// its version is still version, as Stat returned it in
+// ObjectInfo.Version. Otherwise (the object was replaced or deleted in
+// between) it stores nothing and fails with an error matching
+// core.ErrConflict. Of concurrent PutIfMatch calls with the same version,
+// at most one succeeds. opts.CreateOnly must not be set.
+//
+// A driver that cannot do it in some setting (a file system without
+// advisory locks, a provider without preconditions) returns an error
+// matching errors.ErrUnsupported, and callers fall back to a plain Put,
+// with the window that leaves between their read and their write. How the
+// backends do it:
+//
+//   - s3store: PutObject with If-Match: <ETag>; the version is the ETag.
+//   - filestore: under an advisory lock (flock) on a lock file of the
+//     object's directory, compare the file's identity (device, inode,
+//     modification time, size), then rename a new file over it; the
+//     version is that identity.
+//   - gcsstore: Writer with Conditions{GenerationMatch: generation}; the
+//     version is the object's generation, in decimal. A 412 answer is the
+//     conflict.
+//   - gocloudstore: gocloud.dev's portable API has no precondition on
+//     replacing an object: return errors.ErrUnsupported (or, per
+//     provider, set the provider's precondition through
+//     WriterOptions.BeforeWrite and As).
+type ConditionalPutter interface {
+	PutIfMatch(ctx context.Context, name string, body io.ReaderAt, size int64, opts PutOptions, version string) error
 }

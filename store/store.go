@@ -16,7 +16,7 @@ import (
 // object's name, the repository's (redacted) location, and the driver's
 // error, which it unwraps to.
 type Error struct {
-	Op       string // "put", "get", "read", "stat", "list", "delete", "sync"
+	Op       string // "put", "get", "read", "stat", "list", "delete", "sync", "clean"
 	Name     string // object name or list prefix
 	Location string // repository URL, credentials removed
 	Err      error
@@ -36,8 +36,9 @@ func (e *Error) Unwrap() error { return e.Err }
 // the driver's errors exactly once in an [*Error]. A Store is safe for
 // concurrent use.
 //
-// Every method that reaches the driver (Put, Get, GetRange, Stat, List,
-// Delete, Sync) holds one request slot while it runs, its retries and the
+// Every method that reaches the driver (Put, PutIfMatch, Get, GetRange,
+// Stat, List, Delete, Sync, CleanStale) holds one request slot while
+// it runs, its retries and the
 // waits between them included; a reader returned by Get or GetRange holds
 // its slot until it is closed or has returned io.EOF or an error. So a
 // goroutine that holds such a reader, or runs inside List's callback, must
@@ -155,6 +156,51 @@ func (s *Store) Put(ctx context.Context, name string, body io.ReaderAt, size int
 		}
 		return err
 	})
+}
+
+// PutIfMatch stores size bytes of body under name on condition that the
+// object is still at version (see [ConditionalPutter]), trying again after
+// transient failures. A driver that cannot compare and swap yields an
+// error matching errors.ErrUnsupported; an object no longer at version,
+// one matching core.ErrConflict. A conditional Put tried again after a
+// transient failure may meet the object that an earlier attempt stored,
+// its answer lost, and fail with core.ErrConflict, saying so: callers that
+// must tell the two apart read the object back.
+func (s *Store) PutIfMatch(ctx context.Context, name string, body io.ReaderAt, size int64, opts PutOptions, version string) error {
+	if err := ValidName(name); err != nil {
+		return s.wrap("put", name, err)
+	}
+	cp, ok := s.drv.(ConditionalPutter)
+	switch {
+	case !ok:
+		return s.wrap("put", name, fmt.Errorf("the %T driver cannot replace an object conditionally: %w", s.drv, errors.ErrUnsupported))
+	case version == "" || opts.CreateOnly || size < 0:
+		return s.wrap("put", name, fmt.Errorf("conditional put needs a version, no CreateOnly and a size of 0 or more: %w", core.ErrInvalid))
+	}
+	return s.call(ctx, "put", name, func(attempt int) error {
+		err := cp.PutIfMatch(ctx, name, body, size, opts, version)
+		if attempt > 1 && errors.Is(err, core.ErrConflict) {
+			err = fmt.Errorf("%w (on attempt %d of a conditional write: an earlier attempt, whose answer was lost, may have stored it)", err, attempt)
+		}
+		return err
+	})
+}
+
+// CleanStale removes the debris of interrupted writes older than
+// olderThan, on drivers that leave such debris (see [Cleaner]), and
+// returns how many items it removed; on others it does nothing.
+func (s *Store) CleanStale(ctx context.Context, olderThan time.Duration) (int, error) {
+	c, ok := s.drv.(Cleaner)
+	if !ok {
+		return 0, nil
+	}
+	var n int
+	err := s.call(ctx, "clean", "", func(int) error {
+		var err error
+		n, err = c.CleanStale(ctx, olderThan)
+		return err
+	})
+	return n, err
 }
 
 // short reports whether body holds fewer than size bytes.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -302,3 +303,66 @@ func TestBudgetCoversEveryCall(t *testing.T) {
 
 // second returns the error of a two-result call.
 func second[T any](_ T, err error) error { return err }
+
+// casDriver is a stubDriver that compares and swaps, and cleans up
+// debris, with the functions set for them.
+type casDriver struct {
+	*stubDriver
+	putIfMatch func(version string) error
+	clean      func() (int, error)
+}
+
+func (d *casDriver) PutIfMatch(_ context.Context, _ string, _ io.ReaderAt, _ int64, _ store.PutOptions, version string) error {
+	return d.putIfMatch(version)
+}
+
+func (d *casDriver) CleanStale(context.Context, time.Duration) (int, error) {
+	return d.clean()
+}
+
+func TestPutIfMatch(t *testing.T) {
+	ctx := t.Context()
+	body := strings.NewReader("x")
+
+	// A driver without the ability says so, and cleans nothing.
+	plain := store.New(&stubDriver{}, "loc", nil)
+	err := plain.PutIfMatch(ctx, tag, body, 1, store.PutOptions{}, "v1")
+	require.ErrorIs(t, err, errors.ErrUnsupported)
+	assert.Contains(t, err.Error(), tag)
+	n, err := plain.CleanStale(ctx, time.Hour)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+
+	// A conflict on a retry after a lost answer says that it may be one's
+	// own write; a conflict on the first attempt is passed on as it is.
+	var attempts []string
+	drv := &casDriver{stubDriver: &stubDriver{}, putIfMatch: func(v string) error {
+		attempts = append(attempts, v)
+		if len(attempts) == 1 {
+			return fmt.Errorf("lost answer: %w", core.ErrTransient)
+		}
+		return fmt.Errorf("changed: %w", core.ErrConflict)
+	}, clean: func() (int, error) { return 0, errors.New("boom") }}
+	st := store.New(drv, "loc", &store.Options{Backoff: -1})
+	err = st.PutIfMatch(ctx, tag, body, 1, store.PutOptions{}, "v1")
+	require.ErrorIs(t, err, core.ErrConflict)
+	assert.Contains(t, err.Error(), "on attempt 2 of a conditional write")
+	assert.Equal(t, []string{"v1", "v1"}, attempts)
+	attempts = attempts[:1]
+	err = st.PutIfMatch(ctx, tag, body, 1, store.PutOptions{}, "v2")
+	require.ErrorIs(t, err, core.ErrConflict)
+	assert.NotContains(t, err.Error(), "attempt")
+
+	for _, bad := range []struct {
+		opts    store.PutOptions
+		version string
+	}{{store.PutOptions{}, ""}, {store.PutOptions{CreateOnly: true}, "v1"}} {
+		err = st.PutIfMatch(ctx, tag, body, 1, bad.opts, bad.version)
+		require.ErrorIs(t, err, core.ErrInvalid)
+	}
+
+	_, err = st.CleanStale(ctx, time.Hour)
+	var se *store.Error
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "clean", se.Op)
+}

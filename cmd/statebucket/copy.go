@@ -111,6 +111,7 @@ func (a *app) copy(ctx context.Context, fromURL, toURL string, refs []string, op
 	}
 	defer to.Close()
 
+	opts.Manifest.HMACKey = a.signingKey
 	var bar *progress
 	opts.OnStart = func(blobs int, _ int64) { bar = a.newProgress("copy", int64(blobs)) }
 	opts.Visitor.OnBlob = func(visitors.Event) { bar.add(1) }

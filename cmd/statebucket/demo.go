@@ -14,6 +14,7 @@ import (
 
 	"github.com/statebucket/statebucket/core/coretest"
 	"github.com/statebucket/statebucket/digest"
+	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/snapshot"
 	"github.com/statebucket/statebucket/sources"
 	"github.com/statebucket/statebucket/visitors"
@@ -146,9 +147,10 @@ func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64, 
 	var est visitors.Stats
 	start := time.Now()
 	m, err := snapshot.Export(ctx, repo, src, demoAccount, demoRegion, &snapshot.ExportOptions{
-		Stats:   &est,
-		Visitor: visitors.Options{OnBlob: func(visitors.Event) { bar.add(1) }},
-		DryRun:  dryRun,
+		SigningKey: a.signingKey,
+		Stats:      &est,
+		Visitor:    visitors.Options{OnBlob: func(visitors.Event) { bar.add(1) }},
+		DryRun:     dryRun,
 	})
 	bar.finish()
 	if err != nil {
@@ -171,7 +173,8 @@ func (a *app) demo(ctx context.Context, objects int, maxSize int64, seed int64, 
 	bar = a.newProgress("import", int64(len(m.Blobs)))
 	start = time.Now()
 	_, err = snapshot.Import(ctx, repo, dst, demoAccount, demoRegion, m.ID.String(), &snapshot.ImportOptions{
-		Source: sources.Options{OnBlob: func(string, int64) { bar.add(1) }},
+		Manifest: manifest.DecodeOptions{HMACKey: a.signingKey},
+		Source:   sources.Options{OnBlob: func(string, int64) { bar.add(1) }},
 	})
 	bar.finish()
 	if err != nil {

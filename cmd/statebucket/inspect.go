@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -36,6 +37,7 @@ type snapshotSummary struct {
 	ViewSize int64         `json:"view_bytes"`
 	Producer string        `json:"producer"`
 	Signed   bool          `json:"signed"`
+	Tags     []string      `json:"tags,omitempty"` // in ls: the tags that point at it
 }
 
 func summarize(m *manifest.Manifest) snapshotSummary {
@@ -60,13 +62,15 @@ type invalidSnapshot struct {
 
 func (a *app) lsCmd() *cobra.Command {
 	var f snapshot.Filter
+	var tag string
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List the snapshots in the repository, newest first",
 		Long: `ls lists the snapshots in the repository, newest first. A snapshot whose
 manifest is invalid does not hide the others: ls lists every valid one,
 names the invalid ones on stderr (with --json, also in "invalid" on
-stdout), and exits with code 4.`,
+stdout), and exits with code 4. Each snapshot is listed with the tags that
+point at it; --tag lists only the snapshot a tag points at.`,
 		Args: exactArgs(0),
 		RunE: a.withRepo(func(ctx context.Context, r *snapshot.Repo, _ []string) error {
 			ms, err := r.List(ctx, f)
@@ -74,9 +78,23 @@ stdout), and exits with code 4.`,
 			if err != nil && !errors.As(err, &lerr) {
 				return err
 			}
-			res := lsResult{Snapshots: make([]snapshotSummary, len(ms)), Invalid: []invalidSnapshot{}}
-			for i, m := range ms {
-				res.Snapshots[i] = summarize(m)
+			tags, _, terr := a.readTags(ctx, r, "")
+			if terr != nil {
+				return terr
+			}
+			tagged := map[digest.Digest][]string{}
+			for _, t := range tags {
+				if tag == "" || t.Name == tag {
+					tagged[t.Snapshot] = append(tagged[t.Snapshot], t.Name)
+				}
+			}
+			res := lsResult{Snapshots: []snapshotSummary{}, Invalid: []invalidSnapshot{}}
+			for _, m := range ms {
+				if tag == "" || tagged[m.ID] != nil {
+					s := summarize(m)
+					s.Tags = tagged[m.ID]
+					res.Snapshots = append(res.Snapshots, s)
+				}
 			}
 			if lerr != nil {
 				for _, s := range lerr.Invalid {
@@ -88,10 +106,10 @@ stdout), and exits with code 4.`,
 				return err
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tCREATED\tSERVICE\tACCOUNT\tREGION\tBLOBS\tSIZE")
+			fmt.Fprintln(tw, "ID\tCREATED\tSERVICE\tACCOUNT\tREGION\tBLOBS\tSIZE\tTAGS")
 			for _, s := range res.Snapshots {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.ID.Short(), s.Created.Local().Format(time.DateTime),
-					displayText(s.Service), displayText(s.Account), displayText(s.Region), s.Blobs, humanBytes(s.Bytes))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.ID.Short(), s.Created.Local().Format(time.DateTime),
+					displayText(s.Service), displayText(s.Account), displayText(s.Region), s.Blobs, humanBytes(s.Bytes), strings.Join(s.Tags, ","))
 			}
 			if ferr := tw.Flush(); ferr != nil {
 				return ferr
@@ -100,6 +118,7 @@ stdout), and exits with code 4.`,
 		}),
 	}
 	filterFlags(cmd, &f)
+	cmd.Flags().StringVar(&tag, "tag", "", "only the snapshot this tag points at")
 	return cmd
 }
 
@@ -220,6 +239,7 @@ when a blob or the view is missing or damaged.`,
 			var bar *progress
 			opts.OnStart = func(blobs int, _ int64) { bar = a.newProgress(label, int64(blobs)) }
 			opts.OnBlob = func(int64) { bar.add(1) }
+			opts.Manifest.HMACKey = a.signingKey
 			rep, verr := r.Verify(ctx, args[0], &opts)
 			if bar != nil {
 				bar.finish()
@@ -268,38 +288,4 @@ when a blob or the view is missing or damaged.`,
 	filterFlags(cmd, &opts.Filter)
 	cmd.Flags().BoolVar(&opts.ReadData, "read-data", false, "download every blob and check its SHA-256")
 	return cmd
-}
-
-func (a *app) tagCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "tag NAME REF",
-		Short: "Point the tag NAME at a snapshot (creating or moving it)",
-		Long: `tag points the tag NAME at the snapshot REF names, creating or moving it.
-
-REF is a full id, a unique id prefix of 4 or more hex digits (with or
-without sha256: before them), a tag, or latest. So that a ref always names
-one thing, NAME is 1 to 128 letters, digits, '.', '_' and '-', and is never
-something a ref reads otherwise: 4 to 64 lowercase hex digits (with or
-without sha256:) and latest (in any case) are refused, with exit code 2.
-An id prefix that matches several snapshots is refused too, listing them.`,
-		Args: exactArgs(2),
-		PreRunE: func(_ *cobra.Command, args []string) error {
-			if err := repo.ValidTag(args[0]); err != nil {
-				return usageError{err}
-			}
-			return nil
-		},
-		RunE: a.withRepo(func(ctx context.Context, r *snapshot.Repo, args []string) error {
-			m, err := r.Tag(ctx, args[0], args[1])
-			if err != nil {
-				return checkRef(err)
-			}
-			if a.json {
-				a.writeJSON(a.stdout, map[string]string{"tag": args[0], "snapshot": m.ID.String()})
-			} else {
-				fmt.Fprintf(a.stdout, "tag %s -> %s\n", displayText(args[0]), m.ID)
-			}
-			return nil
-		}),
-	}
 }

@@ -5,7 +5,9 @@
 //
 //	statebucket [--repo URL] [--json] <command>
 //
-// Commands: demo, ls, show REF, verify [--read-data] REF, tag NAME REF.
+// Commands: demo, ls, show REF, verify [--read-data] REF, tag [--force]
+// NAME REF, tags, untag NAME..., rm [--keep-tags] REF..., gc [--dry-run]
+// [--grace DURATION], copy --to URL [--from URL] REF....
 // Run `statebucket help` for details and the exit codes.
 package main
 

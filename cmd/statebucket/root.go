@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/snapshot"
 	"github.com/statebucket/statebucket/store"
 )
@@ -25,6 +26,7 @@ const (
 	exitNotFound = 3 // no such snapshot, tag, bucket or directory
 	exitCorrupt  = 4 // bad data: checksum or size mismatch, missing blob, invalid manifest or tag
 	exitDenied   = 5 // the credentials may not do this
+	exitConflict = 6 // a lost race (a tag moved meanwhile) or a lock in the way
 )
 
 const exitCodesHelp = `Exit codes:
@@ -36,7 +38,9 @@ const exitCodesHelp = `Exit codes:
   4  bad data: a checksum or size mismatch, a missing blob or view, an
      invalid or tampered manifest or tag (ls lists the valid snapshots
      and exits 4 when some manifest is invalid)
-  5  permission denied by the storage backend`
+  5  permission denied by the storage backend
+  6  conflict: another writer moved the tag meanwhile (tag), or a lock is
+     in the way (gc while exports run, an export while gc runs)`
 
 // app holds what every command shares.
 type app struct {
@@ -45,10 +49,16 @@ type app struct {
 	stdout  io.Writer
 	stderr  io.Writer
 	tty     bool // stderr is a terminal: draw progress bars
+	// signingKey, from $STATEBUCKET_SIGNING_KEY, signs and verifies
+	// manifests and tags.
+	signingKey []byte
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr}
+	if key := os.Getenv("STATEBUCKET_SIGNING_KEY"); key != "" {
+		a.signingKey = []byte(key)
+	}
 	if f, ok := stderr.(*os.File); ok {
 		a.tty = term.IsTerminal(int(f.Fd()))
 	}
@@ -102,6 +112,8 @@ func exitCode(err error) int {
 		return exitNotFound
 	case errors.Is(err, core.ErrCorrupt), errors.Is(err, core.ErrChecksumMismatch), errors.Is(err, core.ErrSizeMismatch):
 		return exitCorrupt
+	case errors.Is(err, core.ErrConflict):
+		return exitConflict
 	case errors.Is(err, core.ErrInvalid), errors.Is(err, core.ErrInvalidPath):
 		return exitUsage
 	}
@@ -112,9 +124,13 @@ func exitCode(err error) int {
 func hintFor(err error) string {
 	switch {
 	case errors.Is(err, core.ErrBucketNotFound):
-		return "check --repo (or $STATEBUCKET_REPO); ls, show, verify and tag never create a repository"
+		return "check --repo (or $STATEBUCKET_REPO); commands other than demo never create a repository"
 	case errors.As(err, new(refError)):
 		return `run "statebucket ls" to list the snapshots`
+	case errors.As(err, new(*repo.TagConflictError)):
+		return `run "statebucket tags" to see the tags; tag --force moves it anyway`
+	case errors.Is(err, core.ErrConflict):
+		return lockHint()
 	}
 	return ""
 }
@@ -145,8 +161,16 @@ it into fresh mocks. A repository is a local directory or a bucket prefix.
 Repository URLs:
   ./path, /abs/path, file:///abs/path       a local directory
   s3://bucket/prefix?endpoint=URL&region=R  Amazon S3 or MinIO
-ls, show, verify and tag never create a repository: a missing one is exit
-code 3.
+  gs://bucket/prefix                        Google Cloud Storage (or STORAGE_EMULATOR_HOST)
+  mem://                                    in memory, gone when the command ends
+  gocloud+SCHEME://...                      a gocloud.dev bucket: s3, gs, file, azblob
+
+Only demo (an export) and copy (into its target) create a repository: for
+every other command a missing one is exit code 3.
+
+With $STATEBUCKET_SIGNING_KEY set, manifests and tags are signed when
+written (demo, tag), and verify, tag, tags, rm and copy refuse a manifest
+or tag that is not signed with that key, with exit code 4.
 
 Text output shows names and keys that hold control characters or invalid
 UTF-8 as quoted Go strings, and shortens long keys in the middle; --json
@@ -162,7 +186,7 @@ prints them whole and exact.
 	root.PersistentFlags().StringVar(&a.repoURL, "repo", defaultRepo(), "repository URL or directory (env STATEBUCKET_REPO)")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print machine-readable JSON instead of text")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.demoCmd(), a.lsCmd(), a.showCmd(), a.verifyCmd(), a.tagCmd())
+	root.AddCommand(a.demoCmd(), a.lsCmd(), a.showCmd(), a.verifyCmd(), a.tagCmd(), a.tagsCmd(), a.untagCmd(), a.rmCmd(), a.gcCmd())
 	root.AddCommand(a.copyCmd())
 	return root
 }

@@ -150,3 +150,15 @@ func freeAddr() (string, error) {
 	defer l.Close()
 	return l.Addr().String(), nil
 }
+
+// retryPortClash calls start, which starts a server on ports freeAddr
+// found, up to three times while it fails because another process took
+// one of them in the meantime.
+func retryPortClash[T any](start func() (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		srv, err := start()
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return srv, err
+		}
+	}
+}

@@ -44,22 +44,14 @@ type S3Server struct {
 	admin     *s3.Client
 }
 
-var (
-	s3Once sync.Once
-	s3Srv  *S3Server
-	s3Err  error
-)
+var s3Server lazy[*S3Server]
 
 // S3 returns the test binary's S3 server, starting MinIO on first use
 // unless STATEBUCKET_S3_ENDPOINT names one. If there is none, it skips the
 // test, or fails it when CI is true, saying how to get one.
 func S3(t testing.TB) *S3Server {
 	t.Helper()
-	s3Once.Do(func() { s3Srv, s3Err = startS3() })
-	if s3Err != nil {
-		fail(t, s3Err)
-	}
-	return s3Srv
+	return s3Server.get(t, startS3)
 }
 
 func startS3() (*S3Server, error) {
@@ -73,13 +65,7 @@ func startS3() (*S3Server, error) {
 			"to use a running server, such as the one `docker compose up -d minio` starts",
 			err, EnvS3Endpoint, EnvS3Endpoint, EnvS3AccessKey, EnvS3SecretKey)}
 	}
-	// The free ports may be taken before MinIO binds them: try again then.
-	for attempt := 1; ; attempt++ {
-		srv, err := startMinIO(bin)
-		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
-			return srv, err
-		}
-	}
+	return retryPortClash(func() (*S3Server, error) { return startMinIO(bin) })
 }
 
 func s3FromEnv(endpoint string) (*S3Server, error) {
@@ -222,18 +208,10 @@ func (s *S3Server) NewBucket(t testing.TB) string {
 	// A MinIO that answers ready may still refuse requests for a moment
 	// ("Server not initialized yet", 503): try for longer than the SDK's 3.
 	s.adminOnce.Do(func() { s.admin = s.Client(t, &ClientOptions{Retryer: Retryer(10, 2*time.Second)}) })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	name := "statebucket-test-" + randomHex(8)
-	if _, err := s.admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatalf("testserver: create bucket %q at %s: %v", name, s.Endpoint, err)
-	}
-	t.Cleanup(func() {
-		if err := s.removeBucket(name); err != nil {
-			t.Logf("testserver: remove bucket %q at %s: %v", name, s.Endpoint, err)
-		}
-	})
-	return name
+	return newBucket(t, s.Endpoint, func(ctx context.Context, name string) error {
+		_, err := s.admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+		return err
+	}, s.removeBucket)
 }
 
 // removeBucket deletes the bucket name and everything in it.

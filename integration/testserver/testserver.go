@@ -12,6 +12,10 @@
 //	STATEBUCKET_S3_SECRET_KEY
 //	STATEBUCKET_S3_REGION      default us-east-1
 //
+// Tests call [GCS] to get a GCS emulator: fake-gcs-server, found the same
+// way, or the running one STATEBUCKET_GCS_ENDPOINT names (such as
+// http://127.0.0.1:4443).
+//
 // When neither is available the test is skipped, or fails when the
 // environment variable CI is true, with a message saying how to get a
 // server. A package whose tests use a server must stop it when they are
@@ -21,6 +25,7 @@
 package testserver
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -31,6 +36,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Main runs the tests of m, stops every server started for them, and
@@ -61,6 +67,43 @@ func StopAll() {
 		}
 	}
 	running = nil
+}
+
+// lazy is a server started on first use, once per test binary.
+type lazy[T any] struct {
+	once sync.Once
+	srv  T
+	err  error
+}
+
+// get returns the server, starting it with start on first use; if there
+// is none, it skips the test, or fails it (see fail).
+func (l *lazy[T]) get(t testing.TB, start func() (T, error)) T {
+	t.Helper()
+	l.once.Do(func() { l.srv, l.err = start() })
+	if l.err != nil {
+		fail(t, l.err)
+	}
+	return l.srv
+}
+
+// newBucket creates a bucket with a unique name on the server at endpoint,
+// with create, and returns the name. When the test ends, remove empties
+// and deletes it.
+func newBucket(t testing.TB, endpoint string, create func(ctx context.Context, name string) error, remove func(name string) error) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := "statebucket-test-" + randomHex(8)
+	if err := create(ctx, name); err != nil {
+		t.Fatalf("testserver: create bucket %q at %s: %v", name, endpoint, err)
+	}
+	t.Cleanup(func() {
+		if err := remove(name); err != nil {
+			t.Logf("testserver: remove bucket %q at %s: %v", name, endpoint, err)
+		}
+	})
+	return name
 }
 
 // unavailableError is the failure to find a server, as opposed to the

@@ -28,37 +28,50 @@ func TestS3(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// TestNoServer runs TestHelperNoServer in a child process where no MinIO
-// and no STATEBUCKET_S3_ENDPOINT exist: it is skipped, or fails when CI
-// is true, with a message saying how to get a server.
+// TestNoServer runs TestHelperNoServer in a child process where neither
+// the server's binary nor the variable naming a running one exist: it is
+// skipped, or fails when CI is true, with a message saying how to get a
+// server.
 func TestNoServer(t *testing.T) {
-	for _, ci := range []string{"", "true"} {
-		t.Run("CI="+ci, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperNoServer$", "-test.v")
-			cmd.Dir = t.TempDir() // no go.mod above, so no ./bin/minio
-			cmd.Env = append(os.Environ(),
-				"TESTSERVER_HELPER=1", "CI="+ci, "PATH="+t.TempDir(),
-				testserver.EnvS3Endpoint+"=",
-			)
-			out, err := cmd.CombinedOutput()
-			msg := string(out)
-			assert.Contains(t, msg, "minio not found")
-			assert.Contains(t, msg, "run `make tools` to build MinIO into ./bin, or set STATEBUCKET_S3_ENDPOINT")
-			if ci == "true" {
-				require.Error(t, err, "a missing server must fail in CI:\n%s", msg)
-				assert.Contains(t, msg, "--- FAIL: TestHelperNoServer")
-			} else {
-				require.NoError(t, err, msg)
-				assert.Contains(t, msg, "--- SKIP: TestHelperNoServer")
-			}
-		})
+	for _, srv := range []struct {
+		name, env string
+		want      []string
+	}{
+		{"S3", testserver.EnvS3Endpoint, []string{"minio not found",
+			"run `make tools` to build MinIO into ./bin, or set STATEBUCKET_S3_ENDPOINT"}},
+		{"GCS", testserver.EnvGCSEndpoint, []string{"fake-gcs-server not found",
+			"run `make tools` to build fake-gcs-server into ./bin, or set STATEBUCKET_GCS_ENDPOINT"}},
+	} {
+		for _, ci := range []string{"", "true"} {
+			t.Run(srv.name+"/CI="+ci, func(t *testing.T) {
+				cmd := exec.Command(os.Args[0], "-test.run=^TestHelperNoServer$", "-test.v")
+				cmd.Dir = t.TempDir() // no go.mod above, so no ./bin
+				cmd.Env = append(os.Environ(), "TESTSERVER_HELPER="+srv.name, "CI="+ci, "PATH="+t.TempDir(), srv.env+"=")
+				out, err := cmd.CombinedOutput()
+				msg := string(out)
+				for _, want := range srv.want {
+					assert.Contains(t, msg, want)
+				}
+				if ci == "true" {
+					require.Error(t, err, "a missing server must fail in CI:\n%s", msg)
+					assert.Contains(t, msg, "--- FAIL: TestHelperNoServer")
+				} else {
+					require.NoError(t, err, msg)
+					assert.Contains(t, msg, "--- SKIP: TestHelperNoServer")
+				}
+			})
+		}
 	}
 }
 
 func TestHelperNoServer(t *testing.T) {
-	if os.Getenv("TESTSERVER_HELPER") != "1" {
+	switch os.Getenv("TESTSERVER_HELPER") {
+	case "S3":
+		testserver.S3(t)
+	case "GCS":
+		testserver.GCS(t)
+	default:
 		t.Skip("run by TestNoServer")
 	}
-	testserver.S3(t)
-	t.Error("S3 returned without a server")
+	t.Error("returned without a server")
 }

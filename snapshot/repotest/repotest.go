@@ -72,6 +72,8 @@ func Run(t *testing.T, newRepo func(t *testing.T) *snapshot.Repo, opts *Options)
 	t.Run("Refs", func(t *testing.T) { testRefs(t, open(t)) })
 	t.Run("PlainService", func(t *testing.T) { testPlainService(t, open(t)) })
 	t.Run("VerifyReadData", func(t *testing.T) { testVerify(t, open(t)) })
+	t.Run("TagMoveRace", func(t *testing.T) { testTagMoveRace(t, open(t)) })
+	t.Run("RemoveAndCollect", func(t *testing.T) { testRemoveAndCollect(t, open(t)) })
 }
 
 // fill returns an object store holding n objects with hostile keys.
@@ -419,7 +421,7 @@ func testRefs(t *testing.T, r *snapshot.Repo) {
 	_, err = snapshot.Import(ctx, r, coretest.NewObjectStore(), acct, "ap-south-1", snapshot.Latest, nil)
 	require.ErrorIs(t, err, core.ErrNotFound)
 
-	tags, err := r.Tags(ctx)
+	tags, err := r.Tags(ctx, nil)
 	require.NoError(t, err)
 	require.Len(t, tags, 1)
 	assert.Equal(t, m1.ID, tags[0].Snapshot)

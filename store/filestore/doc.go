@@ -25,6 +25,14 @@
 // left by a crash are skipped by List and removed by [Driver.CleanStale]
 // once they are old and their writer is gone.
 //
+// Conditional writes ([Driver.PutIfMatch], a compare-and-swap on the
+// version Stat reports: the file's device, inode, modification time and
+// size) compare and rename while holding an advisory lock (flock) on a
+// file ".cas.lock" of the object's directory; the kernel releases it when
+// its holder dies, so no lock is ever left stale. Where flock is missing
+// (Windows, Solaris) they fail with errors.ErrUnsupported, and callers
+// fall back to plain writes.
+//
 // A file system cannot hold both an object "a" and an object "a/b"; a Put
 // of the second fails with an error matching core.ErrInvalidPath.
 // Create-only Puts need a file system with hard links (every local Unix

@@ -62,9 +62,10 @@ type Driver struct {
 }
 
 var (
-	_ store.Driver  = (*Driver)(nil)
-	_ store.Syncer  = (*Driver)(nil)
-	_ store.Cleaner = (*Driver)(nil)
+	_ store.Driver            = (*Driver)(nil)
+	_ store.Syncer            = (*Driver)(nil)
+	_ store.Cleaner           = (*Driver)(nil)
+	_ store.ConditionalPutter = (*Driver)(nil)
 )
 
 // New returns a Driver over the directory root. A missing directory is
@@ -163,20 +164,8 @@ func mkdirAll(dir string) error {
 // those of the directories leading to it, are synced before Put returns,
 // unless opts.DeferSync is set: then [Driver.Sync] syncs them.
 func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions) error {
-	if err := check(ctx, name); err != nil {
-		return err
-	}
-	if size < 0 {
-		return fmt.Errorf("filestore: negative size %d: %w", size, core.ErrInvalid)
-	}
-	if opts.SHA256 != nil && len(opts.SHA256) != sha256.Size {
-		return fmt.Errorf("filestore: PutOptions.SHA256 holds %d bytes, want %d: %w", len(opts.SHA256), sha256.Size, core.ErrInvalid)
-	}
-	r, err := d.open(true)
+	r, err := d.prepare(ctx, name, size, opts)
 	if err != nil {
-		return err
-	}
-	if err := makeDirs(r, name); err != nil {
 		return err
 	}
 	switch fi, err := r.Lstat(name); {
@@ -187,7 +176,74 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return osError(err)
 	}
+	return d.write(ctx, r, name, body, size, opts)
+}
 
+// PutIfMatch stores size bytes of body under name, as Put does, if the
+// object is still at version, its identity as Stat reported it (see
+// [store.ConditionalPutter]). It compares and renames while holding an
+// advisory lock (flock) on the file ".cas.lock" of the object's
+// directory, which every PutIfMatch on that directory takes, in this
+// process or another; the kernel releases it if the holder dies, so it is
+// never stale. Plain Puts do not take it. On systems without flock it
+// fails with an error matching errors.ErrUnsupported.
+//
+// A file's identity is its device, inode, modification time and size. A
+// replaced file gets a new inode, which the system may give again to a
+// later file; for that later file to pass for the one read, it would also
+// need the same size and modification time, to the file system's
+// timestamp granularity.
+func (d *Driver) PutIfMatch(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions, version string) error {
+	if opts.CreateOnly {
+		return fmt.Errorf("filestore: conditional put with CreateOnly: %w", core.ErrInvalid)
+	}
+	r, err := d.prepare(ctx, name, size, opts)
+	if err != nil {
+		return err
+	}
+	unlock, err := lockDir(ctx, r, path.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	fi, err := lstat(r, name)
+	switch {
+	case errors.Is(err, core.ErrNotFound):
+		return fmt.Errorf("filestore: %q was removed since version %s: %w", name, version, core.ErrConflict)
+	case err != nil:
+		return err
+	case fileVersion(fi) != version:
+		return fmt.Errorf("filestore: %q was replaced since version %s: %w", name, version, core.ErrConflict)
+	}
+	return d.write(ctx, r, name, body, size, opts)
+}
+
+// prepare checks the arguments of a Put, and returns the handle on the
+// directory, creating it and the directories leading to name.
+func (d *Driver) prepare(ctx context.Context, name string, size int64, opts store.PutOptions) (*os.Root, error) {
+	if err := check(ctx, name); err != nil {
+		return nil, err
+	}
+	if size < 0 {
+		return nil, fmt.Errorf("filestore: negative size %d: %w", size, core.ErrInvalid)
+	}
+	if opts.SHA256 != nil && len(opts.SHA256) != sha256.Size {
+		return nil, fmt.Errorf("filestore: PutOptions.SHA256 holds %d bytes, want %d: %w", len(opts.SHA256), sha256.Size, core.ErrInvalid)
+	}
+	r, err := d.open(true)
+	if err != nil {
+		return nil, err
+	}
+	if err := makeDirs(r, name); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// write stores body under name through a temporary file, synced, then
+// renamed over name, or linked to it for a create-only Put, and syncs the
+// directories leading to it unless opts defers that.
+func (d *Driver) write(ctx context.Context, r *os.Root, name string, body io.ReaderAt, size int64, opts store.PutOptions) error {
 	dir := path.Dir(name)
 	tmp := path.Join(dir, tempName())
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
@@ -376,7 +432,7 @@ func (d *Driver) Stat(ctx context.Context, name string) (store.ObjectInfo, error
 	if err != nil {
 		return store.ObjectInfo{}, err
 	}
-	return store.ObjectInfo{Name: name, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+	return store.ObjectInfo{Name: name, Size: fi.Size(), ModTime: fi.ModTime(), Version: fileVersion(fi)}, nil
 }
 
 // Delete removes the object name. Directories it leaves empty stay.

@@ -66,6 +66,12 @@
 // A retried request whose first attempt landed also answers so; the engine
 // reads such an object back and compares it.
 //
+// A conditional Put ([Driver.PutIfMatch]) sends If-Match with the ETag
+// Stat returned: 412, or 404 for an object deleted since, is an error
+// matching core.ErrConflict. AWS S3 honours If-Match on PutObject since
+// 2024, and the pinned MinIO does too (the conformance suite's
+// ConditionalPutRace would fail on a server that ignored it).
+//
 // # Failures
 //
 // Requests are retried by the client's retryer (for a driver made by Open,

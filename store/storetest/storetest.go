@@ -13,7 +13,8 @@
 // it serves local, S3, GCS and gocloud.dev drivers alike, and it gives
 // names no meaning: any valid object name (see [store.ValidName]) must
 // round-trip. Optional
-// abilities, such as [store.Concurrency] and [store.Syncer], are found by
+// abilities, such as [store.Concurrency], [store.Syncer] and
+// [store.ConditionalPutter], are found by
 // type assertion, and their tests skipped when a driver lacks them.
 package storetest
 
@@ -84,6 +85,8 @@ func RunDriverTests(t *testing.T, newDriver func(t *testing.T) store.Driver) {
 		{"ErrorWrapping", testErrorWrapping},
 		{"Concurrency", testConcurrency},
 		{"GetRange", testGetRange},
+		{"ConditionalPut", testConditionalPut},
+		{"ConditionalPutRace", testConditionalPutRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -365,9 +368,18 @@ func testCreateOnly(t *testing.T, f *fixture) {
 // testCreateOnlyRace has many writers create the same name at once:
 // exactly one wins, and its content is the one stored.
 func testCreateOnlyRace(t *testing.T, f *fixture) {
-	ctx := t.Context()
-	const writers = 16
 	name := docName(hexOf([]byte("race")), "manifest.json")
+	race(t, f, name, core.ErrExists, func(data []byte) error {
+		return f.st.PutBytes(t.Context(), name, data, store.PutOptions{CreateOnly: true})
+	})
+}
+
+// race has 16 writers put different contents under name at once with
+// put: exactly one wins, the others fail with an error matching lost, and
+// the winner's content is the one stored.
+func race(t *testing.T, f *fixture, name string, lost error, put func(data []byte) error) {
+	t.Helper()
+	const writers = 16
 	contents := make([][]byte, writers)
 	errs := make([]error, writers)
 	start := make(chan struct{})
@@ -376,7 +388,7 @@ func testCreateOnlyRace(t *testing.T, f *fixture) {
 		contents[i] = bytes.Repeat([]byte{byte('A' + i)}, 64<<10+i)
 		wg.Go(func() {
 			<-start
-			errs[i] = f.st.PutBytes(ctx, name, contents[i], store.PutOptions{CreateOnly: true})
+			errs[i] = put(contents[i])
 		})
 	}
 	close(start)
@@ -389,7 +401,7 @@ func testCreateOnlyRace(t *testing.T, f *fixture) {
 			winner = i
 			continue
 		}
-		require.ErrorIs(t, err, core.ErrExists, "writer %d", i)
+		require.ErrorIs(t, err, lost, "writer %d", i)
 	}
 	require.NotEqual(t, -1, winner, "no writer won")
 	assert.Equal(t, contents[winner], read(t, f.st, name), "stored content is not the winner's")

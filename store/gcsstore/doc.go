@@ -1,0 +1,76 @@
+// Package gcsstore is a [store.Driver] over a Google Cloud Storage bucket,
+// built on cloud.google.com/go/storage. A repository is the set of objects
+// under a prefix of the bucket: the repository name "tags/v1.json" under
+// the prefix "ci/state" is the object "ci/state/tags/v1.json".
+//
+// [Open] makes a driver from a URL,
+//
+//	gs://bucket/prefix
+//
+// with Application Default Credentials: the key file that
+// GOOGLE_APPLICATION_CREDENTIALS names, the file `gcloud auth
+// application-default login` writes, or the service account of the
+// machine on Google Cloud. When none is found, Open fails with an error
+// matching core.ErrPermission that says where it looked. When
+// STORAGE_EMULATOR_HOST is set (host:port, or a base URL), the client
+// reaches that emulator instead, without credentials, as the client
+// library does. Importing the package registers the "gs" scheme with
+// store.Open. [New] makes a driver from an existing *storage.Client.
+//
+// # Uploads
+//
+// Put reads its body once, hashing it on its way to the client. The client
+// computes the CRC32C of the bytes it sends and sends it along (in the
+// object's metadata for an upload in one request, with the last chunk of a
+// resumable one); GCS checks it before it creates the object, so bytes
+// corrupted on their way are refused (core.ErrChecksumMismatch) and
+// nothing is stored. GCS cannot check a SHA-256: when the engine gives
+// one, the driver checks it once the whole body has passed and, if it
+// differs, abandons the upload before its end, which is what makes GCS
+// create the object (core.ErrChecksumMismatch again). The driver also
+// compares the CRC32C of the object stored with the body's, for servers
+// that do not check: it deletes an object stored wrong and reports the
+// mismatch. (GCS would also check an MD5, at the cost of another hash on
+// the client; the CRC32C already catches what it would.) An object appears
+// whole once its upload completes, never in part.
+//
+// Each upload is sized to its object. An object smaller than
+// Options.ChunkSize goes up in one request, from a buffer of its size
+// rounded up to 256 KiB (not the client's default of 16 MiB for every
+// writer); a larger one goes up in a resumable upload, in chunks of
+// Options.ChunkSize. Either way the client holds what it sends in a
+// buffer, so that it can send it again. Options.MaxBufferBytes bounds the
+// buffers of objects of 256 KiB and more together (16 MiB by default: two
+// large uploads at once); an upload whose buffer does not fit waits, but
+// smaller objects never wait behind larger ones.
+//
+// A create-only Put carries the precondition DoesNotExist
+// (ifGenerationMatch=0), so GCS refuses to replace an object: its answer
+// 412 Precondition Failed is an error matching core.ErrExists. Other
+// Puts replace the object unconditionally; the engine writes blobs so,
+// their names being the SHA-256 of their content, which makes a
+// replacement store the same bytes. The client retries uploads that fail
+// with a 429, a 5xx or a broken connection, create-only or not: a
+// replacement sent again stores the same bytes, and a create-only upload
+// whose first try landed is refused with 412, which the engine resolves
+// by reading the object back.
+//
+// # Downloads
+//
+// Get and GetRange read through the client, which verifies the CRC32C of
+// whole objects and resumes a download whose connection breaks. A range
+// starting at or past the object's end is empty, not an error.
+//
+// # Failures
+//
+// The client tries a request at most Options.MaxAttempts times (the
+// library's own default is to retry until the context ends), then the
+// driver reports an error matching core.ErrTransient. Errors match the
+// sentinels of package core and wrap the client's, so errors.As reaches
+// *googleapi.Error: core.ErrNotFound for a missing object
+// (storage.ErrObjectNotExist), core.ErrBucketNotFound for a missing bucket
+// (naming it), core.ErrExists for 412, core.ErrConflict for 409,
+// core.ErrPermission for 401 and 403, core.ErrChecksumMismatch, and
+// core.ErrTransient for 408, 429, 5xx and broken or refused connections.
+// No error holds a credential.
+package gcsstore
