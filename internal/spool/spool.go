@@ -186,15 +186,10 @@ func (s *Spool) fillMemory(r io.Reader, threshold int64) (bool, error) {
 // spill moves what is in memory to a temporary file and copies the rest of
 // r after it.
 func (s *Spool) spill(r io.Reader, h hash.Hash, dir string) error {
-	f, err := os.CreateTemp(dir, "statebucket-spool-*")
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
+	if err := s.createFile(dir); err != nil {
+		return err
 	}
-	s.file = f
-	// Unlinked at once where the system allows it (Unix), so that a
-	// process killed while it holds the file leaves nothing behind; the
-	// file lives on until it is closed.
-	s.unlinked = os.Remove(f.Name()) == nil
+	f := s.file
 	if _, err := f.Write(s.mem); err != nil {
 		return fmt.Errorf("spool: write %s: %w", f.Name(), err)
 	}
@@ -210,6 +205,28 @@ func (s *Spool) spill(r io.Reader, h hash.Hash, dir string) error {
 	if err != nil {
 		return err
 	}
+	return nil
+}
+
+// createFile creates the spool's file in dir (os.TempDir() if empty),
+// without a name where the system allows it, so that a process killed
+// while it holds the file leaves nothing behind: unnamed from the start
+// on Linux, unlinked right after its creation elsewhere on Unix (a kill
+// between the two leaves it); the file lives on until it is closed.
+func (s *Spool) createFile(dir string) error {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	if f, ok := createUnnamed(dir); ok {
+		s.file, s.unlinked = f, true
+		return nil
+	}
+	f, err := os.CreateTemp(dir, "statebucket-spool-*")
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.file = f
+	s.unlinked = os.Remove(f.Name()) == nil
 	return nil
 }
 
