@@ -10,7 +10,6 @@ import (
 	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/repo"
-	"github.com/statebucket/statebucket/store"
 	"github.com/statebucket/statebucket/visitors"
 )
 
@@ -128,9 +127,7 @@ func (r *Repo) locked(ctx context.Context, where string, dryRun bool, export fun
 	}
 	// Temporary files of writers killed long ago go (see store.Cleaner);
 	// a failure to remove them is no reason to fail the export.
-	if c, ok := r.Store().Driver().(store.Cleaner); ok {
-		_, _ = c.CleanStale(ctx, 0)
-	}
+	_, _ = r.r.Store().CleanStale(ctx, 0)
 	m, err := export(lock)
 	// Released even when ctx is done: a lock left behind would hold off
 	// garbage collection until it goes stale.
