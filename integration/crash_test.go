@@ -194,20 +194,6 @@ func (m crashMoment) killAt() func(line string) bool {
 	}
 }
 
-// crashSeed returns the seed of the kill moments: $STATEBUCKET_KILL_SEED,
-// or 2026.
-func crashSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := uint64(2026)
-	if s := os.Getenv(envKillSeed); s != "" {
-		var err error
-		seed, err = strconv.ParseUint(s, 10, 64)
-		require.NoError(t, err, envKillSeed)
-	}
-	t.Logf("seed %d (set %s to repeat with another)", seed, envKillSeed)
-	return seed
-}
-
 // TestCrashExport kills exports of large states (many blobs, some large)
 // with SIGKILL at random moments, 22 times per full backend (a third of
 // that on the others), each round
@@ -238,7 +224,7 @@ func TestCrashExport(t *testing.T) {
 func testCrashExport(t *testing.T, b backend) {
 	rounds := b.scaled(22)
 	ctx := t.Context()
-	rng := rand.New(rand.NewPCG(crashSeed(t), 0))
+	rng := rand.New(rand.NewPCG(killSeed(t), 0))
 	repoURL, env := b.newRepo(t)
 	spoolDir := t.TempDir()
 	r, err := snapshot.Open(ctx, repoURL)

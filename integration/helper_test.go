@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,4 +60,18 @@ func runHelper(t *testing.T, test string, env []string, killAt func(line string)
 	}
 	require.NoError(t, err, "the helper failed before its kill:\n%s", stderr.String())
 	return run
+}
+
+// killSeed returns the seed of a kill test's moments:
+// $STATEBUCKET_KILL_SEED, or 2026, and logs it.
+func killSeed(t *testing.T) uint64 {
+	t.Helper()
+	seed := uint64(2026)
+	if s := os.Getenv(envKillSeed); s != "" {
+		var err error
+		seed, err = strconv.ParseUint(s, 10, 64)
+		require.NoError(t, err, envKillSeed)
+	}
+	t.Logf("seed %d (set %s to repeat with another)", seed, envKillSeed)
+	return seed
 }

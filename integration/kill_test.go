@@ -58,13 +58,7 @@ func TestKillCopyHelper(t *testing.T) {
 // same target, over what earlier rounds left.
 func TestKillCopy(t *testing.T) {
 	const rounds = 12
-	seed := uint64(2026)
-	if s := os.Getenv(envKillSeed); s != "" {
-		var err error
-		seed, err = strconv.ParseUint(s, 10, 64)
-		require.NoError(t, err, envKillSeed)
-	}
-	t.Logf("seed %d (set %s to repeat with another)", seed, envKillSeed)
+	seed := killSeed(t)
 	rng := rand.New(rand.NewPCG(seed, seed))
 	ctx := t.Context()
 
