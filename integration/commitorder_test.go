@@ -168,5 +168,5 @@ func describeSync(last map[string]int) string {
 	if _, ok := last["sync"]; ok {
 		return "a sync, then the view"
 	}
-	return "the view (the driver syncs every write)"
+	return "the view (the driver has no deferred sync)"
 }
