@@ -133,6 +133,86 @@ func TestPreconditionProbe(t *testing.T) {
 	}
 }
 
+// TestGenerationMatchProbe checks the server in use, not the driver: an
+// upload conditioned on a generation the object no longer has, or on an
+// object since deleted, must be refused with 412, in one request or in a
+// resumable upload. An emulator that ignored ifGenerationMatch would make
+// the conditional-write tests pass for nothing.
+func TestGenerationMatchProbe(t *testing.T) {
+	srv := testserver.GCS(t)
+	client := srv.Client(t)
+	bucket := client.Bucket(srv.NewBucket(t))
+	for _, tc := range []struct {
+		name      string
+		chunkSize int
+		size      int
+	}{
+		{"Streamed", 0, 10 << 10},
+		{"OneRequest", 1 << 20, 100 << 10},
+		{"Resumable", 256 << 10, 600 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := bucket.Object("probe/" + tc.name)
+			write := func(o *storage.ObjectHandle, data []byte) (*storage.ObjectAttrs, error) {
+				w := o.NewWriter(t.Context())
+				w.ChunkSize = tc.chunkSize
+				if _, err := w.Write(data); err != nil {
+					w.Close()
+					return nil, err
+				}
+				err := w.Close()
+				return w.Attrs(), err
+			}
+			first, err := write(obj, randomBytes(1, tc.size))
+			require.NoError(t, err)
+			second, err := write(obj.If(storage.Conditions{GenerationMatch: first.Generation}), randomBytes(2, tc.size))
+			require.NoError(t, err, "a write at the object's generation")
+			require.NotEqual(t, first.Generation, second.Generation)
+
+			_, err = write(obj.If(storage.Conditions{GenerationMatch: first.Generation}), randomBytes(3, tc.size))
+			var apiErr *googleapi.Error
+			require.ErrorAs(t, err, &apiErr, "the server took a write at a stale generation")
+			assert.Equal(t, http.StatusPreconditionFailed, apiErr.Code)
+			assert.Equal(t, randomBytes(2, tc.size), readAll(t, obj))
+
+			require.NoError(t, obj.Delete(t.Context()))
+			_, err = write(obj.If(storage.Conditions{GenerationMatch: second.Generation}), randomBytes(4, tc.size))
+			require.ErrorAs(t, err, &apiErr, "the server took a conditional write of a deleted object")
+			assert.Equal(t, http.StatusPreconditionFailed, apiErr.Code)
+			_, err = obj.Attrs(t.Context())
+			require.ErrorIs(t, err, storage.ErrObjectNotExist)
+		})
+	}
+}
+
+// TestConditionalPutResumable: a conditional Put of an object large enough
+// for a resumable upload replaces it at its generation, and a stale one
+// matches core.ErrConflict, not core.ErrExists, and reaches the client's
+// error.
+func TestConditionalPutResumable(t *testing.T) {
+	srv := testserver.GCS(t)
+	st := newStore(t, srv, srv.Client(t), smallChunks)
+	ctx := t.Context()
+	first, second := randomBytes(1, 600<<10), randomBytes(2, 600<<10)
+	require.NoError(t, st.PutBytes(ctx, tag, first, store.PutOptions{}))
+	info, err := st.Stat(ctx, tag)
+	require.NoError(t, err)
+	require.NoError(t, st.PutIfMatch(ctx, tag, bytes.NewReader(second), int64(len(second)), store.PutOptions{}, info.Version))
+
+	err = st.PutIfMatch(ctx, tag, bytes.NewReader(first), int64(len(first)), store.PutOptions{}, info.Version)
+	require.ErrorIs(t, err, core.ErrConflict)
+	assert.NotErrorIs(t, err, core.ErrExists)
+	var apiErr *googleapi.Error
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, http.StatusPreconditionFailed, apiErr.Code)
+	got, err := st.GetBytes(ctx, tag, 1<<20)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(second, got), "a refused conditional Put changed the object")
+
+	err = st.PutIfMatch(ctx, tag, bytes.NewReader(first), int64(len(first)), store.PutOptions{}, "not-a-generation")
+	require.ErrorIs(t, err, core.ErrInvalid)
+}
+
 // TestCreateOnlyError: a refused create-only Put matches core.ErrExists and
 // still reaches the client's error.
 func TestCreateOnlyError(t *testing.T) {
