@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,6 +46,18 @@ func TestGocloudS3Repository(t *testing.T) {
 			"region":         {srv.Region},
 			"use_path_style": {"true"},
 		}.Encode()}
+		return u.String()
+	}), nil)
+}
+
+// TestGocloudGCSRepository runs the suite through gocloud.dev's gcsblob
+// against fake-gcs-server, which STORAGE_EMULATOR_HOST names: as
+// host:port, since gcsblob puts "http://" before it itself.
+func TestGocloudGCSRepository(t *testing.T) {
+	srv := testserver.GCS(t)
+	t.Setenv(testserver.EnvEmulatorHost, strings.TrimPrefix(srv.Endpoint, "http://"))
+	repotest.Run(t, openRepo(func(t *testing.T) string {
+		u := url.URL{Scheme: "gocloud+gs", Host: srv.NewBucket(t), Path: "/fixtures/repo"}
 		return u.String()
 	}), nil)
 }

@@ -5,9 +5,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
@@ -30,78 +30,227 @@ func (s *Source) chunked(e manifest.Entry) bool {
 	return s.opts.LargeThreshold > 0 && e.Size >= s.opts.LargeThreshold
 }
 
-// chunkReader streams a large blob: up to maxChunks ranged reads run
-// ahead of the reader into buffers taken from the store's budget, and the
-// bytes are hashed as they pass. At the end it checks the digest; the
-// last chunk asks for one byte more than the recorded size, so a longer
-// object is caught too. A mismatch is returned by Read instead of io.EOF.
+// chunkReader streams a large blob in chunks, ranged reads of ChunkSize
+// bytes, up to maxChunks of them at once. The first Read decides how:
+//
+//   - When its buffer holds the whole blob, as that of core.ReadBlob
+//     does, the chunks are read straight into it and hashed in order as
+//     they come in, and that Read returns the blob's size once its size
+//     and digest are checked. No byte is copied from a buffer of ours,
+//     and no memory is taken from the store's budget.
+//   - Otherwise the chunks are read ahead of the reader into buffers taken
+//     from the budget. A goroutine of its own hashes each chunk in order
+//     as soon as it is in, beside the reader's copying rather than in its
+//     way, and a buffer is reused once both have passed it. At the end
+//     Read waits for the digest and checks it.
+//
+// Either way the last chunk is read one byte past the recorded size, so a
+// longer object is caught too, and a mismatch is returned by Read instead
+// of io.EOF.
 type chunkReader struct {
-	e       manifest.Entry
-	budget  *store.Budget
-	chunk   int64
-	results []chan chunkResult
+	e      manifest.Entry
+	budget *store.Budget
+	chunk  int64
+	n      int // chunks
+	pool   *sync.Pool
+	// start starts the downloads under the context of the Fetch that
+	// opened the reader, and serves the first Read.
+	start    func(p []byte) (int, error)
+	reserved bool // the budget's memory for a first buffer is held, unused
+
+	// Reading ahead into buffers.
+	chunks  []chunkState
 	free    chan []byte
-	bufs    [][]byte // every buffer taken from the budget; dispatcher only
-	pool    *sync.Pool
+	bufs    [][]byte   // every buffer taken from the budget; dispatcher only
+	verdict chan error // the hasher's one result: nil when the digest matches
+	next    int        // the chunk Read takes next
+	held    *chunkState
+	cur     []byte // the bytes of held not read yet
 
-	next   int
-	cur    []byte
-	curBuf []byte
-	h      hash.Hash
-	err    error
-
+	err       error
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
 
-type chunkResult struct {
-	buf, data []byte
-	err       error
+// chunkState is one chunk read ahead. Its fields are set before done is
+// closed.
+type chunkState struct {
+	done  chan struct{}
+	buf   []byte
+	data  []byte // the chunk's bytes, in buf
+	err   error
+	users atomic.Int32 // of the reader and the hasher, those not past it
 }
 
-// openChunked starts streaming e, or returns nil when the budget has no
-// memory free for even one chunk (the caller then spools the blob).
+// openChunked returns a reader of e that starts on its first Read, or nil
+// when the budget has no memory free for even one chunk (the caller then
+// spools the blob).
 func (s *Source) openChunked(ctx context.Context, e manifest.Entry) *chunkReader {
 	budget := s.r.Budget()
 	chunk := s.opts.ChunkSize
-	if !budget.TryAcquireBytes(chunk + 1) {
+	if !budget.TryAcquireBytes(chunk) {
 		return nil
 	}
-	n := int((e.Size + chunk - 1) / chunk)
 	r := &chunkReader{
 		e: e, budget: budget, chunk: chunk,
-		results: make([]chan chunkResult, n),
-		free:    make(chan []byte, maxChunks),
-		pool:    &s.chunkBufs,
-		h:       sha256.New(),
+		n:        int((e.Size + chunk - 1) / chunk),
+		pool:     &s.chunkBufs,
+		reserved: true,
 	}
-	for i := range r.results {
-		r.results[i] = make(chan chunkResult, 1)
-	}
-	r.free <- r.newBuffer()
 	ctx, r.cancel = context.WithCancel(ctx)
-	r.wg.Add(1)
-	go r.dispatch(ctx, s)
+	r.start = func(p []byte) (int, error) {
+		if int64(len(p)) >= e.Size {
+			return r.readDirect(ctx, s, p)
+		}
+		r.readAhead(ctx, s)
+		return r.readBuffered(p)
+	}
 	return r
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if start := r.start; start != nil {
+		r.start = nil
+		return start(p)
+	}
+	return r.readBuffered(p)
+}
+
+// bounds returns the offset and length of chunk i.
+func (r *chunkReader) bounds(i int) (off, n int64) {
+	off = int64(i) * r.chunk
+	return off, min(r.chunk, r.e.Size-off)
+}
+
+// readDirect reads the whole blob into p and returns its size once its
+// size and digest are checked. The calling goroutine downloads the first
+// chunk while up to maxChunks-1 others start on the next ones, then hashes
+// the chunks in order as they come in; while the one it needs next is not
+// in, it downloads one that no one has started. No download writes into p
+// after it returns.
+func (r *chunkReader) readDirect(ctx context.Context, s *Source, p []byte) (int, error) {
+	r.budget.ReleaseBytes(r.chunk) // the chunks go into the caller's memory
+	r.reserved = false
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	span := func(i int) []byte {
+		off, n := r.bounds(i)
+		return p[off : off+n]
+	}
+	done := make([]chan error, r.n)
+	for i := range done {
+		done[i] = make(chan error, 1)
+	}
+	var claimed atomic.Int64
+	// fetch downloads the next chunk no one has started, and reports
+	// whether there was one.
+	fetch := func() bool {
+		i := int(claimed.Add(1) - 1)
+		if i >= r.n || ctx.Err() != nil {
+			return false
+		}
+		done[i] <- r.download(ctx, s, i, span(i))
+		return true
+	}
+	claimed.Store(1) // the first chunk is the caller's
+	for range min(maxChunks, r.n) - 1 {
+		wg.Go(func() {
+			for fetch() {
+			}
+		})
+	}
+	done[0] <- r.download(ctx, s, 0, span(0))
+	h := sha256.New()
+	for i := range done {
+		for len(done[i]) == 0 && fetch() {
+			// Chunk i is not in yet: another one was downloaded meanwhile.
+		}
+		select {
+		case r.err = <-done[i]:
+		case <-ctx.Done():
+			r.err = fmt.Errorf("sources: blob %q: %w", r.e.Key, context.Cause(ctx))
+		}
+		if r.err != nil {
+			return 0, r.err
+		}
+		h.Write(span(i))
+	}
+	if r.err = checkDigest(r.e, digest.FromSum(h.Sum(nil))); r.err != nil {
+		return 0, r.err
+	}
+	r.err = io.EOF
+	return int(r.e.Size), nil
+}
+
+// readAhead starts reading the chunks ahead into buffers, and hashing
+// them.
+func (r *chunkReader) readAhead(ctx context.Context, s *Source) {
+	r.chunks = make([]chunkState, r.n)
+	for i := range r.chunks {
+		r.chunks[i].done = make(chan struct{})
+		r.chunks[i].users.Store(2)
+	}
+	r.free = make(chan []byte, maxChunks)
+	r.verdict = make(chan error, 1)
+	r.free <- r.newBuffer() // in the memory reserved
+	r.reserved = false
+	r.wg.Add(2)
+	go r.dispatch(ctx, s)
+	go r.hash()
 }
 
 // dispatch starts the download of each chunk in order as buffers allow;
 // each download takes a request slot of the store's budget while it runs.
+// Once ctx ends, it marks every chunk not started failed, so that no one
+// waits for a chunk forever.
 func (r *chunkReader) dispatch(ctx context.Context, s *Source) {
 	defer r.wg.Done()
-	for i := range r.results {
+	for i := range r.chunks {
 		buf, err := r.buffer(ctx)
 		if err != nil {
-			r.results[i] <- chunkResult{buf: buf, err: fmt.Errorf("sources: blob %q: %w", r.e.Key, err)}
+			err = fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
+			for j := i; j < len(r.chunks); j++ {
+				r.chunks[j].err = err
+				close(r.chunks[j].done)
+			}
 			return
 		}
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			data, err := r.download(ctx, s, i, buf)
-			r.results[i] <- chunkResult{buf: buf, data: data, err: err}
-		}()
+		c := &r.chunks[i]
+		r.wg.Go(func() {
+			_, n := r.bounds(i)
+			c.buf, c.data = buf, buf[:n]
+			c.err = r.download(ctx, s, i, c.data)
+			close(c.done)
+		})
+	}
+}
+
+// hash hashes the chunks in order as they come in, and sends the
+// verdict: the first chunk's error, a digest mismatch, or nil.
+func (r *chunkReader) hash() {
+	defer r.wg.Done()
+	h := sha256.New()
+	for i := range r.chunks {
+		c := &r.chunks[i]
+		<-c.done
+		if c.err != nil {
+			r.verdict <- c.err
+			return
+		}
+		h.Write(c.data)
+		r.release(c)
+	}
+	r.verdict <- checkDigest(r.e, digest.FromSum(h.Sum(nil)))
+}
+
+// release marks c passed by the reader or the hasher; the second to pass
+// it frees its buffer for the next download.
+func (r *chunkReader) release(c *chunkState) {
+	if c.users.Add(-1) == 0 {
+		r.free <- c.buf // never blocks: at most maxChunks buffers exist
 	}
 }
 
@@ -113,7 +262,7 @@ func (r *chunkReader) buffer(ctx context.Context) ([]byte, error) {
 		return b, nil
 	default:
 	}
-	if len(r.bufs) < maxChunks && r.budget.TryAcquireBytes(r.chunk+1) {
+	if len(r.bufs) < maxChunks && r.budget.TryAcquireBytes(r.chunk) {
 		return r.newBuffer(), nil
 	}
 	select {
@@ -128,40 +277,46 @@ func (r *chunkReader) buffer(ctx context.Context) ([]byte, error) {
 // same Source when one is free, for memory already taken from the budget.
 func (r *chunkReader) newBuffer() []byte {
 	var b []byte
-	if p, ok := r.pool.Get().(*[]byte); ok && int64(len(*p)) == r.chunk+1 {
+	if p, ok := r.pool.Get().(*[]byte); ok && int64(len(*p)) == r.chunk {
 		b = *p
 	} else {
-		b = make([]byte, r.chunk+1)
+		b = make([]byte, r.chunk)
 	}
 	r.bufs = append(r.bufs, b)
 	return b
 }
 
-// download reads chunk i into buf; the store resumes a read that breaks
-// off.
-func (r *chunkReader) download(ctx context.Context, s *Source, i int, buf []byte) ([]byte, error) {
-	off := int64(i) * r.chunk
-	want := min(r.chunk, r.e.Size-off)
+// download reads chunk i into dst, which has its length; the store
+// resumes a read that breaks off. The last chunk is asked for one byte
+// more: an object longer than recorded shows there.
+func (r *chunkReader) download(ctx context.Context, s *Source, i int, dst []byte) error {
+	off, want := r.bounds(i)
+	last := i == r.n-1
 	ask := want
-	last := i == len(r.results)-1
 	if last {
-		ask++ // one more: an object longer than recorded shows here
+		ask++
 	}
 	rc, err := s.r.OpenBlobRange(ctx, r.e.Digest, off, ask)
 	if err != nil {
-		return nil, fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
+		return fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
 	}
 	defer rc.Close()
-	n, err := readUpTo(rc, buf[:ask])
+	n, err := readUpTo(rc, dst)
+	if err == nil && last && n == want {
+		var probe [1]byte
+		var m int64
+		m, err = readUpTo(rc, probe[:])
+		n += m
+	}
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
+		return fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
 	case n < want:
-		return nil, shorter(r.e, off+n)
-	case last && n > want:
-		return nil, longer(r.e)
+		return shorter(r.e, off+n)
+	case n > want:
+		return longer(r.e)
 	}
-	return buf[:n], nil
+	return nil
 }
 
 // readUpTo fills p from r until p is full or r ends cleanly.
@@ -180,30 +335,31 @@ func readUpTo(r io.Reader, p []byte) (int64, error) {
 	return int64(n), nil
 }
 
-func (r *chunkReader) Read(p []byte) (int, error) {
+// readBuffered serves Read from the chunks read ahead.
+func (r *chunkReader) readBuffered(p []byte) (int, error) {
 	for len(r.cur) == 0 {
 		if r.err != nil {
 			return 0, r.err
 		}
-		if r.curBuf != nil {
-			r.free <- r.curBuf
-			r.curBuf = nil
+		if r.held != nil {
+			r.release(r.held)
+			r.held = nil
 		}
-		if r.next == len(r.results) {
+		if r.next == len(r.chunks) {
 			r.err = io.EOF
-			if err := checkDigest(r.e, digest.FromSum(r.h.Sum(nil))); err != nil {
+			if err := <-r.verdict; err != nil {
 				r.err = err
 			}
 			return 0, r.err
 		}
-		res := <-r.results[r.next]
+		c := &r.chunks[r.next]
+		<-c.done
 		r.next++
-		if res.err != nil {
-			r.err = res.err
+		if c.err != nil {
+			r.err = c.err
 			return 0, r.err
 		}
-		r.curBuf, r.cur = res.buf, res.data
-		r.h.Write(res.data)
+		r.held, r.cur = c, c.data
 	}
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
@@ -218,8 +374,12 @@ func (r *chunkReader) Close() error {
 		for i := range r.bufs {
 			r.pool.Put(&r.bufs[i])
 		}
-		r.budget.ReleaseBytes(int64(len(r.bufs)) * (r.chunk + 1))
-		r.cur, r.curBuf = nil, nil
+		n := int64(len(r.bufs))
+		if r.reserved {
+			n++
+		}
+		r.budget.ReleaseBytes(n * r.chunk)
+		r.start, r.cur, r.held = nil, nil, nil
 		if r.err == nil {
 			r.err = errors.New("sources: read after close")
 		}

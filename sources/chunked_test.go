@@ -80,31 +80,52 @@ func chunkedOptions() sources.Options {
 	return sources.Options{LargeThreshold: large, ChunkSize: chunk}
 }
 
-func TestChunkedReadsRoundTrip(t *testing.T) {
-	sizes := []int{large, large + 1, 10*chunk - 3, 3 * large}
-	f, rd := largeFixture(t, sizes...)
-	s := f.source(t, chunkedOptions())
-	for _, key := range f.keys() {
-		f.fetch(t, t.Context(), s, key)
-	}
-	want := int64(0)
-	for _, n := range sizes {
-		want += int64((n + chunk - 1) / chunk)
-	}
-	assert.Equal(t, want, rd.ranges.Load(), "one ranged read per chunk")
-	assert.Zero(t, rd.getsOf(f.name(f.keys()[0])), "a large blob was downloaded whole")
-	f.requireNoTempFiles(t)
-	require.NoError(t, s.Close())
-	requireBudgetFree(t, f.st.Budget())
+// readers read a chunked blob whole, in the two ways a chunk reader
+// serves: small reads, served from chunks read ahead into buffers, and
+// one read into a buffer of the blob's size, which the chunks are read
+// straight into.
+var readers = []struct {
+	name string
+	read func(r io.Reader, size int64) ([]byte, error)
+}{
+	{"small reads", func(r io.Reader, _ int64) ([]byte, error) { return io.ReadAll(r) }},
+	{"one buffer", core.ReadBlob},
 }
 
-func readAll(t *testing.T, s *sources.Source, key string) error {
+func TestChunkedReadsRoundTrip(t *testing.T) {
+	sizes := []int{large, large + 1, 10*chunk - 3, 3 * large}
+	for _, rd := range readers {
+		t.Run(rd.name, func(t *testing.T) {
+			f, drv := largeFixture(t, sizes...)
+			s := f.source(t, chunkedOptions())
+			for _, key := range f.keys() {
+				got, err := f.readWith(t, t.Context(), s, key, rd.read)
+				require.NoError(t, err)
+				require.True(t, bytes.Equal(f.data[key], got), "bytes of %q", key)
+			}
+			want := int64(0)
+			for _, n := range sizes {
+				want += int64((n + chunk - 1) / chunk)
+			}
+			assert.Equal(t, want, drv.ranges.Load(), "one ranged read per chunk")
+			assert.Zero(t, drv.getsOf(f.name(f.keys()[0])), "a large blob was downloaded whole")
+			f.requireNoTempFiles(t)
+			require.NoError(t, s.Close())
+			requireBudgetFree(t, f.st.Budget())
+		})
+	}
+}
+
+// readWith fetches key from s and reads it with read, given its recorded
+// size, returning what read does.
+func (f *fixture) readWith(t *testing.T, ctx context.Context, s *sources.Source, key string, read func(io.Reader, int64) ([]byte, error)) ([]byte, error) {
 	t.Helper()
-	rc, err := s.Fetch(t.Context(), key)
+	e, ok := f.m.Lookup(key)
+	require.True(t, ok, "no entry for %q", key)
+	rc, err := s.Fetch(ctx, key)
 	require.NoError(t, err, "the mismatch shows when the bytes pass, not at Fetch")
-	defer rc.Close()
-	_, err = io.Copy(io.Discard, rc)
-	return err
+	defer func() { require.NoError(t, rc.Close()) }()
+	return read(rc, e.Size)
 }
 
 func TestChunkedReadsCatchMismatches(t *testing.T) {
@@ -118,56 +139,91 @@ func TestChunkedReadsCatchMismatches(t *testing.T) {
 		{"shorter by a chunk and a byte", func(b []byte) []byte { return b[:len(b)-chunk-1] }, core.ErrSizeMismatch, fmt.Sprintf("%d bytes", 2*large-chunk-1)},
 		{"one byte longer", func(b []byte) []byte { return append(b, 0) }, core.ErrSizeMismatch, fmt.Sprintf("more than %d bytes", 2*large)},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f, rd := largeFixture(t, 2*large)
-			key := f.keys()[0]
-			f.replace(t, key, tc.edit(bytes.Clone(f.data[key])))
-			s := f.source(t, chunkedOptions())
-			err := readAll(t, s, key)
-			require.ErrorIs(t, err, tc.sentinel)
-			var me *repo.MismatchError
-			require.ErrorAs(t, err, &me)
-			assert.Equal(t, key, me.Key)
-			if tc.actual != "" {
-				assert.Equal(t, tc.actual, me.Actual)
+		for _, rd := range readers {
+			t.Run(tc.name+", "+rd.name, func(t *testing.T) {
+				f, drv := largeFixture(t, 2*large)
+				key := f.keys()[0]
+				f.replace(t, key, tc.edit(bytes.Clone(f.data[key])))
+				s := f.source(t, chunkedOptions())
+				_, err := f.readWith(t, t.Context(), s, key, rd.read)
+				require.ErrorIs(t, err, tc.sentinel)
+				var me *repo.MismatchError
+				require.ErrorAs(t, err, &me)
+				assert.Equal(t, key, me.Key)
+				if tc.actual != "" {
+					assert.Equal(t, tc.actual, me.Actual)
+				}
+				assert.LessOrEqual(t, drv.read.Load(), int64(2*large+1), "read past the recorded size + 1")
+				require.NoError(t, s.Close())
+				requireBudgetFree(t, f.st.Budget())
+			})
+		}
+	}
+}
+
+// TestChunkedReadIntoOneBufferHandsOverVerifiedBytes reads a blob whose
+// last byte differs into one buffer of its size: the Read fails and
+// reports no byte read.
+func TestChunkedReadIntoOneBufferHandsOverVerifiedBytes(t *testing.T) {
+	f, _ := largeFixture(t, 3*large)
+	key := f.keys()[0]
+	data := bytes.Clone(f.data[key])
+	data[len(data)-1] ^= 1
+	f.replace(t, key, data)
+	s := f.source(t, chunkedOptions())
+	rc, err := s.Fetch(t.Context(), key)
+	require.NoError(t, err)
+	defer rc.Close()
+	n, err := rc.Read(make([]byte, len(data)))
+	require.ErrorIs(t, err, core.ErrChecksumMismatch)
+	assert.Zero(t, n)
+	_, err = rc.Read(make([]byte, 1))
+	require.ErrorIs(t, err, core.ErrChecksumMismatch, "the error stays")
+}
+
+// TestChunkedReadsSurviveTransientErrors fails the first read of every
+// chunk: the store reads it again.
+func TestChunkedReadsSurviveTransientErrors(t *testing.T) {
+	for _, rd := range readers {
+		t.Run(rd.name, func(t *testing.T) {
+			f, drv := largeFixture(t, 3*large)
+			drv.fail = func(off int64, n int) error {
+				if n == 1 {
+					return fmt.Errorf("connection reset by peer: %w", core.ErrTransient)
+				}
+				return nil
 			}
-			assert.LessOrEqual(t, rd.read.Load(), int64(2*large+1), "read past the recorded size + 1")
+			s := f.source(t, chunkedOptions())
+			key := f.keys()[0]
+			got, err := f.readWith(t, t.Context(), s, key, rd.read)
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(f.data[key], got))
+			chunks := 3 * large / chunk
+			assert.Equal(t, int64(2*chunks), drv.ranges.Load())
+		})
+	}
+}
+
+func TestChunkedReadsDoNotRetryMissingBlobs(t *testing.T) {
+	for _, rd := range readers {
+		t.Run(rd.name, func(t *testing.T) {
+			f, drv := largeFixture(t, large)
+			key := f.keys()[0]
+			require.NoError(t, f.st.Delete(t.Context(), f.name(key)))
+			s := f.source(t, chunkedOptions())
+			_, err := f.readWith(t, t.Context(), s, key, rd.read)
+			require.ErrorIs(t, err, core.ErrNotFound)
+			assert.Contains(t, err.Error(), fmt.Sprintf("%q", key))
+			assert.LessOrEqual(t, drv.ranges.Load(), int64(large/chunk), "a missing blob is read once per chunk at most")
 			require.NoError(t, s.Close())
 			requireBudgetFree(t, f.st.Budget())
 		})
 	}
 }
 
-// TestChunkedReadsSurviveTransientErrors fails the first read of every
-// chunk: the store reads it again.
-func TestChunkedReadsSurviveTransientErrors(t *testing.T) {
-	f, rd := largeFixture(t, 3*large)
-	rd.fail = func(off int64, n int) error {
-		if n == 1 {
-			return fmt.Errorf("connection reset by peer: %w", core.ErrTransient)
-		}
-		return nil
-	}
-	s := f.source(t, chunkedOptions())
-	f.fetch(t, t.Context(), s, f.keys()[0])
-	chunks := 3 * large / chunk
-	assert.Equal(t, int64(2*chunks), rd.ranges.Load())
-}
-
-func TestChunkedReadsDoNotRetryMissingBlobs(t *testing.T) {
-	f, rd := largeFixture(t, large)
-	key := f.keys()[0]
-	require.NoError(t, f.st.Delete(t.Context(), f.name(key)))
-	s := f.source(t, chunkedOptions())
-	err := readAll(t, s, key)
-	require.ErrorIs(t, err, core.ErrNotFound)
-	assert.Contains(t, err.Error(), fmt.Sprintf("%q", key))
-	assert.LessOrEqual(t, rd.ranges.Load(), int64(large/chunk), "a missing blob is read once per chunk at most")
-}
-
 func TestChunkedReadsFallBackToSpoolWithoutMemory(t *testing.T) {
 	f, rd := largeFixture(t, large)
-	f.st = store.New(rd, "test", &store.Options{Budget: store.NewBudget(4, chunk)}) // less than one chunk + 1
+	f.st = store.New(rd, "test", &store.Options{Budget: store.NewBudget(4, chunk-1)}) // less than one chunk
 	s := f.source(t, chunkedOptions())
 	f.fetch(t, t.Context(), s, f.keys()[0])
 	assert.Zero(t, rd.ranges.Load())
@@ -202,4 +258,37 @@ func TestChunkedReaderCancelled(t *testing.T) {
 	_, err = io.Copy(io.Discard, rc)
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Less(t, rd.ranges.Load(), int64(8*large/chunk), "downloads went on after cancellation")
+}
+
+// TestChunkedReadIntoOneBufferCancelled cancels the Fetch's context while
+// the chunks are read into the caller's buffer: the Read fails with the
+// cancellation and leaves the chunks after it alone.
+func TestChunkedReadIntoOneBufferCancelled(t *testing.T) {
+	f, drv := largeFixture(t, 8*large)
+	ctx, cancel := context.WithCancel(t.Context())
+	drv.fail = func(off int64, _ int) error {
+		if off == 2*chunk {
+			cancel()
+			return context.Canceled
+		}
+		return nil
+	}
+	s := f.source(t, chunkedOptions())
+	_, err := f.readWith(t, ctx, s, f.keys()[0], core.ReadBlob)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Less(t, drv.ranges.Load(), int64(8*large/chunk), "downloads went on after cancellation")
+	require.NoError(t, s.Close())
+	requireBudgetFree(t, f.st.Budget())
+}
+
+func TestChunkedReaderClosedUnread(t *testing.T) {
+	f, drv := largeFixture(t, 2*large)
+	s := f.source(t, chunkedOptions())
+	rc, err := s.Fetch(t.Context(), f.keys()[0])
+	require.NoError(t, err)
+	require.NoError(t, rc.Close())
+	_, err = rc.Read(make([]byte, 2*large))
+	require.Error(t, err, "read after close")
+	assert.Zero(t, drv.ranges.Load(), "a reader read nothing from starts no download")
+	requireBudgetFree(t, f.st.Budget())
 }

@@ -15,7 +15,9 @@
 // stream to the service in chunks, ranged reads downloaded in parallel
 // ahead of the reader, with their size and digest checked as the bytes
 // pass; a mismatch is returned by Read in place of io.EOF, and the service
-// then fails its restore.
+// then fails its restore. A service that reads such a blob into one buffer
+// of its size, as [core.ReadBlob] does, has the chunks downloaded straight
+// into that buffer, and its Read returns only bytes already checked.
 package sources
 
 import (

@@ -55,6 +55,15 @@
 // whose first try landed is refused with 412, which the engine resolves
 // by reading the object back.
 //
+// A conditional Put ([Driver.PutIfMatch], the compare-and-swap that moves
+// tags and refreshes locks) carries the precondition GenerationMatch
+// (ifGenerationMatch) with the generation that Stat returned, in decimal,
+// as ObjectInfo.Version. GCS refuses the upload with 412 if the object has
+// been replaced or deleted since: an error matching core.ErrConflict (not
+// core.ErrExists). A conditional upload retried after its first try
+// landed meets its own generation and is refused likewise; the Store says
+// so in its error.
+//
 // # Downloads
 //
 // Get and GetRange read through the client, which verifies the CRC32C of
@@ -69,7 +78,8 @@
 // sentinels of package core and wrap the client's, so errors.As reaches
 // *googleapi.Error: core.ErrNotFound for a missing object
 // (storage.ErrObjectNotExist), core.ErrBucketNotFound for a missing bucket
-// (naming it), core.ErrExists for 412, core.ErrConflict for 409,
+// (naming it), core.ErrExists for 412 (core.ErrConflict for that of a conditional Put),
+// core.ErrConflict for 409,
 // core.ErrPermission for 401 and 403, core.ErrChecksumMismatch, and
 // core.ErrTransient for 408, 429, 5xx and broken or refused connections.
 // No error holds a credential.

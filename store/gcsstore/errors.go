@@ -54,11 +54,16 @@ func (d *Driver) objectFailed(ctx context.Context, err error) error {
 	return d.fail(ctx, lerr)
 }
 
-// putFailed is fail for an upload, to which GCS answers 404 only when the
-// bucket is missing.
-func (d *Driver) putFailed(ctx context.Context, err error) error {
+// putFailed is fail for an upload with the preconditions conds, to which
+// GCS answers 404 only when the bucket is missing. For a conditional
+// replacement (GenerationMatch), 412 says that the object is no longer at
+// that generation, or is gone: a conflict, not a name taken.
+func (d *Driver) putFailed(ctx context.Context, err error, conds storage.Conditions) error {
 	if ctx.Err() == nil && (statusCode(err) == http.StatusNotFound || errors.Is(err, storage.ErrObjectNotExist)) {
 		return d.bucketNotFound(err)
+	}
+	if ctx.Err() == nil && conds.GenerationMatch != 0 && statusCode(err) == http.StatusPreconditionFailed {
+		return fmt.Errorf("gcsstore: the object is no longer at generation %d: %w: %w", conds.GenerationMatch, core.ErrConflict, err)
 	}
 	return d.fail(ctx, err)
 }

@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,8 +129,9 @@ type Driver struct {
 }
 
 var (
-	_ store.Driver      = (*Driver)(nil)
-	_ store.Concurrency = (*Driver)(nil)
+	_ store.Driver            = (*Driver)(nil)
+	_ store.Concurrency       = (*Driver)(nil)
+	_ store.ConditionalPutter = (*Driver)(nil)
 )
 
 // New returns a driver over the objects under prefix in bucket, reached
@@ -171,6 +173,29 @@ func (d *Driver) MaxConcurrency() int { return d.opts.MaxConcurrency }
 // object; the driver checks the SHA-256, which GCS cannot, before the
 // upload's end, and abandons the upload if it differs.
 func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions) error {
+	var conds storage.Conditions
+	if opts.CreateOnly {
+		conds.DoesNotExist = true
+	}
+	return d.put(ctx, name, body, size, opts, conds)
+}
+
+// PutIfMatch implements [store.ConditionalPutter]: an upload with the
+// precondition GenerationMatch (ifGenerationMatch), version being the
+// object's generation in decimal, as Stat returns it. GCS answers 412
+// Precondition Failed to an object replaced since or deleted: an error
+// matching core.ErrConflict.
+func (d *Driver) PutIfMatch(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions, version string) error {
+	gen, err := strconv.ParseInt(version, 10, 64)
+	if err != nil || gen <= 0 || opts.CreateOnly {
+		return fmt.Errorf("gcsstore: conditional put at version %q (want a generation), create-only %t: %w", version, opts.CreateOnly, core.ErrInvalid)
+	}
+	return d.put(ctx, name, body, size, opts, storage.Conditions{GenerationMatch: gen})
+}
+
+// put stores size bytes of body under name with the preconditions conds,
+// which may be empty.
+func (d *Driver) put(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions, conds storage.Conditions) error {
 	if opts.SHA256 != nil && len(opts.SHA256) != sha256.Size {
 		return fmt.Errorf("gcsstore: SHA256 option of %d bytes, want %d: %w", len(opts.SHA256), sha256.Size, core.ErrInvalid)
 	}
@@ -190,8 +215,8 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 
 	var attempts atomic.Int32
 	obj := d.uploadBucket(&attempts).Object(d.prefix + name)
-	if opts.CreateOnly {
-		obj = obj.If(storage.Conditions{DoesNotExist: true})
+	if conds != (storage.Conditions{}) {
+		obj = obj.If(conds)
 	}
 	// GCS creates the object only once the upload's last byte has
 	// arrived, which Close sends (the client waits for the end of the
@@ -223,7 +248,7 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 		if errors.As(err, new(*bodyError)) {
 			return abandon(err)
 		}
-		return abandon(d.putFailed(ctx, err))
+		return abandon(d.putFailed(ctx, err, conds))
 	}
 	if sum != nil {
 		if got := sum.Sum(nil); !bytes.Equal(got, opts.SHA256) {
@@ -231,7 +256,7 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 		}
 	}
 	if err := w.Close(); err != nil {
-		return d.putFailed(ctx, err)
+		return d.putFailed(ctx, err, conds)
 	}
 	return d.checkStored(ctx, name, w.Attrs(), crc.Sum32())
 }
@@ -391,7 +416,7 @@ func (d *Driver) Stat(ctx context.Context, name string) (store.ObjectInfo, error
 		return store.ObjectInfo{}, d.objectFailed(ctx, err)
 	}
 	d.bucketSeen.Store(true)
-	return store.ObjectInfo{Name: name, Size: attrs.Size, ModTime: attrs.Updated}, nil
+	return store.ObjectInfo{Name: name, Size: attrs.Size, ModTime: attrs.Updated, Version: strconv.FormatInt(attrs.Generation, 10)}, nil
 }
 
 // listAttrs are the attributes List asks for.

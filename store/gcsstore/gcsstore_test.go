@@ -93,6 +93,31 @@ var tag = "tags/" + "t" + ".json"
 // smallChunks makes objects of 256 KiB and more go up in resumable uploads.
 var smallChunks = &gcsstore.Options{ChunkSize: 256 << 10}
 
+// uploadModes are the three ways the client sends an object: streamed
+// (ChunkSize 0), in one request, and in a resumable upload.
+var uploadModes = []struct {
+	name      string
+	chunkSize int
+	size      int
+}{
+	{"Streamed", 0, 10 << 10},
+	{"OneRequest", 1 << 20, 100 << 10},
+	{"Resumable", 256 << 10, 600 << 10},
+}
+
+// upload writes data to obj through the client, in chunks of chunkSize,
+// and returns the attributes of the object stored.
+func upload(t *testing.T, obj *storage.ObjectHandle, chunkSize int, data []byte) (*storage.ObjectAttrs, error) {
+	w := obj.NewWriter(t.Context())
+	w.ChunkSize = chunkSize
+	if _, err := w.Write(data); err != nil {
+		w.Close()
+		return nil, err
+	}
+	err := w.Close()
+	return w.Attrs(), err
+}
+
 // TestPreconditionProbe checks the server in use, not the driver: a second
 // create-only write of an object must be refused with 412 Precondition
 // Failed, whether it goes up in one request or in a resumable upload. An
@@ -102,26 +127,13 @@ func TestPreconditionProbe(t *testing.T) {
 	srv := testserver.GCS(t)
 	client := srv.Client(t)
 	bucket := client.Bucket(srv.NewBucket(t))
-	for _, tc := range []struct {
-		name      string
-		chunkSize int
-		size      int
-	}{
-		{"Streamed", 0, 10 << 10},
-		{"OneRequest", 1 << 20, 100 << 10},
-		{"Resumable", 256 << 10, 600 << 10},
-	} {
+	for _, tc := range uploadModes {
 		t.Run(tc.name, func(t *testing.T) {
 			obj := bucket.Object("probe/" + tc.name).If(storage.Conditions{DoesNotExist: true})
 			first, second := randomBytes(1, tc.size), randomBytes(2, tc.size)
 			write := func(data []byte) error {
-				w := obj.NewWriter(t.Context())
-				w.ChunkSize = tc.chunkSize
-				if _, err := w.Write(data); err != nil {
-					w.Close()
-					return err
-				}
-				return w.Close()
+				_, err := upload(t, obj, tc.chunkSize, data)
+				return err
 			}
 			require.NoError(t, write(first))
 			err := write(second)
@@ -131,6 +143,68 @@ func TestPreconditionProbe(t *testing.T) {
 			assert.Equal(t, first, readAll(t, client.Bucket(obj.BucketName()).Object(obj.ObjectName())))
 		})
 	}
+}
+
+// TestGenerationMatchProbe checks the server in use, not the driver: an
+// upload conditioned on a generation the object no longer has, or on an
+// object since deleted, must be refused with 412, in one request or in a
+// resumable upload. An emulator that ignored ifGenerationMatch would make
+// the conditional-write tests pass for nothing.
+func TestGenerationMatchProbe(t *testing.T) {
+	srv := testserver.GCS(t)
+	client := srv.Client(t)
+	bucket := client.Bucket(srv.NewBucket(t))
+	for _, tc := range uploadModes {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := bucket.Object("probe/" + tc.name)
+			first, err := upload(t, obj, tc.chunkSize, randomBytes(1, tc.size))
+			require.NoError(t, err)
+			second, err := upload(t, obj.If(storage.Conditions{GenerationMatch: first.Generation}), tc.chunkSize, randomBytes(2, tc.size))
+			require.NoError(t, err, "a write at the object's generation")
+			require.NotEqual(t, first.Generation, second.Generation)
+
+			_, err = upload(t, obj.If(storage.Conditions{GenerationMatch: first.Generation}), tc.chunkSize, randomBytes(3, tc.size))
+			var apiErr *googleapi.Error
+			require.ErrorAs(t, err, &apiErr, "the server took a write at a stale generation")
+			assert.Equal(t, http.StatusPreconditionFailed, apiErr.Code)
+			assert.Equal(t, randomBytes(2, tc.size), readAll(t, obj))
+
+			require.NoError(t, obj.Delete(t.Context()))
+			_, err = upload(t, obj.If(storage.Conditions{GenerationMatch: second.Generation}), tc.chunkSize, randomBytes(4, tc.size))
+			require.ErrorAs(t, err, &apiErr, "the server took a conditional write of a deleted object")
+			assert.Equal(t, http.StatusPreconditionFailed, apiErr.Code)
+			_, err = obj.Attrs(t.Context())
+			require.ErrorIs(t, err, storage.ErrObjectNotExist)
+		})
+	}
+}
+
+// TestConditionalPutResumable: a conditional Put of an object large enough
+// for a resumable upload replaces it at its generation, and a stale one
+// matches core.ErrConflict, not core.ErrExists, and reaches the client's
+// error.
+func TestConditionalPutResumable(t *testing.T) {
+	srv := testserver.GCS(t)
+	st := newStore(t, srv, srv.Client(t), smallChunks)
+	ctx := t.Context()
+	first, second := randomBytes(1, 600<<10), randomBytes(2, 600<<10)
+	require.NoError(t, st.PutBytes(ctx, tag, first, store.PutOptions{}))
+	info, err := st.Stat(ctx, tag)
+	require.NoError(t, err)
+	require.NoError(t, st.PutIfMatch(ctx, tag, bytes.NewReader(second), int64(len(second)), store.PutOptions{}, info.Version))
+
+	err = st.PutIfMatch(ctx, tag, bytes.NewReader(first), int64(len(first)), store.PutOptions{}, info.Version)
+	require.ErrorIs(t, err, core.ErrConflict)
+	assert.NotErrorIs(t, err, core.ErrExists)
+	var apiErr *googleapi.Error
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, http.StatusPreconditionFailed, apiErr.Code)
+	got, err := st.GetBytes(ctx, tag, 1<<20)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(second, got), "a refused conditional Put changed the object")
+
+	err = st.PutIfMatch(ctx, tag, bytes.NewReader(first), int64(len(first)), store.PutOptions{}, "not-a-generation")
+	require.ErrorIs(t, err, core.ErrInvalid)
 }
 
 // TestCreateOnlyError: a refused create-only Put matches core.ErrExists and

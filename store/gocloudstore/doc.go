@@ -53,6 +53,21 @@
 // of one name commit the same snapshot; use file:// (os.Link, atomic)
 // where processes race on other names.
 //
+// # Conditional writes
+//
+// The driver does not implement store.ConditionalPutter: gocloud.dev's
+// portable API has no precondition on replacing an object, so tags move
+// and locks refresh with a plain Put (the repository layer records such a
+// move as unconditional), the last writer winning, on every gocloud
+// scheme. gs:// (package gcsstore) and s3:// (package s3store) compare
+// and swap. Per provider it could be done through WriterOptions.BeforeWrite:
+// s3blob exposes *transfermanager.UploadObjectInput, whose IfMatch reaches
+// PutObject and CompleteMultipartUpload; gcsblob exposes
+// **storage.ObjectHandle, to which a GenerationMatch condition can be
+// added. It is not done because the conformance suite and the repository
+// layer take a driver that implements the interface to support it, and
+// mem, file and azblob buckets behind the same *Driver type cannot.
+//
 // # Uploads
 //
 // Put streams the body to the writer once, hashing it when the content's
