@@ -20,9 +20,10 @@ import (
 )
 
 // bucketServer is a test server whose buckets snapshot.Open reaches by
-// URL once SetEnv has run.
+// URL once SetEnv has run, or in a child process given Env.
 type bucketServer interface {
 	SetEnv(t testing.TB)
+	Env() []string
 	NewBucket(t testing.TB) string
 	URL(bucket, prefix string) string
 }

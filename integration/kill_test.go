@@ -1,16 +1,11 @@
 package integration_test
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -63,13 +58,7 @@ func TestKillCopyHelper(t *testing.T) {
 // same target, over what earlier rounds left.
 func TestKillCopy(t *testing.T) {
 	const rounds = 12
-	seed := uint64(2026)
-	if s := os.Getenv(envKillSeed); s != "" {
-		var err error
-		seed, err = strconv.ParseUint(s, 10, 64)
-		require.NoError(t, err, envKillSeed)
-	}
-	t.Logf("seed %d (set %s to repeat with another)", seed, envKillSeed)
+	seed := killSeed(t)
 	rng := rand.New(rand.NewPCG(seed, seed))
 	ctx := t.Context()
 
@@ -122,35 +111,17 @@ func TestKillCopy(t *testing.T) {
 // reports whether the kill landed (false: the copy finished first).
 func runAndKill(t *testing.T, fromDir, toDir, ref string, after int) bool {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKillCopyHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envKillHelper+"=copy", envKillFrom+"="+fromDir, envKillTo+"="+toDir, envKillRef+"="+ref)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	lines := bufio.NewScanner(stdout)
+	env := []string{envKillHelper + "=copy", envKillFrom + "=" + fromDir, envKillTo + "=" + toDir, envKillRef + "=" + ref}
 	blobs, started := 0, false
-	for (!started || blobs < after) && lines.Scan() {
-		switch lines.Text() {
+	return runHelper(t, "TestKillCopyHelper", env, func(line string) bool {
+		switch line {
 		case "start":
 			started = true
 		case "blob":
 			blobs++
 		}
-	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	for lines.Scan() {
-	}
-	err = cmd.Wait()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		if status, ok := exit.Sys().(syscall.WaitStatus); ok && status.Signaled() && status.Signal() == syscall.SIGKILL {
-			return true
-		}
-	}
-	require.NoError(t, err, "the helper failed before its kill:\n%s", stderr.String())
-	return false
+		return started && blobs >= after
+	}).killed
 }
 
 // requireWhole requires every snapshot r lists to pass verify with

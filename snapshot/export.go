@@ -63,7 +63,9 @@ func (o *ExportOptions) check() (*ExportOptions, error) {
 // the stored blobs until the manifest is committed, so that a garbage
 // collection cannot delete blobs it relies on; an exclusive lock (a
 // collection running) makes it fail with an error matching
-// core.ErrConflict that names that lock.
+// core.ErrConflict that names that lock. Once it holds the lock, it
+// removes the temporary files that writers killed long ago left behind,
+// on drivers that leave such files (see store.Cleaner).
 func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], accountID, region string, opts *ExportOptions) (*manifest.Manifest, error) {
 	opts, err := opts.check()
 	if err != nil {
@@ -123,6 +125,9 @@ func (r *Repo) locked(ctx context.Context, where string, dryRun bool, export fun
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
+	// Temporary files of writers killed long ago go (see store.Cleaner);
+	// a failure to remove them is no reason to fail the export.
+	_, _ = r.r.Store().CleanStale(ctx, 0)
 	m, err := export(lock)
 	// Released even when ctx is done: a lock left behind would hold off
 	// garbage collection until it goes stale.

@@ -41,12 +41,13 @@ type Options struct {
 // their SHA-256 sum. Close releases them. A Spool is safe for concurrent
 // reads through ReaderAt.
 type Spool struct {
-	mem    []byte
-	file   *os.File
-	size   int64
-	sum    []byte
-	budget *store.Budget
-	held   int64 // budget bytes held
+	mem      []byte
+	file     *os.File
+	unlinked bool // the file's name is removed already
+	size     int64
+	sum      []byte
+	budget   *store.Budget
+	held     int64 // budget bytes held
 }
 
 // Size returns the number of bytes held.
@@ -74,7 +75,10 @@ func (s *Spool) InMemory() bool { return s.file == nil }
 func (s *Spool) Close() error {
 	var err error
 	if s.file != nil {
-		err = errors.Join(s.file.Close(), os.Remove(s.file.Name()))
+		err = s.file.Close()
+		if !s.unlinked {
+			err = errors.Join(err, os.Remove(s.file.Name()))
+		}
 		s.file = nil
 	}
 	s.mem = nil
@@ -182,11 +186,10 @@ func (s *Spool) fillMemory(r io.Reader, threshold int64) (bool, error) {
 // spill moves what is in memory to a temporary file and copies the rest of
 // r after it.
 func (s *Spool) spill(r io.Reader, h hash.Hash, dir string) error {
-	f, err := os.CreateTemp(dir, "statebucket-spool-*")
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
+	if err := s.createFile(dir); err != nil {
+		return err
 	}
-	s.file = f
+	f := s.file
 	if _, err := f.Write(s.mem); err != nil {
 		return fmt.Errorf("spool: write %s: %w", f.Name(), err)
 	}
@@ -202,6 +205,28 @@ func (s *Spool) spill(r io.Reader, h hash.Hash, dir string) error {
 	if err != nil {
 		return err
 	}
+	return nil
+}
+
+// createFile creates the spool's file in dir (os.TempDir() if empty),
+// without a name where the system allows it, so that a process killed
+// while it holds the file leaves nothing behind: unnamed from the start
+// on Linux, unlinked right after its creation elsewhere on Unix (a kill
+// between the two leaves it); the file lives on until it is closed.
+func (s *Spool) createFile(dir string) error {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	if f, ok := createUnnamed(dir); ok {
+		s.file, s.unlinked = f, true
+		return nil
+	}
+	f, err := os.CreateTemp(dir, "statebucket-spool-*")
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.file = f
+	s.unlinked = os.Remove(f.Name()) == nil
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"testing/iotest"
@@ -94,7 +95,10 @@ func TestFillPlacement(t *testing.T) {
 			requireContent(t, sp, want)
 			entries, err := os.ReadDir(dir)
 			require.NoError(t, err)
-			if tc.inMemory {
+			// A spilled spool is one temporary file, whose name is gone
+			// already where the system allows it (Unix), so that a
+			// process killed while it holds the file leaves nothing.
+			if tc.inMemory || runtime.GOOS != "windows" {
 				assert.Empty(t, entries)
 			} else {
 				assert.Len(t, entries, 1, "a spilled spool is one temporary file")

@@ -151,41 +151,63 @@ func TestSymlinkedDirectory(t *testing.T) {
 	}
 }
 
-// TestSymlinkedTopFolder plants a link to an outside directory as the
-// repository's snapshots folder.
-func TestSymlinkedTopFolder(t *testing.T) {
-	root, outside := t.TempDir(), t.TempDir()
-	require.NoError(t, os.Symlink(outside, filepath.Join(root, "snapshots")))
-	st := store.New(newDriver(t, root), root, nil)
+// TestSymlinkedFolder plants a link to an outside directory where each
+// folder of a repository belongs, from its top folders down to a
+// snapshot's: nothing is read, listed or written through it.
+func TestSymlinkedFolder(t *testing.T) {
+	for _, tc := range []struct{ folder, name string }{
+		{"blobs", blob},
+		{"snapshots", "snapshots/" + hexA + "/view.json"},
+		{"snapshots/" + hexA, "snapshots/" + hexA + "/manifest.json"},
+		{"tags", "tags/t.json"},
+		{"locks", "locks/shared-x.json"},
+	} {
+		t.Run(tc.folder, func(t *testing.T) {
+			root, outside := t.TempDir(), t.TempDir()
+			link := filepath.Join(root, filepath.FromSlash(tc.folder))
+			require.NoError(t, os.MkdirAll(filepath.Dir(link), 0o777))
+			require.NoError(t, os.Symlink(outside, link))
+			// What the link would show: the object, where it would be.
+			inner := filepath.Join(outside, filepath.FromSlash(strings.TrimPrefix(tc.name, tc.folder+"/")))
+			require.NoError(t, os.MkdirAll(filepath.Dir(inner), 0o777))
+			require.NoError(t, os.WriteFile(inner, []byte("outside"), 0o666))
+			st := store.New(newDriver(t, root), root, nil)
 
-	err := st.PutBytes(t.Context(), "snapshots/"+hexA+"/view.json", []byte("{}"), store.PutOptions{})
-	require.ErrorIs(t, err, core.ErrInvalidPath)
-	assert.Empty(t, listNames(t, st, "snapshots/"))
-	entries, err := os.ReadDir(outside)
-	require.NoError(t, err)
-	assert.Empty(t, entries)
+			requireRefused(t, st, tc.name)
+			assert.Empty(t, listNames(t, st, ""))
+			assert.Equal(t, []string{filepath.ToSlash(strings.TrimPrefix(inner, outside+string(filepath.Separator)))}, walkFiles(t, outside), "a file was written through the link")
+			data, err := os.ReadFile(inner)
+			require.NoError(t, err)
+			assert.Equal(t, []byte("outside"), data)
+		})
+	}
 }
 
-// TestSymlinkedObject plants a blob that links to a file outside the root.
+// TestSymlinkedObject plants a link to a file outside the root where
+// each kind of object belongs.
 func TestSymlinkedObject(t *testing.T) {
-	root := t.TempDir()
-	hostname := filepath.Join(t.TempDir(), "hostname")
-	secret := []byte("host.example\n")
-	require.NoError(t, os.WriteFile(hostname, secret, 0o666))
-	require.NoError(t, os.MkdirAll(filepath.Join(root, "blobs", "sha256", "ab"), 0o777))
-	link := filepath.Join(root, filepath.FromSlash(blob))
-	require.NoError(t, os.Symlink(hostname, link))
-	st := store.New(newDriver(t, root), root, nil)
+	for _, name := range []string{blob, "snapshots/" + hexA + "/manifest.json", "tags/t.json"} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			hostname := filepath.Join(t.TempDir(), "hostname")
+			secret := []byte("host.example\n")
+			require.NoError(t, os.WriteFile(hostname, secret, 0o666))
+			link := filepath.Join(root, filepath.FromSlash(name))
+			require.NoError(t, os.MkdirAll(filepath.Dir(link), 0o777))
+			require.NoError(t, os.Symlink(hostname, link))
+			st := store.New(newDriver(t, root), root, nil)
 
-	requireRefused(t, st, blob)
-	assert.Empty(t, listNames(t, st, ""))
+			requireRefused(t, st, name)
+			assert.Empty(t, listNames(t, st, ""))
 
-	data, err := os.ReadFile(hostname)
-	require.NoError(t, err)
-	assert.Equal(t, secret, data)
-	fi, err := os.Lstat(link)
-	require.NoError(t, err)
-	assert.Equal(t, fs.ModeSymlink, fi.Mode().Type(), "the link was replaced")
+			data, err := os.ReadFile(hostname)
+			require.NoError(t, err)
+			assert.Equal(t, secret, data)
+			fi, err := os.Lstat(link)
+			require.NoError(t, err)
+			assert.Equal(t, fs.ModeSymlink, fi.Mode().Type(), "the link was replaced")
+		})
+	}
 }
 
 func TestDirectoryWhereObjectBelongs(t *testing.T) {
