@@ -75,3 +75,14 @@ func checkName(name string) string {
 	}
 	return ""
 }
+
+// KeyPrefix returns prefix as the folder a bucket driver puts its objects
+// under: without leading or trailing '/', then followed by one '/' unless
+// it is empty.
+func KeyPrefix(prefix string) string {
+	prefix = strings.Trim(prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	return prefix
+}

@@ -139,10 +139,7 @@ var (
 // empty; a trailing "/" is added when missing. A nil opts means the
 // defaults; Options.ClientOptions are ignored.
 func New(client *storage.Client, bucket, prefix string, opts *Options) *Driver {
-	prefix = strings.Trim(prefix, "/")
-	if prefix != "" {
-		prefix += "/"
-	}
+	prefix = store.KeyPrefix(prefix)
 	o := opts.withDefaults()
 	return &Driver{
 		client:  client,

@@ -147,10 +147,7 @@ var (
 // through client. The prefix may be empty; a trailing "/" is added when
 // missing. A nil opts means the defaults; its fields for Open are ignored.
 func New(client *s3.Client, bucket, prefix string, opts *Options) *Driver {
-	prefix = strings.Trim(prefix, "/")
-	if prefix != "" {
-		prefix += "/"
-	}
+	prefix = store.KeyPrefix(prefix)
 	return &Driver{
 		client:   client,
 		bucket:   bucket,
