@@ -246,15 +246,15 @@ func mibps(bytes int64, seconds float64) float64 {
 
 // parseSize reads "1234", "64KiB", "1.5MiB", "2GiB" (also KB, MB, GB as
 // powers of 1000, and K, M, G as powers of 1024).
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
+func parseSize(arg string) (int64, error) {
+	s := strings.TrimSpace(arg)
 	units := []struct {
 		suffix string
 		mult   float64
 	}{
-		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
-		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9},
-		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1},
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1},
 	}
 	mult := 1.0
 	for _, u := range units {
@@ -265,7 +265,7 @@ func parseSize(s string) (int64, error) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || f < 0 || f*mult > 1<<40 {
-		return 0, fmt.Errorf("size %q: want a number of bytes up to 1 TiB, optionally with KiB, MiB or GiB", s)
+		return 0, fmt.Errorf("size %q: want a number of bytes up to 1 TiB, optionally with KiB, MiB, GiB or TiB", arg)
 	}
 	return int64(f * mult), nil
 }

@@ -333,3 +333,17 @@ func TestAmbiguousIDPrefix(t *testing.T) {
 		assert.Contains(t, errOut, s)
 	}
 }
+
+func TestHelpOfUnknownTopicIsUsage(t *testing.T) {
+	_, errOut, code := cli(t, "help", "nosuch")
+	assert.Equal(t, exitUsage, code, errOut)
+	assert.Contains(t, errOut, `unknown help topic "nosuch"`)
+
+	out, errOut, code := cli(t, "help", "copy")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "statebucket copy", "help of a command shows its usage")
+
+	out, errOut, code = cli(t, "help")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "Available Commands")
+}

@@ -127,12 +127,12 @@ func TestExitCodes(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "1234": 1234, "64KiB": 64 << 10, "1.5MiB": 3 << 19, "2G": 2 << 30, "10KB": 10000, "7B": 7} {
+	for in, want := range map[string]int64{"0": 0, "1234": 1234, "64KiB": 64 << 10, "1.5MiB": 3 << 19, "2G": 2 << 30, "10KB": 10000, "7B": 7, "1TiB": 1 << 40, " 1 T ": 1 << 40} {
 		got, err := parseSize(in)
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
-	for _, in := range []string{"", "x", "-1", "5TiB", "1e20"} {
+	for _, in := range []string{"", "x", "-1", "5TiB", "1.5TiB", "2TB", "1e20"} {
 		_, err := parseSize(in)
 		assert.Error(t, err, in)
 	}

@@ -188,7 +188,26 @@ prints them whole and exact.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.demoCmd(), a.lsCmd(), a.showCmd(), a.verifyCmd(), a.tagCmd(), a.tagsCmd(), a.untagCmd(), a.rmCmd(), a.gcCmd())
 	root.AddCommand(a.copyCmd())
+	root.SetHelpCommand(helpCmd(root))
 	return root
+}
+
+// helpCmd is cobra's help command, except that a topic matching no
+// command is bad usage (exit 2), as an unknown command is, rather than a
+// note on standard output and success.
+func helpCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Help shows the help of any command: statebucket help [command].",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, rest, err := root.Find(args)
+			if err != nil || c == nil || len(rest) > 0 {
+				return usageError{fmt.Errorf(`unknown help topic %q; run "statebucket --help" for the commands`, strings.Join(args, " "))}
+			}
+			return c.Help()
+		},
+	}
 }
 
 // unknownCommand runs when no command matches: without arguments it
