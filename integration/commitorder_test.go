@@ -108,6 +108,8 @@ func requireCommitOrder(t *testing.T, events []tapEvent, m *manifest.Manifest, t
 			kind = "tag"
 		case blobs[e.Name]:
 			kind = "blob"
+		case isHeadName(e.Name):
+			kind = "head" // a hint, written once the manifest is
 		case e.Op == "put":
 			if _, ok := repo.ParseLockName(e.Name); !ok {
 				t.Fatalf("%s: wrote %q, which is no part of snapshot %s", flow, e.Name, m.ID)
@@ -131,6 +133,9 @@ func requireCommitOrder(t *testing.T, events []tapEvent, m *manifest.Manifest, t
 	order := []string{"blob", "view", "manifest", "tag"}
 	if _, synced := last["sync"]; synced {
 		order = slices.Insert(order, 1, "sync")
+	}
+	if _, head := first["head"]; head {
+		require.Less(t, last["manifest"], first["head"], "%s: the head was written before the manifest", flow)
 	}
 	for i := 1; i < len(order); i++ {
 		before, after := order[i-1], order[i]

@@ -138,6 +138,11 @@ func isManifestName(name string) bool {
 	return ok
 }
 
+func isHeadName(name string) bool {
+	_, ok := repo.ParseHeadName(name)
+	return ok
+}
+
 func isTagName(name string) bool {
 	_, ok := repo.ParseTagName(name)
 	return ok

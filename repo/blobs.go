@@ -50,6 +50,20 @@ func (r *Repo) PutBlob(ctx context.Context, d digest.Digest, body io.ReaderAt, s
 	return r.st.Put(ctx, BlobName(d), body, size, store.PutOptions{SHA256: d.Sum(), DeferSync: true})
 }
 
+// CreateBlob stores size bytes of body as the blob whose digest is d, as
+// PutBlob does, but create-only: if a blob is stored under d already, it
+// writes nothing and fails with an error matching core.ErrExists. A
+// create-only write tried again after a transient failure may meet the
+// blob an earlier attempt stored (see store.Store.Put): that is
+// core.ErrExists too. Either way a blob named d is stored; callers that
+// must know its size ask [Repo.StatBlob].
+func (r *Repo) CreateBlob(ctx context.Context, d digest.Digest, body io.ReaderAt, size int64) error {
+	if err := checkDigest("create blob", d); err != nil {
+		return err
+	}
+	return r.st.Put(ctx, BlobName(d), body, size, store.PutOptions{SHA256: d.Sum(), DeferSync: true, CreateOnly: true})
+}
+
 // Object is a stored blob or view, as a listing reports it.
 type Object struct {
 	Digest  digest.Digest // the blob's digest, or the id of the view's snapshot

@@ -1,6 +1,8 @@
 package repo
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -14,6 +16,7 @@ const (
 	snapshotsPrefix = "snapshots/"
 	tagsPrefix      = "tags/"
 	locksPrefix     = "locks/"
+	headsPrefix     = "heads/"
 	viewFile        = "/view.json"
 	manifestFile    = "/manifest.json"
 	jsonExt         = ".json"
@@ -160,4 +163,25 @@ func ParseLockName(name string) (string, bool) {
 	}
 	_, ok = lockKindOf(id)
 	return id, ok
+}
+
+// HeadName returns the name of the object holding the head of the scope
+// (service, account, region): heads/<64 hex digits>.json, the hex being
+// the SHA-256 of the three joined by NUL bytes, so that no name a service,
+// account or region may hold reaches an object's name.
+func HeadName(service, account, region string) string {
+	sum := sha256.Sum256([]byte(service + "\x00" + account + "\x00" + region))
+	return headsPrefix + hex.EncodeToString(sum[:]) + jsonExt
+}
+
+// ParseHeadName returns the hex digits naming the scope of the head held
+// by the object named name, and whether name is a head's:
+// heads/<64 lowercase hex digits>.json.
+func ParseHeadName(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, headsPrefix)
+	if !ok {
+		return "", false
+	}
+	h, ok := strings.CutSuffix(rest, jsonExt)
+	return h, ok && digest.IsHex(h)
 }

@@ -24,7 +24,9 @@ func TestNames(t *testing.T) {
 	assert.Equal(t, "snapshots/"+h1+"/manifest.json", repo.ManifestName(d1))
 	assert.Equal(t, "tags/v1.json", repo.TagName("v1"))
 	assert.Equal(t, "locks/shared-ABC234.json", repo.LockName("shared-ABC234"))
-	for _, name := range []string{repo.BlobName(d1), repo.ViewName(d1), repo.ManifestName(d1), repo.TagName("v1"), repo.LockName("exclusive-X")} {
+	// sha256("s3\x00123\x00eu-west-1")
+	assert.Equal(t, "heads/39f1fa979d134c33fc2e83ee91c840e968adf93cb0e37a215d9247cd2123b7b7.json", repo.HeadName("s3", "123", "eu-west-1"))
+	for _, name := range []string{repo.BlobName(d1), repo.ViewName(d1), repo.ManifestName(d1), repo.TagName("v1"), repo.LockName("exclusive-X"), repo.HeadName("s3", "123", "eu-west-1")} {
 		assert.NoError(t, store.ValidName(name), "%q", name)
 	}
 }
@@ -71,6 +73,28 @@ func TestParseNames(t *testing.T) {
 	assert.Equal(t, "shared-ABC234", id)
 	for _, bad := range []string{"locks/other-ABC.json", "locks/shared-.json", "locks/shared.json", "locks/shared-A.B.json", "locks/shared-A", "locks/x/shared-A.json"} {
 		_, ok := repo.ParseLockName(bad)
+		assert.False(t, ok, "%q", bad)
+	}
+}
+
+// Hostile scopes never reach an object's name, and scopes that would be
+// equal once joined naively stay apart.
+func TestHeadNames(t *testing.T) {
+	names := map[string]bool{}
+	for _, scope := range [][3]string{
+		{"s3", "123", "eu-west-1"}, {"s3\x00123", "", "eu-west-1"}, {"s3", "123\x00eu-west-1", ""},
+		{"../../etc", "passwd", "/"}, {"\xff\xfe", "a/b", "c\\d"}, {"", "", ""}, {strings.Repeat("x", 5000), "a", "r"},
+	} {
+		name := repo.HeadName(scope[0], scope[1], scope[2])
+		require.NoError(t, store.ValidName(name), "%q", scope)
+		assert.False(t, names[name], "%q shares its name", scope)
+		names[name] = true
+		h, ok := repo.ParseHeadName(name)
+		require.True(t, ok, name)
+		assert.Equal(t, name, "heads/"+h+".json")
+	}
+	for _, bad := range []string{"heads/" + h1, "heads/" + h1[:63] + ".json", "heads/" + strings.ToUpper(h1) + ".json", "head/" + h1 + ".json", "heads/x/" + h1 + ".json", repo.TagName("v1")} {
+		_, ok := repo.ParseHeadName(bad)
 		assert.False(t, ok, "%q", bad)
 	}
 }

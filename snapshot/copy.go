@@ -85,15 +85,20 @@ type CopiedTag struct {
 // the blobs the target lacks move from source to target, concurrently
 // under the target's budget, each streamed into a spool and checked
 // against the size and digest its entry records before it is stored (see
-// [visitors.Visitor.Copy]); the target's blobs are listed once. Then the
+// [visitors.Visitor.Copy]). The target's blobs are never listed: those of
+// the snapshots the target's copies of the same tags point at, and of the
+// target's head of the snapshot's scope (see [ExportOptions].Parent),
+// cost no request, and the others are found stored as they are written or
+// looked up. A copied snapshot becomes the head of its scope on the
+// target. Then the
 // view, checked too, and last the manifest, create-only, with the
 // source's exact bytes, so that the id and any signature stay valid.
 // Tags are written on the target after the manifest they point at: a tag
 // the target has pointing elsewhere is moved to follow the source, and
 // the report says where it pointed.
 //
-// Copy holds a shared lock on the target from before it lists the
-// target's blobs until its last tag is written, as [Export] does; it
+// Copy holds a shared lock on the target from before it reads the
+// target's parents until its last tag is written, as [Export] does; it
 // takes no lock on the source, which it only reads. A damaged source
 // blob fails the copy with a [*repo.MismatchError] naming its key, and
 // leaves no manifest and no tag of that snapshot on the target;
@@ -192,9 +197,10 @@ func (r *Repo) copyLocked(ctx context.Context, lock *repo.Lock, from *Repo, srcs
 		}
 		opts.OnStart(blobs, bytes)
 	}
-	// One engine for every snapshot: the target's blobs are listed once,
-	// and a blob shared by several snapshots moves once.
+	// One engine for every snapshot: a blob shared by several snapshots
+	// moves once, and the parents of one serve the others.
 	v := visitors.New(r.r, &opts.Visitor)
+	p := r.parents(v, opts.Manifest.HMACKey)
 	defer func() {
 		st := v.Stats()
 		rep.Blobs, rep.Bytes, rep.Skipped = st.Blobs, st.Bytes, st.Skipped
@@ -202,6 +208,11 @@ func (r *Repo) copyLocked(ctx context.Context, lock *repo.Lock, from *Repo, srcs
 	}()
 	for _, src := range todo {
 		m := src.m
+		// Under the shared lock, as an export reads its parents.
+		for _, t := range src.tags {
+			p.addTag(ctx, t.Name)
+		}
+		head := p.addHead(ctx, m.Service, m.Account, m.Region)
 		if err := v.Copy(ctx, from.r, m.Blobs); err != nil {
 			return fmt.Errorf("snapshot: copy %s from %s to %s: %w", m.ID, from.Location(), r.Location(), err)
 		}
@@ -209,9 +220,11 @@ func (r *Repo) copyLocked(ctx context.Context, lock *repo.Lock, from *Repo, srcs
 		if err != nil {
 			return fmt.Errorf("snapshot: copy %s from %s: %w", m.ID, from.Location(), err)
 		}
-		if _, err := r.commitAfterBlobs(ctx, lock, m, view, src.data); err != nil {
+		stored, err := r.commitAfterBlobs(ctx, lock, m, view, src.data)
+		if err != nil {
 			return fmt.Errorf("snapshot: copy %s to %s: %w", m.ID, r.Location(), err)
 		}
+		r.moveHead(ctx, stored, head)
 		rep.Snapshots = append(rep.Snapshots, CopiedSnapshot{Manifest: m})
 		if err := r.copyTags(ctx, src, rep); err != nil {
 			return err

@@ -21,8 +21,21 @@ type ExportOptions struct {
 	// same time, the export fails with an error matching core.ErrConflict,
 	// its snapshot committed.
 	Tag string
+	// Parent, if set, names a snapshot of the repository to deduplicate
+	// against: a ref (a full id, a unique id prefix, a tag, or "latest",
+	// the newest snapshot of the export's service, account and region).
+	// The blobs its manifest records are taken as stored, and cost no
+	// request. A ref that names no snapshot fails the export with an
+	// error matching core.ErrNotFound that names it. Whether Parent is set
+	// or not, the snapshot Tag points at, if it exists, and the head of
+	// the export's scope (the snapshot last committed for the same
+	// service, account and region), if it is still there, are parents
+	// too. A dry run reads no parent. See docs/design.md,
+	// "Deduplication".
+	Parent string
 	// SigningKey, if set, signs the manifest and the tag with
-	// HMAC-SHA256 (see manifest.Manifest.Sign and repo.Tag.Sign).
+	// HMAC-SHA256 (see manifest.Manifest.Sign and repo.Tag.Sign). A
+	// parent whose manifest, or tag, is not signed with it is not used.
 	SigningKey []byte
 	// Visitor configures the blob engine (spool threshold, temporary
 	// directory, per-blob events).
@@ -59,8 +72,15 @@ func (o *ExportOptions) check() (*ExportOptions, error) {
 // and the second export uploads nothing. If ctx is cancelled, or anything
 // fails, no manifest is written.
 //
-// The export holds a shared lock on the repository from before it lists
-// the stored blobs until the manifest is committed, so that a garbage
+// Blobs the repository holds are not uploaded again: those of the parent
+// snapshots (see ExportOptions.Parent) cost no request, and the others
+// are found stored as they are written or looked up (see package
+// visitors); nothing is listed, so the cost follows the state, not the
+// repository. Once committed, the snapshot becomes the head of its scope,
+// the parent of the next export of the same service, account and region.
+//
+// The export holds a shared lock on the repository from before it reads
+// its parents until the manifest is committed, so that a garbage
 // collection cannot delete blobs it relies on; an exclusive lock (a
 // collection running) makes it fail with an error matching
 // core.ErrConflict that names that lock. Once it holds the lock, it
@@ -76,6 +96,22 @@ func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], 
 		vopts := opts.Visitor
 		vopts.DryRun = opts.DryRun
 		v := visitors.New(r.layer(), &vopts)
+		var head digest.Digest
+		if !opts.DryRun {
+			// Under the shared lock: the blobs of a manifest read now stay
+			// stored until the lock is released (docs/design.md,
+			// "Deduplication").
+			p := r.parents(v, opts.SigningKey)
+			if opts.Parent != "" {
+				if err := p.addRef(ctx, opts.Parent, Filter{Service: svc.ServiceName(), Account: accountID, Region: region}); err != nil {
+					return nil, fmt.Errorf("snapshot: export %s: parent: %w", where, err)
+				}
+			}
+			if opts.Tag != "" {
+				p.addTag(ctx, opts.Tag)
+			}
+			head = p.addHead(ctx, svc.ServiceName(), accountID, region)
+		}
 		view, err := svc.SnapshotWithBlobs(ctx, accountID, region, v)
 		if opts.Stats != nil {
 			*opts.Stats = v.Stats()
@@ -83,8 +119,84 @@ func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], 
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 		}
-		return commit(ctx, r, lock, svc.ServiceName(), accountID, region, view, v.Entries(), opts)
+		return commit(ctx, r, lock, head, svc.ServiceName(), accountID, region, view, v.Entries(), opts)
 	})
+}
+
+// parentSet reads the parents of an export or a copy in a repository, and
+// tells its blob engine the blobs they record (see
+// [visitors.Visitor.AddStored]). Its callers hold a shared lock on the
+// repository.
+type parentSet struct {
+	r    *Repo
+	v    *visitors.Visitor
+	key  []byte
+	read map[digest.Digest]bool
+}
+
+// parents returns an empty set of the parents of v's writes into r; with
+// key, only manifests, and tags, signed with it count.
+func (r *Repo) parents(v *visitors.Visitor, key []byte) *parentSet {
+	return &parentSet{r: r, v: v, key: key, read: map[digest.Digest]bool{}}
+}
+
+// decodeOptions verify the signature of a parent, with a key.
+func (p *parentSet) decodeOptions() *manifest.DecodeOptions {
+	return &manifest.DecodeOptions{HMACKey: p.key}
+}
+
+// addRef adds the snapshot ref names, "latest" being the newest matching
+// f. A ref that names no snapshot is an error matching core.ErrNotFound;
+// one whose manifest or tag is damaged, or not signed with the key, is
+// not used, and no error: a parent only saves work.
+func (p *parentSet) addRef(ctx context.Context, ref string, f Filter) error {
+	m, err := p.r.lookup(ctx, ref, f, p.decodeOptions())
+	switch {
+	case errors.Is(err, core.ErrCorrupt):
+		return nil
+	case err != nil:
+		return err
+	}
+	p.addManifest(m)
+	return nil
+}
+
+// addTag adds the snapshot the tag name points at, if it exists and, with
+// a key, tag and manifest are signed with it.
+func (p *parentSet) addTag(ctx context.Context, name string) {
+	if id, err := p.r.r.Resolve(ctx, name, p.key); err == nil {
+		p.add(ctx, id)
+	}
+}
+
+// addHead adds the head of the scope (service, account, region), if it is
+// there and its snapshot is, and returns the id the head names, or ""
+// when it has none: a head is a hint, whatever is wrong with it means no
+// parent.
+func (p *parentSet) addHead(ctx context.Context, service, account, region string) digest.Digest {
+	h, err := p.r.r.ReadHead(ctx, service, account, region)
+	if err != nil {
+		return ""
+	}
+	p.add(ctx, h.Snapshot)
+	return h.Snapshot
+}
+
+// add adds the committed snapshot id, unless its manifest cannot be read
+// (it was removed, it is damaged) or, with a key, is not signed with it.
+func (p *parentSet) add(ctx context.Context, id digest.Digest) {
+	if p.read[id] {
+		return
+	}
+	p.read[id] = true
+	if m, err := p.r.r.ReadManifest(ctx, id, p.decodeOptions()); err == nil {
+		p.addManifest(m)
+	}
+}
+
+func (p *parentSet) addManifest(m *manifest.Manifest) {
+	p.read[m.ID] = true
+	p.v.AddStored(m.Blobs)
 }
 
 // ExportState writes the state of a service without blobs into r as a
@@ -107,7 +219,7 @@ func ExportState[V any](ctx context.Context, r *Repo, svc core.StatefulService[V
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 		}
-		return commit(ctx, r, lock, svc.ServiceName(), accountID, region, view, nil, opts)
+		return commit(ctx, r, lock, "", svc.ServiceName(), accountID, region, view, nil, opts)
 	})
 }
 
@@ -151,8 +263,10 @@ func (r *Repo) layer() *repo.Repo {
 }
 
 // commit writes the view and then the manifest, create-only, unless the
-// snapshot is already committed; then it moves the tag, if asked to.
-func commit(ctx context.Context, r *Repo, lock *repo.Lock, service, accountID, region string, view any, blobs []manifest.Entry, opts *ExportOptions) (*manifest.Manifest, error) {
+// snapshot is already committed; then it makes it the head of its scope,
+// unless head, the head read before the export, names it already, and
+// moves the tag, if asked to.
+func commit(ctx context.Context, r *Repo, lock *repo.Lock, head digest.Digest, service, accountID, region string, view any, blobs []manifest.Entry, opts *ExportOptions) (*manifest.Manifest, error) {
 	where := fmt.Sprintf("%s %s/%s", service, accountID, region)
 	viewJSON, err := json.Marshal(view)
 	if err != nil {
@@ -182,6 +296,7 @@ func commit(ctx context.Context, r *Repo, lock *repo.Lock, service, accountID, r
 		if err := r.ensureView(ctx, stored, viewJSON); err != nil {
 			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 		}
+		r.moveHead(ctx, stored, head)
 		return stored, r.tagAfterExport(ctx, stored, opts)
 	case !errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrBucketNotFound):
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
@@ -190,7 +305,18 @@ func commit(ctx context.Context, r *Repo, lock *repo.Lock, service, accountID, r
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
+	r.moveHead(ctx, stored, head)
 	return stored, r.tagAfterExport(ctx, stored, opts)
+}
+
+// moveHead makes m, a committed snapshot, the head of its scope, unless
+// head, the head as read before, names it already. A head is a hint: a
+// failure to write it costs the next export its parent, not its
+// correctness, and fails nothing.
+func (r *Repo) moveHead(ctx context.Context, m *manifest.Manifest, head digest.Digest) {
+	if head != m.ID {
+		_ = r.r.WriteHead(ctx, m.Service, m.Account, m.Region, m.ID)
+	}
 }
 
 // commitAfterBlobs commits m, whose blobs are stored, while holding lock:

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/repo"
 )
@@ -70,6 +71,10 @@ type GCReport struct {
 	// removed, on stores that leave such debris (see store.Cleaner). A dry
 	// run does not count them.
 	TempFiles int `json:"temp_files"`
+	// Heads is the number of heads removed (in a dry run, found) whose
+	// snapshot is gone or whose record is damaged (see docs/design.md,
+	// "Deduplication").
+	Heads int `json:"heads"`
 	// StaleLocks are the locks left by processes that died or lost the
 	// repository, removed.
 	StaleLocks []repo.LockInfo `json:"stale_locks"`
@@ -81,7 +86,8 @@ type GCReport struct {
 // GC deletes what no committed snapshot needs: the blobs no manifest
 // references and the views of snapshots without a manifest, both only
 // when older than the grace period; the stale temporary objects of
-// interrupted writes; and stale locks. It returns what it deleted.
+// interrupted writes; stale locks; and the heads of scopes whose snapshot
+// is gone. It returns what it deleted.
 //
 // A collection runs beside exports on other machines without ever leaving
 // a committed manifest that references a missing blob (see
@@ -132,6 +138,36 @@ func (r *Repo) GC(ctx context.Context, opts *GCOptions) (*GCReport, error) {
 	return rep, nil
 }
 
+// removeStaleHeads removes the heads that name no committed snapshot,
+// the ids in committed, or whose records are damaged: hints that no
+// export could use. In a dry run (lock nil) it only counts them. A head
+// an export writes after the collection read it (an export whose lock
+// the collection took for stale) may go: a head is a hint.
+func (r *Repo) removeStaleHeads(ctx context.Context, lock *repo.Lock, committed map[digest.Digest]bool, rep *GCReport) error {
+	scopes, err := r.r.ListHeads(ctx)
+	if err != nil {
+		return err
+	}
+	for _, scope := range scopes {
+		h, err := r.r.ReadHeadScope(ctx, scope)
+		switch {
+		case repo.IsNotFound(err):
+			continue
+		case err != nil && !errors.Is(err, core.ErrCorrupt):
+			return err
+		case err == nil && committed[h.Snapshot]:
+			continue
+		}
+		if lock != nil {
+			if err := r.r.DeleteHead(ctx, scope); err != nil && !repo.IsNotFound(err) {
+				return err
+			}
+		}
+		rep.Heads++
+	}
+	return nil
+}
+
 // garbage is what a collection found to delete.
 type garbage struct {
 	blobs []repo.Object
@@ -160,6 +196,9 @@ func (r *Repo) collect(ctx context.Context, lock *repo.Lock, o *GCOptions, rep *
 	}
 	if err := r.deleteAll(ctx, lock, g.views, r.r.DeleteView, o); err != nil {
 		return fmt.Errorf("snapshot: gc: delete views: %w", err)
+	}
+	if err := r.removeStaleHeads(ctx, lock, committed, rep); err != nil {
+		return fmt.Errorf("snapshot: gc: heads: %w", err)
 	}
 	if o.DryRun {
 		return nil

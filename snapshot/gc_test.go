@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -131,7 +132,17 @@ type interleaving struct {
 // n-th call of the export reaches the store (never if n is 0). With stale
 // set, the clock first jumps past the stale age of locks, as if the
 // exporter had been suspended that long.
-func runInterleaved(t *testing.T, n int64, stale bool) (interleaving, int64) {
+//
+// With parent set, the first snapshot stays until the n-th call, and is
+// the head the export finds, its parent: the export takes the shared
+// blobs for stored on its word, uploading nothing of them. Before the
+// n-th call the snapshot is removed, and then a collection runs. That
+// cannot leave the export's commit without those blobs: the export reads
+// the parent's manifest holding its shared lock, so the blobs it records
+// stay stored until the lock goes; a collection either refuses (the lock
+// is live), or took the lock for stale, and the export then withdraws its
+// commit when it checks its lock (see docs/design.md, "Deduplication").
+func runInterleaved(t *testing.T, n int64, stale, parent bool) (interleaving, int64) {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -148,8 +159,10 @@ func runInterleaved(t *testing.T, n int64, stale bool) (interleaving, int64) {
 	defer setup.Close()
 	old, err := snapshot.Export(ctx, setup, bucketStore(t, map[string]string{"a1": "shared one", "a2": "shared two", "a3": "old three", "a4": "old four"}), "a", "r", nil)
 	require.NoError(t, err)
-	_, err = setup.Remove(ctx, []string{old.ID.String()}, nil)
-	require.NoError(t, err)
+	if !parent {
+		_, err = setup.Remove(ctx, []string{old.ID.String()}, nil)
+		require.NoError(t, err)
+	}
 
 	var res interleaving
 	drv := &hookDriver{Driver: fs(), n: n, hook: func() {
@@ -158,6 +171,10 @@ func runInterleaved(t *testing.T, n int64, stale bool) (interleaving, int64) {
 		}
 		collector := open(fs())
 		defer collector.Close()
+		if parent {
+			_, err := collector.Remove(ctx, []string{old.ID.String()}, nil)
+			require.NoError(t, err)
+		}
 		res.gcRan = true
 		_, res.gcErr = collector.GC(ctx, &snapshot.GCOptions{Grace: -1})
 	}}
@@ -169,6 +186,9 @@ func runInterleaved(t *testing.T, n int64, stale bool) (interleaving, int64) {
 
 	// Whatever happened, no committed snapshot lacks a blob.
 	ms := requireWholeSnapshots(t, setup)
+	if parent && n == 0 {
+		ms = slices.DeleteFunc(ms, func(m *manifest.Manifest) bool { return m.ID == old.ID })
+	}
 	if exportErr == nil {
 		require.Len(t, ms, 1, "the export's snapshot is listed")
 		assert.Equal(t, m.ID, ms[0].ID)
@@ -185,21 +205,29 @@ func runInterleaved(t *testing.T, n int64, stale bool) (interleaving, int64) {
 
 // TestGCInterleavedWithExport runs a garbage collection at every step of
 // an export: before each call the export makes to the store (taking its
-// lock, listing the stored blobs, between the blob uploads, before and
-// after the commit, releasing its lock). With the export's lock live,
+// lock, reading its head and parent, between the blob uploads, before and
+// after the commit, writing its head, releasing its lock), once with no
+// parent and once with a parent removed just before the collection (see
+// runInterleaved). With the export's lock live,
 // the collection refuses to start; with the clock moved past the lock's
 // stale age (an exporter suspended that long), the collection runs and
 // the export fails on its lost lock, withdrawing a commit it made, or
 // both succeed. Either way no committed manifest ever references a
 // missing blob.
 func TestGCInterleavedWithExport(t *testing.T) {
-	_, calls := runInterleaved(t, 0, false)
+	for _, parent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("parent=%t", parent), func(t *testing.T) { testGCInterleavedWithExport(t, parent) })
+	}
+}
+
+func testGCInterleavedWithExport(t *testing.T, parent bool) {
+	_, calls := runInterleaved(t, 0, false, parent)
 	require.Greater(t, calls, int64(8), "the export's calls to the store")
 	outcomes := map[string]int{}
 	for _, stale := range []bool{false, true} {
 		for n := int64(1); n <= calls; n++ {
 			t.Run(fmt.Sprintf("stale=%t/call=%d", stale, n), func(t *testing.T) {
-				res, _ := runInterleaved(t, n, stale)
+				res, _ := runInterleaved(t, n, stale, parent)
 				require.True(t, res.gcRan)
 				switch {
 				case res.gcErr != nil && res.exportErr != nil:

@@ -120,45 +120,73 @@ func storeAll(t *testing.T, r *repo.Repo, blobs ...blob) []manifest.Entry {
 }
 
 // Copy downloads and uploads only the blobs the target lacks, each
-// distinct digest once, and a second copy moves nothing.
+// distinct digest once. A blob the target holds costs nothing when a
+// parent snapshot shows it (AddStored); otherwise a small one is
+// downloaded and its create-only write refused, and a large one looked
+// up before any download. A second copy uploads nothing, and with the
+// first's entries as its parent, reads nothing either.
 func TestCopyTransfersOnlyMissingBlobs(t *testing.T) {
-	from, fromDrv := recordedRepo(t)
-	to, toDrv := newRepo(t)
-	shared, same1, same2 := blobOf("shared", 300), blobOf("same-1", 2000), blobOf("same-2", 2000)
-	same2.data = same1.data
-	blobs := []blob{shared, same1, same2, blobOf("big", 5<<20), blobOf("empty", 0)}
-	entries := storeAll(t, from, blobs...)
-	storeAll(t, to, shared)
+	for _, tc := range []struct {
+		name   string
+		parent bool // the stored blob is known from a parent
+		gets   int
+	}{
+		{"known from a parent", true, 3},
+		{"found stored", false, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			from, fromDrv := recordedRepo(t)
+			to, toDrv := newRepo(t)
+			shared, same1, same2 := blobOf("shared", 300), blobOf("same-1", 2000), blobOf("same-2", 2000)
+			same2.data = same1.data
+			big := blobOf("big", 5<<20)
+			blobs := []blob{shared, same1, same2, big, blobOf("empty", 0)}
+			entries := storeAll(t, from, blobs...)
+			parent := storeAll(t, to, shared, blobOf("big-elsewhere", 5<<20))
+			require.NoError(t, to.Store().PutBytes(t.Context(), blobName(big.data), big.data[:10], store.PutOptions{}))
 
-	var events eventLog
-	v := visitors.New(to, &visitors.Options{OnBlob: events.add, MemoryThreshold: 1 << 20})
-	before := len(fromDrv.all())
-	require.NoError(t, v.Copy(t.Context(), from, entries))
-	gets := 0
-	for _, c := range fromDrv.all()[before:] {
-		if c[:3] == "get" {
-			gets++
-		}
-	}
-	assert.Equal(t, 3, gets, "one download per distinct missing digest")
-	st := v.Stats()
-	assert.Equal(t, 5, st.Blobs)
-	assert.Equal(t, 3, st.Uploaded)
-	assert.Equal(t, 2, st.Skipped, "the stored blob and the duplicate")
-	assert.Len(t, events.all(), 5)
-	assert.Empty(t, v.Entries(), "a copy records no entries")
-	for _, b := range blobs {
-		got, err := to.Store().GetBytes(t.Context(), blobName(b.data), 8<<20)
-		require.NoError(t, err)
-		require.Equal(t, b.data, got, b.key)
-	}
-	requireBudgetFree(t, to.Budget())
+			var events eventLog
+			v := visitors.New(to, &visitors.Options{OnBlob: events.add, MemoryThreshold: 1 << 20})
+			if tc.parent {
+				v.AddStored(parent)
+			}
+			before := len(fromDrv.all())
+			require.NoError(t, v.Copy(t.Context(), from, entries))
+			gets := 0
+			for _, c := range fromDrv.all()[before:] {
+				if c[:3] == "get" {
+					gets++
+				}
+			}
+			assert.Equal(t, tc.gets, gets, "downloads")
+			st := v.Stats()
+			assert.Equal(t, 5, st.Blobs)
+			assert.Equal(t, 3, st.Uploaded, "the big blob stored with another size is replaced")
+			assert.Equal(t, 2, st.Skipped, "the stored blob and the duplicate")
+			assert.Len(t, events.all(), 5)
+			assert.Empty(t, v.Entries(), "a copy records no entries")
+			for _, b := range blobs {
+				got, err := to.Store().GetBytes(t.Context(), blobName(b.data), 8<<20)
+				require.NoError(t, err)
+				require.Equal(t, b.data, got, b.key)
+			}
+			requireBudgetFree(t, to.Budget())
 
-	putsBefore := len(toDrv.puts())
-	again := visitors.New(to, nil)
-	require.NoError(t, again.Copy(t.Context(), from, entries))
-	assert.Len(t, toDrv.puts(), putsBefore, "a second copy uploads nothing")
-	assert.Equal(t, 5, again.Stats().Skipped)
+			putsBefore := len(toDrv.stored())
+			again := visitors.New(to, nil)
+			require.NoError(t, again.Copy(t.Context(), from, entries))
+			assert.Len(t, toDrv.stored(), putsBefore, "a second copy uploads nothing")
+			assert.Equal(t, 5, again.Stats().Skipped)
+
+			callsBefore, attemptsBefore := len(fromDrv.all()), len(toDrv.puts())
+			known := visitors.New(to, nil)
+			known.AddStored(entries)
+			require.NoError(t, known.Copy(t.Context(), from, entries))
+			assert.Len(t, fromDrv.all(), callsBefore, "nothing read from the source")
+			assert.Len(t, toDrv.puts(), attemptsBefore, "nothing written to the target")
+			assert.Equal(t, 5, known.Stats().Skipped)
+		})
+	}
 }
 
 // A source blob whose bytes are not those its entry records fails the

@@ -4,10 +4,17 @@
 //
 // Each minibatch is uploaded concurrently under the store's shared
 // [store.Budget]. Every blob is read once, hashed while it is spooled (in
-// memory when small, to a temporary file when large), skipped when the
-// repository already holds its digest, and uploaded otherwise with its
-// digest attached so the driver can have the server verify it. The visitor
-// records one manifest entry per blob.
+// memory when small, to a temporary file when large), and stored with its
+// digest attached so the driver can have the server verify it, unless the
+// repository holds it already. The visitor records one manifest entry per
+// blob.
+//
+// Deduplication costs what the state costs, never what the repository
+// holds: nothing is listed. A blob of a parent snapshot (see
+// [Visitor.AddStored]) costs no request. Any other blob of at most
+// Options.CreateOnlyMax bytes is written create-only, one request whether
+// or not it is stored already (a refused write means it is); a larger one
+// is looked up first, and uploaded only if missing or of another size.
 //
 // The same engine serves two other flows. With Options.DryRun it only
 // hashes: it records the entries an export would, and reads or writes
@@ -46,12 +53,26 @@ type Options struct {
 	// OnBlob, if set, is called after each blob is stored or skipped, from
 	// the uploading goroutine.
 	OnBlob func(Event)
+	// CreateOnlyMax is the largest blob that, unless a parent snapshot
+	// shows it stored (see [Visitor.AddStored]), is written create-only
+	// straight away: a new blob costs one request, and a stored one
+	// refuses the write, which then costs one more to check its size.
+	// Larger blobs are looked up (Stat) before their upload, which a
+	// stored one then skips. 0 means DefaultCreateOnlyMax; a negative
+	// value looks every blob up first.
+	CreateOnlyMax int64
 	// DryRun makes Visit hash each blob and record its entry without
 	// listing, reading or writing anything in the repository: the
 	// entries are those a real export records. No blob is spooled: each
 	// is hashed as it streams, so a dry run takes no memory of the budget.
 	DryRun bool
 }
+
+// DefaultCreateOnlyMax is the default of Options.CreateOnlyMax: up to
+// this size, sending a blob the repository may hold already costs about
+// what asking for it does, on the servers measured (see docs/design.md,
+// "Deduplication").
+const DefaultCreateOnlyMax = 1 << 20
 
 // Event reports one blob handled by a [Visitor].
 type Event struct {
@@ -60,13 +81,18 @@ type Event struct {
 	Uploaded bool // false: the repository already held the digest, or a dry run
 }
 
-// Stats counts what a [Visitor] did.
+// Stats counts what a [Visitor] did. Every blob handled is either
+// Uploaded or Skipped.
 type Stats struct {
 	Blobs         int   // entries recorded
 	Bytes         int64 // their total size
 	Uploaded      int   // blobs written to the store
 	UploadedBytes int64
-	Skipped       int // blobs the repository already held
+	// Skipped are the blobs not written: those a parent snapshot holds
+	// (see [Visitor.AddStored]), those found stored (a refused
+	// create-only write, or a lookup), and those sharing a digest with a
+	// blob this visitor handled before.
+	Skipped int
 }
 
 // Visitor writes blobs into a repository and records a manifest entry for
@@ -80,11 +106,8 @@ type Visitor struct {
 	entries []manifest.Entry
 	keys    map[string]struct{}
 	claimed map[digest.Digest]struct{} // digests this visitor stores or found stored
+	stored  map[digest.Digest]int64    // size of the blobs of parent snapshots
 	stats   Stats
-
-	listOnce sync.Once
-	listErr  error
-	present  map[digest.Digest]int64 // size of blobs already stored
 }
 
 var _ core.BlobVisitor = (*Visitor)(nil)
@@ -92,11 +115,26 @@ var _ core.BlobVisitor = (*Visitor)(nil)
 // New returns a Visitor writing to r. opts may be nil; r may be nil with
 // Options.DryRun, which touches no repository.
 func New(r *repo.Repo, opts *Options) *Visitor {
-	v := &Visitor{r: r, keys: map[string]struct{}{}, claimed: map[digest.Digest]struct{}{}}
+	v := &Visitor{r: r, keys: map[string]struct{}{}, claimed: map[digest.Digest]struct{}{}, stored: map[digest.Digest]int64{}}
 	if opts != nil {
 		v.opts = *opts
 	}
 	return v
+}
+
+// AddStored tells the visitor that the repository holds the blobs of
+// entries, the blob entries of a committed snapshot's manifest (a parent):
+// a blob of the same digest and size is then neither looked up nor
+// uploaded. The caller reads that manifest while holding a lock of the
+// repository that keeps garbage collections off until the export
+// commits, so that those blobs stay stored (see docs/design.md,
+// "Deduplication"). Call it before Visit or Copy.
+func (v *Visitor) AddStored(entries []manifest.Entry) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, e := range entries {
+		v.stored[e.Digest] = e.Size
+	}
 }
 
 // Entries returns the recorded entries sorted by key bytes.
@@ -119,12 +157,6 @@ func (v *Visitor) Stats() Stats {
 // also when it fails. It fails if a key repeats one seen before in this
 // export, or if any blob cannot be read or stored; the error names the key.
 func (v *Visitor) Visit(ctx context.Context, batch []core.BlobExportEntry) error {
-	if !v.opts.DryRun {
-		if err := v.loadPresent(ctx); err != nil {
-			closeAll(batch)
-			return err
-		}
-	}
 	return v.each(ctx, len(batch), func(ctx context.Context, i int) (string, error) {
 		e := batch[i]
 		if e.Reader == nil {
@@ -160,36 +192,6 @@ func (v *Visitor) each(ctx context.Context, n int, do func(ctx context.Context, 
 	return g.Wait()
 }
 
-func closeAll(batch []core.BlobExportEntry) {
-	for _, e := range batch {
-		if e.Reader != nil {
-			e.Reader.Close()
-		}
-	}
-}
-
-// loadPresent lists the blobs the repository holds, once per export, so
-// that each blob costs one upload or nothing rather than a lookup first.
-// A repository whose bucket or directory is missing holds none: the first
-// upload creates the directory, or fails naming the bucket.
-func (v *Visitor) loadPresent(ctx context.Context) error {
-	v.listOnce.Do(func() {
-		present := map[digest.Digest]int64{}
-		v.listErr = v.r.ListBlobs(ctx, func(d digest.Digest, size int64) error {
-			present[d] = size
-			return nil
-		})
-		if errors.Is(v.listErr, core.ErrBucketNotFound) {
-			v.listErr = nil
-		}
-		v.present = present
-	})
-	if v.listErr != nil {
-		return fmt.Errorf("visitors: list stored blobs: %w", v.listErr)
-	}
-	return nil
-}
-
 func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 	sp, err := v.spool(ctx, e.Reader, e.Size)
 	if err != nil {
@@ -203,13 +205,19 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 	if err := v.record(e.Key, d, sp.Size()); err != nil {
 		return err
 	}
-	upload := v.claim(d, sp.Size())
-	if upload {
-		if err := v.upload(ctx, d, sp); err != nil {
+	uploaded := false
+	if v.claim(d, sp.Size()) {
+		missing, err := v.lookup(ctx, d, sp.Size())
+		if err != nil {
 			return err
 		}
+		if missing {
+			if uploaded, err = v.write(ctx, d, sp); err != nil {
+				return err
+			}
+		}
 	}
-	v.done(e.Key, sp.Size(), upload)
+	v.done(e.Key, sp.Size(), uploaded)
 	return nil
 }
 
@@ -272,32 +280,112 @@ func (v *Visitor) record(key string, d digest.Digest, size int64) error {
 	return nil
 }
 
-// claim reports whether the blob of digest d and size bytes is
-// to be uploaded: neither stored with that size before this visitor
-// began, nor claimed by one of its uploads already.
+// claim reports whether this visitor is to store the blob of digest d and
+// size bytes: neither held by a parent snapshot with that size (see
+// [Visitor.AddStored]), nor claimed by another of its blobs already. A
+// blob it is not to store is counted as skipped.
 func (v *Visitor) claim(d digest.Digest, size int64) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	_, claimed := v.claimed[d]
-	stored, present := v.present[d]
-	upload := !claimed && !(present && stored == size)
+	stored, known := v.stored[d]
+	mine := !claimed && !(known && stored == size)
 	v.claimed[d] = struct{}{}
-	if !upload {
+	if !mine {
 		v.stats.Skipped++
 	}
-	return upload
+	return mine
 }
 
-// upload stores the blob held by sp, whose digest is d.
-func (v *Visitor) upload(ctx context.Context, d digest.Digest, sp *spool.Spool) error {
-	if err := v.r.PutBlob(ctx, d, sp.ReaderAt(), sp.Size()); err != nil {
-		return err
+// createOnlyMax returns the largest blob written create-only without a
+// lookup first.
+func (v *Visitor) createOnlyMax() int64 {
+	if v.opts.CreateOnlyMax == 0 {
+		return DefaultCreateOnlyMax
 	}
+	return v.opts.CreateOnlyMax
+}
+
+// lookup reports whether the blob d of size bytes, a claimed one, is to
+// be written. A blob larger than Options.CreateOnlyMax is looked up
+// first, and one stored with that size is counted as skipped: not
+// written. Smaller ones are written without a lookup, create-only (see
+// [Visitor.write]).
+func (v *Visitor) lookup(ctx context.Context, d digest.Digest, size int64) (bool, error) {
+	if size <= v.createOnlyMax() {
+		return true, nil
+	}
+	held, err := v.holds(ctx, d, size)
+	if err != nil || !held {
+		return !held, err
+	}
+	v.skipped()
+	return false, nil
+}
+
+// holds reports whether the repository holds the blob d with size bytes.
+// A repository whose bucket or directory is missing holds none: the
+// first upload creates the directory, or fails naming the bucket.
+func (v *Visitor) holds(ctx context.Context, d digest.Digest, size int64) (bool, error) {
+	stored, err := v.r.StatBlob(ctx, d)
+	switch {
+	case err == nil:
+		return stored == size, nil
+	case errors.Is(err, core.ErrNotFound), errors.Is(err, core.ErrBucketNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("look up the stored blob: %w", err)
+}
+
+// write stores the blob held by sp, whose digest is d, and reports
+// whether it uploaded it. A blob of at most Options.CreateOnlyMax bytes
+// is written create-only: a refusal (core.ErrExists) means a blob named
+// d is stored, by an earlier export, a concurrent one, or an earlier
+// attempt of this write whose answer was lost; it is counted as skipped
+// if it has the size of sp, and replaced otherwise, as a larger blob
+// found stored with another size is (see [Visitor.lookup]).
+func (v *Visitor) write(ctx context.Context, d digest.Digest, sp *spool.Spool) (bool, error) {
+	if sp.Size() <= v.createOnlyMax() {
+		err := v.r.CreateBlob(ctx, d, sp.ReaderAt(), sp.Size())
+		if err == nil {
+			v.uploaded(sp.Size())
+			return true, nil
+		}
+		if !errors.Is(err, core.ErrExists) {
+			return false, err
+		}
+		// Stored already, unless a concurrent create-only write still
+		// runs (S3 answers that with a conflict too) or the blob stored
+		// is damaged: then it is written again.
+		held, err := v.holds(ctx, d, sp.Size())
+		if err != nil {
+			return false, err
+		}
+		if held {
+			v.skipped()
+			return false, nil
+		}
+	}
+	if err := v.r.PutBlob(ctx, d, sp.ReaderAt(), sp.Size()); err != nil {
+		return false, err
+	}
+	v.uploaded(sp.Size())
+	return true, nil
+}
+
+// uploaded counts a blob of size bytes written to the store.
+func (v *Visitor) uploaded(size int64) {
 	v.mu.Lock()
 	v.stats.Uploaded++
-	v.stats.UploadedBytes += sp.Size()
+	v.stats.UploadedBytes += size
 	v.mu.Unlock()
-	return nil
+}
+
+// skipped counts a blob found stored, not written.
+func (v *Visitor) skipped() {
+	v.mu.Lock()
+	v.stats.Skipped++
+	v.mu.Unlock()
 }
 
 // done counts a blob handled, and reports it.
@@ -318,16 +406,16 @@ func (v *Visitor) done(key string, size int64, uploaded bool) {
 // streamed from from into a spool and checked against the size and
 // digest its entry records before it is uploaded, so that a damaged
 // source blob is never stored: it fails the copy with a
-// [*repo.MismatchError] naming its key. The repository's blobs are listed
-// once per Visitor, as for Visit, so one Visitor serves the copy of
-// several snapshots. Copy records no entries (see [Visitor.Entries]): the
-// manifest has them. A Visitor with Options.DryRun is refused.
+// [*repo.MismatchError] naming its key. Blobs are deduplicated as Visit
+// does them: those of parent snapshots (see [Visitor.AddStored]) and
+// those this visitor handled before cost nothing, so one Visitor serves
+// the copy of several snapshots; a larger blob is looked up before it is
+// downloaded, and a smaller one is downloaded and written create-only.
+// Copy records no entries (see [Visitor.Entries]): the manifest has them.
+// A Visitor with Options.DryRun is refused.
 func (v *Visitor) Copy(ctx context.Context, from *repo.Repo, entries []manifest.Entry) error {
 	if v.opts.DryRun {
 		return fmt.Errorf("visitors: copy: a dry-run visitor stores nothing: %w", core.ErrInvalid)
-	}
-	if err := v.loadPresent(ctx); err != nil {
-		return err
 	}
 	return v.each(ctx, len(entries), func(ctx context.Context, i int) (string, error) {
 		e := entries[i]
@@ -338,28 +426,41 @@ func (v *Visitor) Copy(ctx context.Context, from *repo.Repo, entries []manifest.
 // copyBlob stores the blob of e, read from from, unless the repository
 // holds it or another goroutine of this visitor stores it.
 func (v *Visitor) copyBlob(ctx context.Context, from *repo.Repo, e manifest.Entry) error {
-	upload := v.claim(e.Digest, e.Size)
-	if upload {
-		// The source is opened on the first read, once the spool has its
-		// memory: a request slot is never held while waiting for memory,
-		// even when both repositories share one budget. One byte more than
-		// recorded shows a longer blob.
-		src := &lazyBlob{ctx: ctx, r: from, d: e.Digest}
-		sp, err := v.spool(ctx, io.LimitReader(src, e.Size+1), e.Size)
-		src.Close()
+	uploaded := false
+	if v.claim(e.Digest, e.Size) {
+		missing, err := v.lookup(ctx, e.Digest, e.Size)
 		if err != nil {
 			return err
 		}
-		defer sp.Close()
-		if err := checkEntry(e, sp); err != nil {
-			return err
-		}
-		if err := v.upload(ctx, e.Digest, sp); err != nil {
-			return err
+		if missing {
+			if uploaded, err = v.transfer(ctx, from, e); err != nil {
+				return err
+			}
 		}
 	}
-	v.done(e.Key, e.Size, upload)
+	v.done(e.Key, e.Size, uploaded)
 	return nil
+}
+
+// transfer reads the blob of e from from into a spool, checks it against
+// e, and writes it (see [Visitor.write]), reporting whether it uploaded
+// it.
+func (v *Visitor) transfer(ctx context.Context, from *repo.Repo, e manifest.Entry) (bool, error) {
+	// The source is opened on the first read, once the spool has its
+	// memory: a request slot is never held while waiting for memory, even
+	// when both repositories share one budget. One byte more than
+	// recorded shows a longer blob.
+	src := &lazyBlob{ctx: ctx, r: from, d: e.Digest}
+	sp, err := v.spool(ctx, io.LimitReader(src, e.Size+1), e.Size)
+	src.Close()
+	if err != nil {
+		return false, err
+	}
+	defer sp.Close()
+	if err := checkEntry(e, sp); err != nil {
+		return false, err
+	}
+	return v.write(ctx, e.Digest, sp)
 }
 
 // checkEntry reports bytes held by sp that are not those e records.

@@ -32,10 +32,14 @@ type putDriver struct {
 	store.Driver
 	entered chan struct{}
 	gate    chan struct{}
-	listErr error
+	putErr  error // every Put fails with it, if set
+	statErr error // every Stat fails with it, if set
 
 	mu          sync.Mutex
-	names       []string
+	names       []string // every Put's, in the order they came
+	written     []string // the names of the Puts that stored an object
+	creates     int      // create-only Puts
+	stats       int      // Stats
 	inFlight    int
 	maxInFlight int
 	memory      int64 // bytes of in-memory bodies being put
@@ -46,6 +50,9 @@ func (d *putDriver) Put(ctx context.Context, name string, body io.ReaderAt, size
 	_, onDisk := body.(*os.File)
 	d.mu.Lock()
 	d.names = append(d.names, name)
+	if opts.CreateOnly {
+		d.creates++
+	}
 	d.inFlight++
 	d.maxInFlight = max(d.maxInFlight, d.inFlight)
 	if !onDisk {
@@ -65,14 +72,34 @@ func (d *putDriver) Put(ctx context.Context, name string, body io.ReaderAt, size
 		d.entered <- struct{}{}
 		<-d.gate
 	}
-	return d.Driver.Put(ctx, name, body, size, opts)
+	if d.putErr != nil {
+		return d.putErr
+	}
+	err := d.Driver.Put(ctx, name, body, size, opts)
+	if err == nil {
+		d.mu.Lock()
+		d.written = append(d.written, name)
+		d.mu.Unlock()
+	}
+	return err
 }
 
-func (d *putDriver) List(ctx context.Context, prefix string, fn func(store.ObjectInfo) error) error {
-	if d.listErr != nil {
-		return d.listErr
+func (d *putDriver) Stat(ctx context.Context, name string) (store.ObjectInfo, error) {
+	d.mu.Lock()
+	d.stats++
+	d.mu.Unlock()
+	if d.statErr != nil {
+		return store.ObjectInfo{}, d.statErr
 	}
-	return d.Driver.List(ctx, prefix, fn)
+	return d.Driver.Stat(ctx, name)
+}
+
+// stored returns the names of the objects written so far: the Puts that
+// succeeded, not the create-only ones refused.
+func (d *putDriver) stored() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.written...)
 }
 
 // puts returns the names put so far.
@@ -221,8 +248,11 @@ func TestVisitFailures(t *testing.T) {
 		prepare func(t *testing.T, v *visitors.Visitor, d *putDriver) context.Context
 		// bad is the entry added to the good ones, if any.
 		bad     *core.BlobExportEntry
+		opts    *visitors.Options
 		wantErr error
 		wantKey string
+		// recorded: entries may be recorded before the failure.
+		recorded bool
 	}{
 		{
 			name:    "reader fails",
@@ -278,17 +308,29 @@ func TestVisitFailures(t *testing.T) {
 			wantErr: context.Canceled,
 		},
 		{
-			name: "listing stored blobs fails",
+			name: "storing a blob fails",
 			prepare: func(t *testing.T, _ *visitors.Visitor, d *putDriver) context.Context {
-				d.listErr = boom
+				d.putErr = boom
 				return t.Context()
 			},
-			wantErr: boom,
+			wantErr:  boom,
+			recorded: true,
+		},
+		{
+			name: "looking up a stored blob fails",
+			prepare: func(t *testing.T, _ *visitors.Visitor, d *putDriver) context.Context {
+				d.statErr = boom
+				return t.Context()
+			},
+			opts:     &visitors.Options{CreateOnlyMax: 100},
+			wantErr:  boom,
+			wantKey:  "b",
+			recorded: true,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, d := newRepo(t)
-			v := visitors.New(r, nil)
+			v := visitors.New(r, tc.opts)
 			ctx := t.Context()
 			if tc.prepare != nil {
 				ctx = tc.prepare(t, v, d)
@@ -312,7 +354,7 @@ func TestVisitFailures(t *testing.T) {
 				assert.Contains(t, err.Error(), fmt.Sprintf("%q", tc.wantKey), "the error names the key")
 			}
 			requireClosed(t, readers)
-			if tc.bad == nil {
+			if tc.bad == nil && !tc.recorded {
 				assert.Len(t, v.Entries(), before, "no entry recorded")
 			}
 			requireBudgetFree(t, r.Budget())
@@ -359,7 +401,7 @@ func TestVisitUploadsSameContentOnce(t *testing.T) {
 		require.NoError(t, v.Visit(t.Context(), entries))
 		requireClosed(t, readers)
 	}
-	assert.ElementsMatch(t, []string{blobName(small), blobName(large)}, d.puts())
+	assert.ElementsMatch(t, []string{blobName(small), blobName(large)}, d.stored())
 	assert.Equal(t, visitors.Stats{
 		Blobs: 10, Bytes: 5 * (100 + 5000),
 		Uploaded: 2, UploadedBytes: 100 + 5000,
@@ -384,31 +426,76 @@ func TestVisitUploadsSameContentOnce(t *testing.T) {
 	assert.Equal(t, 2, uploaded)
 }
 
+// Blobs stored already are found so, whether written create-only (up to
+// Options.CreateOnlyMax bytes) or looked up first (larger): they are not
+// written again, except one stored with another size, which is not the
+// one named and is replaced.
 func TestVisitSkipsStoredBlobs(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		createOnlyMax int64
+		creates       int // create-only Puts of the visit
+	}{
+		{"create-only", 0, 3},
+		{"looked up first", -1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, d := newRepo(t)
+			ctx := t.Context()
+			stored, fresh, damaged := blobOf("stored", 300), blobOf("fresh", 200), blobOf("damaged", 400)
+			require.NoError(t, r.Store().PutBytes(ctx, blobName(stored.data), stored.data, store.PutOptions{}))
+			require.NoError(t, r.Store().PutBytes(ctx, blobName(damaged.data), damaged.data[:10], store.PutOptions{}))
+			before, createsBefore := len(d.stored()), d.creates
+
+			var events eventLog
+			v := visitors.New(r, &visitors.Options{OnBlob: events.add, CreateOnlyMax: tc.createOnlyMax})
+			entries, readers := batch(true, stored, fresh, damaged)
+			require.NoError(t, v.Visit(ctx, entries))
+			requireClosed(t, readers)
+
+			assert.ElementsMatch(t, []string{blobName(fresh.data), blobName(damaged.data)}, d.stored()[before:])
+			assert.Equal(t, tc.creates, d.creates-createsBefore)
+			assert.ElementsMatch(t, []visitors.Event{
+				{Key: "stored", Size: 300, Uploaded: false},
+				{Key: "fresh", Size: 200, Uploaded: true},
+				{Key: "damaged", Size: 400, Uploaded: true},
+			}, events.all())
+			assert.Equal(t, 1, v.Stats().Skipped)
+			assert.Equal(t, 2, v.Stats().Uploaded)
+			got, err := r.Store().GetBytes(ctx, blobName(damaged.data), 1<<10)
+			require.NoError(t, err)
+			assert.Equal(t, damaged.data, got)
+		})
+	}
+}
+
+// The blobs of a parent snapshot (AddStored) cost no request: neither a
+// lookup nor a write. One recorded with another size is not trusted.
+func TestVisitTrustsParentBlobs(t *testing.T) {
 	r, d := newRepo(t)
 	ctx := t.Context()
-	stored, fresh, damaged := blobOf("stored", 300), blobOf("fresh", 200), blobOf("damaged", 400)
-	require.NoError(t, r.Store().PutBytes(ctx, blobName(stored.data), stored.data, store.PutOptions{}))
-	// A blob stored with another size is not the one named: it is replaced.
-	require.NoError(t, r.Store().PutBytes(ctx, blobName(damaged.data), damaged.data[:10], store.PutOptions{}))
-	before := len(d.puts())
+	parent, large, fresh := blobOf("parent", 300), blobOf("large", 3000), blobOf("fresh", 200)
+	wrong := blobOf("wrong", 100)
+	first := visitors.New(r, nil)
+	entries, _ := batch(true, parent, large, wrong)
+	require.NoError(t, first.Visit(ctx, entries))
+	known := first.Entries()
+	for i := range known {
+		if known[i].Key == "wrong" {
+			known[i].Size++ // a parent whose entry disagrees with the digest
+		}
+	}
+	before, statsBefore := len(d.puts()), d.stats
 
-	var events eventLog
-	v := visitors.New(r, &visitors.Options{OnBlob: events.add})
-	entries, readers := batch(true, stored, fresh, damaged)
+	v := visitors.New(r, &visitors.Options{CreateOnlyMax: 1000})
+	v.AddStored(known)
+	entries, readers := batch(true, parent, large, fresh, wrong)
 	require.NoError(t, v.Visit(ctx, entries))
 	requireClosed(t, readers)
-
-	assert.ElementsMatch(t, []string{blobName(fresh.data), blobName(damaged.data)}, d.puts()[before:])
-	assert.ElementsMatch(t, []visitors.Event{
-		{Key: "stored", Size: 300, Uploaded: false},
-		{Key: "fresh", Size: 200, Uploaded: true},
-		{Key: "damaged", Size: 400, Uploaded: true},
-	}, events.all())
-	assert.Equal(t, 1, v.Stats().Skipped)
-	got, err := r.Store().GetBytes(ctx, blobName(damaged.data), 1<<10)
-	require.NoError(t, err)
-	assert.Equal(t, damaged.data, got)
+	// The wrong one is written create-only, refused, and then looked up.
+	assert.ElementsMatch(t, []string{blobName(fresh.data), blobName(wrong.data)}, d.puts()[before:], "only the blobs no parent holds are written")
+	assert.Equal(t, 1, d.stats-statsBefore, "the blob the parent records with another size is looked up")
+	assert.Equal(t, visitors.Stats{Blobs: 4, Bytes: 3600, Uploaded: 1, UploadedBytes: 200, Skipped: 3}, v.Stats())
 }
 
 func TestVisitRequestBudget(t *testing.T) {
