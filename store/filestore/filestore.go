@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/store"
 )
@@ -37,6 +39,9 @@ const (
 	// openAttempts bounds how often Get retries when the object is
 	// replaced between its check and its opening.
 	openAttempts = 8
+	// syncParallel is how many directories Sync syncs at once: the file
+	// system's journal commits the syncs that wait together in one go.
+	syncParallel = 16
 )
 
 // Options configure [New]. The zero value creates the directory at the
@@ -334,24 +339,45 @@ func (d *Driver) Sync(ctx context.Context) error {
 	return nil
 }
 
-// syncAll syncs dirs, and removes from it those done and one found
-// replaced (see syncDir), which no retry would make good.
+// syncAll syncs dirs, syncParallel at once, and removes from it those
+// done and those found replaced (see syncDir), which no retry would make
+// good.
 func (d *Driver) syncAll(ctx context.Context, dirs map[string]fs.FileInfo) error {
 	r, err := d.open(false)
 	if err != nil {
 		return err
 	}
+	type pending struct {
+		dir string
+		id  fs.FileInfo
+	}
+	todo := make([]pending, 0, len(dirs))
 	for dir, id := range dirs {
-		if err := ctx.Err(); err != nil {
+		todo = append(todo, pending{dir, id})
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(syncParallel)
+	for _, t := range todo {
+		dir, id := t.dir, t.id
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			err := syncDir(r, dir, id)
+			if err == nil || errors.Is(err, core.ErrConflict) {
+				mu.Lock()
+				delete(dirs, dir)
+				mu.Unlock()
+			}
 			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
 		}
-		err := syncDir(r, dir, id)
-		if err == nil || errors.Is(err, core.ErrConflict) {
-			delete(dirs, dir)
-		}
-		if err != nil {
-			return err
-		}
+		return err
 	}
 	return nil
 }
