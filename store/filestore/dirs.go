@@ -107,6 +107,17 @@ func (d *Driver) forget(dir string, od *openDir) {
 	}
 }
 
+// forgetReplaced closes the handle on dir if it is the directory id,
+// which its path no longer leads to (see syncDir).
+func (d *Driver) forgetReplaced(dir string, id fs.FileInfo) {
+	d.mu.Lock()
+	od := d.dirs[dir]
+	d.mu.Unlock()
+	if od != nil && od.id == id {
+		d.forget(dir, od)
+	}
+}
+
 // closeDirs closes every directory handle. d.mu is held.
 func (d *Driver) closeDirs() {
 	for k, od := range d.dirs {

@@ -298,7 +298,7 @@ func (d *Driver) write(ctx context.Context, r *os.Root, od *openDir, name, base 
 		return nil
 	}
 	for p := range dirsOf(name) {
-		if err := syncDir(r, p, dirID(p, dir, od)); err != nil {
+		if err := d.syncDir(r, p, dirID(p, dir, od)); err != nil {
 			return err
 		}
 	}
@@ -364,7 +364,7 @@ func (d *Driver) syncAll(ctx context.Context, dirs map[string]fs.FileInfo) error
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			err := syncDir(r, dir, id)
+			err := d.syncDir(r, dir, id)
 			if err == nil || errors.Is(err, core.ErrConflict) {
 				mu.Lock()
 				delete(dirs, dir)
@@ -772,9 +772,9 @@ func makeDirs(r *os.Root, name string) error {
 
 // syncDir makes the entries of dir durable. If id is not nil, it is the
 // directory that objects were written into: if dir is now another, they
-// are not in the repository, and syncDir fails with an error matching
-// core.ErrConflict.
-func syncDir(r *os.Root, dir string, id fs.FileInfo) error {
+// are not in the repository, and syncDir closes the handle on the one
+// written into and fails with an error matching core.ErrConflict.
+func (d *Driver) syncDir(r *os.Root, dir string, id fs.FileInfo) error {
 	if runtime.GOOS == "windows" && id == nil {
 		return nil // directories cannot be synced there; NTFS journals renames
 	}
@@ -790,6 +790,7 @@ func syncDir(r *os.Root, dir string, id fs.FileInfo) error {
 			return osError(err)
 		case !os.SameFile(fi, id):
 			f.Close()
+			d.forgetReplaced(dir, id)
 			return fmt.Errorf("filestore: directory %q was replaced while objects were written into it, which are lost: write them again: %w", dir, core.ErrConflict)
 		case runtime.GOOS == "windows":
 			return osError(f.Close())
