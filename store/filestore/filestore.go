@@ -384,6 +384,10 @@ func (d *Driver) syncAll(ctx context.Context, dirs map[string]fs.FileInfo) error
 
 var errExists = fmt.Errorf("filestore: %w", core.ErrExists)
 
+// copyBufs hold the buffers of copyChunk bytes that Puts copy bodies
+// through.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyChunk); return &b }}
+
 // writeBody copies size bytes of body to f, checking ctx between chunks
 // and, if want is set, that their SHA-256 digest is want, then syncs f.
 func writeBody(ctx context.Context, f *os.File, body io.ReaderAt, size int64, want []byte) error {
@@ -394,7 +398,9 @@ func writeBody(ctx context.Context, f *os.File, body io.ReaderAt, size int64, wa
 		w = io.MultiWriter(f, h)
 	}
 	src := io.NewSectionReader(body, 0, size)
-	buf := make([]byte, min(size, copyChunk))
+	pooled := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(pooled)
+	buf := (*pooled)[:min(size, copyChunk)]
 	var n int64
 	for n < size {
 		if err := ctx.Err(); err != nil {
