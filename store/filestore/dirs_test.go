@@ -13,15 +13,23 @@ import (
 	"github.com/statebucket/statebucket/store"
 )
 
+// storeWithBlob returns a new repository directory and a store on it
+// holding blob, "first", put with a deferred sync.
+func storeWithBlob(t *testing.T) (string, *store.Store) {
+	t.Helper()
+	root := t.TempDir()
+	st := store.New(newDriver(t, root), root, nil)
+	require.NoError(t, st.PutBytes(t.Context(), blob, []byte("first"), store.PutOptions{DeferSync: true}))
+	return root, st
+}
+
 // TestDirectoryRemovedBetweenCalls removes a directory the driver has
 // used, from outside, and puts it back with other files: the driver reads
 // and writes where the path now leads.
 func TestDirectoryRemovedBetweenCalls(t *testing.T) {
-	root := t.TempDir()
-	st := store.New(newDriver(t, root), root, nil)
+	root, st := storeWithBlob(t)
 	ctx := t.Context()
 	dir := filepath.Join(root, "blobs", "sha256", "ab")
-	require.NoError(t, st.PutBytes(ctx, blob, []byte("first"), store.PutOptions{DeferSync: true}))
 	require.NoError(t, st.Sync(ctx))
 
 	require.NoError(t, os.RemoveAll(filepath.Join(root, "blobs")))
@@ -52,11 +60,9 @@ func TestDirectoryRemovedBetweenCalls(t *testing.T) {
 // into the one moved are not in the repository, and Sync says so rather
 // than take them for durable, once.
 func TestDirectoryReplacedWhileWritten(t *testing.T) {
-	root := t.TempDir()
-	st := store.New(newDriver(t, root), root, nil)
+	root, st := storeWithBlob(t)
 	ctx := t.Context()
 	dir := filepath.Join(root, "blobs", "sha256", "ab")
-	require.NoError(t, st.PutBytes(ctx, blob, []byte("first"), store.PutOptions{DeferSync: true}))
 
 	require.NoError(t, os.Rename(dir, dir+".moved"))
 	require.NoError(t, os.Mkdir(dir, 0o777))
