@@ -258,8 +258,14 @@ func (d *Driver) write(ctx context.Context, r *os.Root, od *openDir, name, base 
 	}
 	renamed := false
 	defer func() {
-		if !renamed { // a second link after a link
-			od.root.Remove(tmp)
+		if renamed {
+			return
+		}
+		// Not renamed, or linked (a create-only Put): the temporary name
+		// goes, through the Driver's root if the handle was dropped
+		// meanwhile (see inDir).
+		if err := od.root.Remove(tmp); errors.Is(err, fs.ErrClosed) {
+			r.Remove(path.Join(path.Dir(name), tmp))
 		}
 	}()
 	err = writeBody(ctx, f, body, size, opts.SHA256)
