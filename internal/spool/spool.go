@@ -141,8 +141,26 @@ func Fill(ctx context.Context, r io.Reader, budget *store.Budget, opts Options) 
 		}
 	}
 	if s.held > 0 {
-		s.mem = make([]byte, 0, s.held)
+		// A blob of unknown size is read into a buffer of the pool
+		// first; one that fits in it is then copied out at its size, so
+		// that a small blob holds, and makes the collector scan, its own
+		// size rather than a whole chunk.
+		var first *[]byte
+		if s.held == firstChunk {
+			first = firstBufs.Get().(*[]byte)
+			s.mem = (*first)[:0]
+		} else {
+			s.mem = make([]byte, 0, s.held)
+		}
 		done, err := s.fillMemory(r, threshold)
+		if first != nil {
+			if cap(s.mem) == firstChunk { // not grown: still the pool's
+				s.mem = append([]byte(nil), s.mem...)
+				s.budget.ReleaseBytes(s.held - int64(len(s.mem)))
+				s.held = int64(len(s.mem))
+			}
+			firstBufs.Put(first)
+		}
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -238,6 +256,10 @@ func (s *Spool) finish(h hash.Hash) *Spool {
 	s.sum = h.Sum(nil)
 	return s
 }
+
+// firstBufs hold the buffers of firstChunk bytes that blobs of unknown
+// size are read into first.
+var firstBufs = sync.Pool{New: func() any { b := make([]byte, firstChunk); return &b }}
 
 // copyBufs hold the buffers that move large blobs to spool files: 1 MiB
 // writes cost far fewer system calls than io.Copy's 32 KiB.

@@ -123,6 +123,33 @@ func TestFillUnknownSizeGrowsInMemory(t *testing.T) {
 	requireContent(t, sp, want)
 }
 
+// TestFillUnknownSmallSizeHoldsItsSize fills spools with small streams of
+// unknown size: each holds as many bytes of the budget as it has, not a
+// whole first chunk, and the buffer it was read into serves the next
+// without mixing their bytes.
+func TestFillUnknownSmallSizeHoldsItsSize(t *testing.T) {
+	const size, n = 4 << 10, 4
+	budget := store.NewBudget(1, 1<<20)
+	var held []*spool.Spool
+	total := int64(0)
+	for i := range n {
+		want := pattern(size + i)
+		sp, err := spool.Fill(t.Context(), iotest.OneByteReader(bytes.NewReader(want)), budget, spool.Options{SizeHint: -1, TempDir: t.TempDir()})
+		require.NoError(t, err)
+		assert.True(t, sp.InMemory())
+		held = append(held, sp)
+		total += int64(len(want))
+	}
+	free := budget.MaxBytes() - total
+	require.True(t, budget.TryAcquireBytes(free), "the spools hold more than their bytes")
+	budget.ReleaseBytes(free)
+	for i, sp := range held {
+		requireContent(t, sp, pattern(size+i))
+		require.NoError(t, sp.Close())
+	}
+	requireBudgetFree(t, budget)
+}
+
 func TestFillKnownLargeSizeTakesNoMemory(t *testing.T) {
 	// A blob known to exceed the threshold goes straight to a file: Fill
 	// does not wait for memory it will not use.

@@ -12,7 +12,15 @@
 //
 // Every access goes through an [os.Root], so nothing outside the directory
 // is ever touched, and symbolic links are never followed: a name whose path
-// holds one is refused with an error matching core.ErrInvalidPath.
+// holds one is refused with an error matching core.ErrInvalidPath. A
+// Driver keeps a handle on each directory it uses (up to 512), so that an
+// operation on a file costs one system call rather than a walk from the
+// root: an operation that finds something missing opens the directory
+// anew, and a sync fails with an error matching core.ErrConflict if a
+// directory written into was replaced meanwhile (its objects are then not
+// in the repository). Like the handle on the root, a handle follows its
+// directory if it is moved: move a repository's folders only while no
+// process uses it.
 //
 // Writes are atomic and durable. Put writes a temporary file (named
 // ".tmp-…": no valid object name has a segment starting with '.') in the

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/store"
 )
@@ -37,6 +39,9 @@ const (
 	// openAttempts bounds how often Get retries when the object is
 	// replaced between its check and its opening.
 	openAttempts = 8
+	// syncParallel is how many directories Sync syncs at once: the file
+	// system's journal commits the syncs that wait together in one go.
+	syncParallel = 16
 )
 
 // Options configure [New]. The zero value creates the directory at the
@@ -56,9 +61,10 @@ type Driver struct {
 	dir string
 
 	mu     sync.Mutex
-	root   *os.Root            // nil until the directory is found
-	closed bool                // set by Close
-	dirty  map[string]struct{} // directories written by deferred Puts since the last Sync
+	root   *os.Root               // nil until the directory is found
+	closed bool                   // set by Close
+	dirs   map[string]*openDir    // handles on directories, by path (see openDir)
+	dirty  map[string]fs.FileInfo // directories written by deferred Puts since the last Sync, with the identity of those written into
 }
 
 var (
@@ -81,7 +87,7 @@ func New(root string, opts *Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filestore: directory %q: %w", root, err)
 	}
-	d := &Driver{dir: dir, dirty: map[string]struct{}{}}
+	d := &Driver{dir: dir, dirs: map[string]*openDir{}, dirty: map[string]fs.FileInfo{}}
 	if _, err := d.open(opts.Create); err != nil && !errors.Is(err, core.ErrBucketNotFound) {
 		return nil, err
 	}
@@ -91,11 +97,12 @@ func New(root string, opts *Options) (*Driver, error) {
 // Root returns the absolute path of the Driver's directory.
 func (d *Driver) Root() string { return d.dir }
 
-// Close releases the Driver's handle on its directory.
+// Close releases the Driver's handles on its directory and those in it.
 func (d *Driver) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.closed = true
+	d.closeDirs()
 	if d.root == nil {
 		return nil
 	}
@@ -168,15 +175,17 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 	if err != nil {
 		return err
 	}
-	switch fi, err := r.Lstat(name); {
-	case err == nil && !fi.Mode().IsRegular():
-		return refuse(name, fi.Mode(), "regular file")
-	case err == nil && opts.CreateOnly:
-		return errExists
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return osError(err)
-	}
-	return d.write(ctx, r, name, body, size, opts)
+	return d.inDir(r, name, true, func(od *openDir, base string) error {
+		switch fi, err := od.root.Lstat(base); {
+		case err == nil && !fi.Mode().IsRegular():
+			return refuse(name, fi.Mode(), "regular file")
+		case err == nil && opts.CreateOnly:
+			return errExists
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			return osError(err)
+		}
+		return d.write(ctx, r, od, name, base, body, size, opts)
+	})
 }
 
 // PutIfMatch stores size bytes of body under name, as Put does, if the
@@ -201,25 +210,29 @@ func (d *Driver) PutIfMatch(ctx context.Context, name string, body io.ReaderAt, 
 	if err != nil {
 		return err
 	}
-	unlock, err := lockDir(ctx, r, path.Dir(name))
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	fi, err := lstat(r, name)
-	switch {
-	case errors.Is(err, core.ErrNotFound):
+	err = d.inDir(r, name, true, func(od *openDir, base string) error {
+		unlock, err := lockDir(ctx, od.root, ".")
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		fi, err := lstat(od.root, base)
+		switch {
+		case err != nil:
+			return err
+		case fileVersion(fi) != version:
+			return fmt.Errorf("filestore: %q was replaced since version %s: %w", name, version, core.ErrConflict)
+		}
+		return d.write(ctx, r, od, name, base, body, size, opts)
+	})
+	if errors.Is(err, core.ErrNotFound) {
 		return fmt.Errorf("filestore: %q was removed since version %s: %w", name, version, core.ErrConflict)
-	case err != nil:
-		return err
-	case fileVersion(fi) != version:
-		return fmt.Errorf("filestore: %q was replaced since version %s: %w", name, version, core.ErrConflict)
 	}
-	return d.write(ctx, r, name, body, size, opts)
+	return err
 }
 
 // prepare checks the arguments of a Put, and returns the handle on the
-// directory, creating it and the directories leading to name.
+// directory, creating it if it is missing.
 func (d *Driver) prepare(ctx context.Context, name string, size int64, opts store.PutOptions) (*os.Root, error) {
 	if err := check(ctx, name); err != nil {
 		return nil, err
@@ -230,27 +243,31 @@ func (d *Driver) prepare(ctx context.Context, name string, size int64, opts stor
 	if opts.SHA256 != nil && len(opts.SHA256) != sha256.Size {
 		return nil, fmt.Errorf("filestore: PutOptions.SHA256 holds %d bytes, want %d: %w", len(opts.SHA256), sha256.Size, core.ErrInvalid)
 	}
-	r, err := d.open(true)
-	if err != nil {
-		return nil, err
-	}
-	if err := makeDirs(r, name); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return d.open(true)
 }
 
-// write stores body under name through a temporary file, synced, then
-// renamed over name, or linked to it for a create-only Put, and syncs the
-// directories leading to it unless opts defers that.
-func (d *Driver) write(ctx context.Context, r *os.Root, name string, body io.ReaderAt, size int64, opts store.PutOptions) error {
-	dir := path.Dir(name)
-	tmp := path.Join(dir, tempName())
-	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+// write stores body under name, the file base of od, through a temporary
+// file, synced, then renamed over base, or linked to it for a create-only
+// Put, and syncs the directories leading to it, from the Driver's root r,
+// unless opts defers that.
+func (d *Driver) write(ctx context.Context, r *os.Root, od *openDir, name, base string, body io.ReaderAt, size int64, opts store.PutOptions) error {
+	tmp := tempName()
+	f, err := od.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		return osError(err)
 	}
-	defer r.Remove(tmp) // gone after a rename; a second link after a link
+	renamed := false
+	defer func() {
+		if renamed {
+			return
+		}
+		// Not renamed, or linked (a create-only Put): the temporary name
+		// goes, through the Driver's root if the handle was dropped
+		// meanwhile (see inDir).
+		if err := od.root.Remove(tmp); errors.Is(err, fs.ErrClosed) {
+			r.Remove(path.Join(path.Dir(name), tmp))
+		}
+	}()
 	err = writeBody(ctx, f, body, size, opts.SHA256)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = osError(cerr)
@@ -262,28 +279,43 @@ func (d *Driver) write(ctx context.Context, r *os.Root, name string, body io.Rea
 		return err
 	}
 	if opts.CreateOnly {
-		err = r.Link(tmp, name)
+		err = od.root.Link(tmp, base)
 		if errors.Is(err, fs.ErrExist) {
 			return errExists
 		}
 	} else {
-		err = r.Rename(tmp, name)
+		err = od.root.Rename(tmp, base)
+		renamed = err == nil
 	}
 	if err != nil {
 		return osError(err)
 	}
+	dir := path.Dir(name)
 	if opts.DeferSync {
 		d.mu.Lock()
 		for p := range dirsOf(name) {
-			d.dirty[p] = struct{}{}
+			// The first identity written into stays: if the directory
+			// was replaced since, Sync reports it.
+			if id, seen := d.dirty[p]; !seen || id == nil && p == dir {
+				d.dirty[p] = dirID(p, dir, od)
+			}
 		}
 		d.mu.Unlock()
 		return nil
 	}
 	for p := range dirsOf(name) {
-		if err := syncDir(r, p); err != nil {
+		if err := d.syncDir(r, p, dirID(p, dir, od)); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// dirID returns the identity of od, the handle on dir, if p is dir, and
+// nil otherwise.
+func dirID(p, dir string, od *openDir) fs.FileInfo {
+	if p == dir {
+		return od.id
 	}
 	return nil
 }
@@ -294,7 +326,7 @@ func (d *Driver) write(ctx context.Context, r *os.Root, name string, body io.Rea
 func (d *Driver) Sync(ctx context.Context) error {
 	d.mu.Lock()
 	dirs := d.dirty
-	d.dirty = map[string]struct{}{}
+	d.dirty = map[string]fs.FileInfo{}
 	d.mu.Unlock()
 	if len(dirs) == 0 {
 		return nil
@@ -302,8 +334,10 @@ func (d *Driver) Sync(ctx context.Context) error {
 	err := d.syncAll(ctx, dirs)
 	if err != nil {
 		d.mu.Lock()
-		for dir := range dirs { // try them all again next time
-			d.dirty[dir] = struct{}{}
+		for dir, id := range dirs { // try them all again next time
+			if _, seen := d.dirty[dir]; !seen {
+				d.dirty[dir] = id
+			}
 		}
 		d.mu.Unlock()
 		return fmt.Errorf("filestore: sync %d directories: %w", len(dirs), err)
@@ -311,23 +345,54 @@ func (d *Driver) Sync(ctx context.Context) error {
 	return nil
 }
 
-func (d *Driver) syncAll(ctx context.Context, dirs map[string]struct{}) error {
+// syncAll syncs dirs, syncParallel at once, and removes from it those
+// done and those found replaced (see syncDir), which no retry would make
+// good.
+func (d *Driver) syncAll(ctx context.Context, dirs map[string]fs.FileInfo) error {
 	r, err := d.open(false)
 	if err != nil {
 		return err
 	}
-	for dir := range dirs {
-		if err := ctx.Err(); err != nil {
+	type pending struct {
+		dir string
+		id  fs.FileInfo
+	}
+	todo := make([]pending, 0, len(dirs))
+	for dir, id := range dirs {
+		todo = append(todo, pending{dir, id})
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(syncParallel)
+	for _, t := range todo {
+		dir, id := t.dir, t.id
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			err := d.syncDir(r, dir, id)
+			if err == nil || errors.Is(err, core.ErrConflict) {
+				mu.Lock()
+				delete(dirs, dir)
+				mu.Unlock()
+			}
 			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
 		}
-		if err := syncDir(r, dir); err != nil {
-			return err
-		}
+		return err
 	}
 	return nil
 }
 
 var errExists = fmt.Errorf("filestore: %w", core.ErrExists)
+
+// copyBufs hold the buffers of copyChunk bytes that Puts copy bodies
+// through.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyChunk); return &b }}
 
 // writeBody copies size bytes of body to f, checking ctx between chunks
 // and, if want is set, that their SHA-256 digest is want, then syncs f.
@@ -339,7 +404,9 @@ func writeBody(ctx context.Context, f *os.File, body io.ReaderAt, size int64, wa
 		w = io.MultiWriter(f, h)
 	}
 	src := io.NewSectionReader(body, 0, size)
-	buf := make([]byte, min(size, copyChunk))
+	pooled := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(pooled)
+	buf := (*pooled)[:min(size, copyChunk)]
 	var n int64
 	for n < size {
 		if err := ctx.Err(); err != nil {
@@ -402,21 +469,28 @@ func (d *Driver) openFile(ctx context.Context, name string) (*os.File, error) {
 	// Root.Open follows symbolic links inside the root: check that name is
 	// a regular file, open it, and make sure the file opened is the one
 	// checked. A concurrent Put may replace it in between: try again.
-	for range openAttempts {
-		fi, err := lstat(r, name)
-		if err != nil {
-			return nil, err
+	var f *os.File
+	err = d.inDir(r, name, false, func(od *openDir, base string) error {
+		for range openAttempts {
+			fi, err := lstat(od.root, base)
+			if err != nil {
+				return err
+			}
+			f, err = od.root.Open(base)
+			if err != nil {
+				return osError(err)
+			}
+			if ofi, err := f.Stat(); err == nil && os.SameFile(fi, ofi) {
+				return nil
+			}
+			f.Close()
 		}
-		f, err := r.Open(name)
-		if err != nil {
-			return nil, osError(err)
-		}
-		if ofi, err := f.Stat(); err == nil && os.SameFile(fi, ofi) {
-			return f, nil
-		}
-		f.Close()
+		return fmt.Errorf("filestore: %q was replaced %d times while being opened: %w", name, openAttempts, core.ErrConflict)
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("filestore: %q was replaced %d times while being opened: %w", name, openAttempts, core.ErrConflict)
+	return f, nil
 }
 
 // Stat returns the attributes of the object name.
@@ -428,7 +502,11 @@ func (d *Driver) Stat(ctx context.Context, name string) (store.ObjectInfo, error
 	if err != nil {
 		return store.ObjectInfo{}, err
 	}
-	fi, err := lstat(r, name)
+	var fi fs.FileInfo
+	err = d.inDir(r, name, false, func(od *openDir, base string) error {
+		fi, err = lstat(od.root, base)
+		return err
+	})
 	if err != nil {
 		return store.ObjectInfo{}, err
 	}
@@ -444,10 +522,12 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := lstat(r, name); err != nil {
-		return err
-	}
-	return osError(r.Remove(name))
+	return d.inDir(r, name, false, func(od *openDir, base string) error {
+		if _, err := lstat(od.root, base); err != nil {
+			return err
+		}
+		return osError(od.root.Remove(base))
+	})
 }
 
 // List calls fn for every regular file whose name starts with prefix (see
@@ -502,10 +582,14 @@ const DefaultStaleAge = time.Hour
 // process that had the same id.
 var instance = rand.Text()[:8]
 
+// tempOwner is the part of a temporary file's name that names its
+// writer: the process id and instance.
+var tempOwner = strconv.Itoa(os.Getpid()) + "-" + instance + "-"
+
 // tempName returns a new name for a temporary file: tempPrefix, the
 // writer's process id and instance, and a random part.
 func tempName() string {
-	return tempPrefix + strconv.Itoa(os.Getpid()) + "-" + instance + "-" + rand.Text()
+	return tempPrefix + tempOwner + rand.Text()
 }
 
 // tempOwnerLive reports whether the temporary file name may belong to a
@@ -698,14 +782,31 @@ func makeDirs(r *os.Root, name string) error {
 	return nil
 }
 
-// syncDir makes the entries of dir durable.
-func syncDir(r *os.Root, dir string) error {
-	if runtime.GOOS == "windows" {
+// syncDir makes the entries of dir durable. If id is not nil, it is the
+// directory that objects were written into: if dir is now another, they
+// are not in the repository, and syncDir closes the handle on the one
+// written into and fails with an error matching core.ErrConflict.
+func (d *Driver) syncDir(r *os.Root, dir string, id fs.FileInfo) error {
+	if runtime.GOOS == "windows" && id == nil {
 		return nil // directories cannot be synced there; NTFS journals renames
 	}
 	f, err := r.Open(dir)
 	if err != nil {
 		return osError(err)
+	}
+	if id != nil {
+		fi, err := f.Stat()
+		switch {
+		case err != nil:
+			f.Close()
+			return osError(err)
+		case !os.SameFile(fi, id):
+			f.Close()
+			d.forgetReplaced(dir, id)
+			return fmt.Errorf("filestore: directory %q was replaced while objects were written into it, which are lost: write them again: %w", dir, core.ErrConflict)
+		case runtime.GOOS == "windows":
+			return osError(f.Close())
+		}
 	}
 	return closeSynced(f)
 }

@@ -1,0 +1,148 @@
+package filestore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+
+	"github.com/statebucket/statebucket/core"
+)
+
+// maxOpenDirs bounds the directory handles a Driver keeps open (see
+// openDir). A repository's blobs fan out over 256 directories.
+const maxOpenDirs = 512
+
+// openDir is a handle on one directory of the repository, kept open by
+// the Driver so that an operation on a file in it costs one system call:
+// through the Driver's root, os.Root opens every directory on the way,
+// one by one, at every call. The handle stays bound to the directory it
+// opened, wherever it goes: an operation that finds the directory gone
+// opens it anew (see [Driver.inDir]), and a sync checks that the
+// directories written into are still the ones their paths lead to (see
+// syncDir), so that a directory replaced in between is never taken for
+// durable.
+type openDir struct {
+	root *os.Root
+	id   fs.FileInfo // the directory's identity; nil for the Driver's root
+}
+
+// dirFor returns the handle on the directory dir of the Driver's root r,
+// opening it if it is not open yet, after checking that no directory on
+// the way is a symbolic link; if create is set, it creates the missing
+// ones first.
+func (d *Driver) dirFor(r *os.Root, dir string, create bool) (*openDir, error) {
+	if dir == "." {
+		return &openDir{root: r}, nil
+	}
+	d.mu.Lock()
+	od := d.dirs[dir]
+	d.mu.Unlock()
+	if od != nil {
+		return od, nil
+	}
+	var err error
+	if create {
+		err = makeDirs(r, dir+"/")
+	} else {
+		for p := range parents(dir + "/") {
+			if err = checkDir(r, p); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	id, err := r.Lstat(dir)
+	if err != nil {
+		return nil, osError(err)
+	}
+	sub, err := r.OpenRoot(dir)
+	if err != nil {
+		return nil, osError(err)
+	}
+	opened, err := sub.Stat(".")
+	if err != nil || !id.IsDir() || !os.SameFile(id, opened) {
+		sub.Close()
+		if err != nil {
+			return nil, osError(err)
+		}
+		return nil, fmt.Errorf("filestore: directory %q was replaced while being opened: %w", dir, core.ErrConflict)
+	}
+	od = &openDir{root: sub, id: opened}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		sub.Close()
+		return nil, fmt.Errorf("filestore: %s: driver closed: %w", d.dir, fs.ErrClosed)
+	}
+	if cur := d.dirs[dir]; cur != nil { // opened concurrently
+		sub.Close()
+		return cur, nil
+	}
+	if len(d.dirs) >= maxOpenDirs {
+		for k, old := range d.dirs { // any one: operations on it still running end well (see inDir)
+			delete(d.dirs, k)
+			old.root.Close()
+			break
+		}
+	}
+	d.dirs[dir] = od
+	return od, nil
+}
+
+// forget closes the handle od on dir, found stale, unless it is gone
+// already.
+func (d *Driver) forget(dir string, od *openDir) {
+	if od.id == nil {
+		return // the Driver's root
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dirs[dir] == od {
+		delete(d.dirs, dir)
+		od.root.Close()
+	}
+}
+
+// forgetReplaced closes the handle on dir if it is the directory id,
+// which its path no longer leads to (see syncDir).
+func (d *Driver) forgetReplaced(dir string, id fs.FileInfo) {
+	d.mu.Lock()
+	od := d.dirs[dir]
+	d.mu.Unlock()
+	if od != nil && od.id == id {
+		d.forget(dir, od)
+	}
+}
+
+// closeDirs closes every directory handle. d.mu is held.
+func (d *Driver) closeDirs() {
+	for k, od := range d.dirs {
+		delete(d.dirs, k)
+		od.root.Close()
+	}
+}
+
+// inDir runs op on the file base of name's directory, through the handle
+// on that directory, which it creates first if create is set. If op fails
+// because something is missing, or because the handle was closed (a full
+// cache drops one), the directory may have been removed, or replaced,
+// since the handle was opened: inDir opens it anew and runs op once more,
+// whose answer is then final.
+func (d *Driver) inDir(r *os.Root, name string, create bool, op func(od *openDir, base string) error) error {
+	dir, base := path.Dir(name), path.Base(name)
+	for attempt := 0; ; attempt++ {
+		od, err := d.dirFor(r, dir, create)
+		if err != nil {
+			return err
+		}
+		err = op(od, base)
+		if attempt > 0 || od.id == nil || !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrClosed) {
+			return err
+		}
+		d.forget(dir, od)
+	}
+}
