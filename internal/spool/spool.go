@@ -41,6 +41,7 @@ type Options struct {
 // their SHA-256 sum. Close releases them. A Spool is safe for concurrent
 // reads through ReaderAt.
 type Spool struct {
+	src      io.ReaderAt // the caller's bytes, read in place (see Fill)
 	mem      []byte
 	file     *os.File
 	unlinked bool // the file's name is removed already
@@ -58,6 +59,9 @@ func (s *Spool) Sum() []byte { return s.sum }
 
 // ReaderAt returns the bytes for random access.
 func (s *Spool) ReaderAt() io.ReaderAt {
+	if s.src != nil {
+		return s.src
+	}
 	if s.file != nil {
 		return s.file
 	}
@@ -68,7 +72,11 @@ func (s *Spool) ReaderAt() io.ReaderAt {
 func (s *Spool) Reader() io.Reader { return io.NewSectionReader(s.ReaderAt(), 0, s.size) }
 
 // InMemory reports whether the bytes are held in memory.
-func (s *Spool) InMemory() bool { return s.file == nil }
+func (s *Spool) InMemory() bool { return s.file == nil && s.src == nil }
+
+// InPlace reports whether the bytes are read in place from the reader
+// given to Fill, neither copied to memory nor to a file.
+func (s *Spool) InPlace() bool { return s.src != nil }
 
 // Close removes the temporary file, if any, and returns the memory to the
 // budget. It is safe to call more than once.
@@ -82,6 +90,7 @@ func (s *Spool) Close() error {
 		s.file = nil
 	}
 	s.mem = nil
+	s.src = nil
 	if s.held > 0 {
 		s.budget.ReleaseBytes(s.held)
 		s.held = 0
@@ -110,7 +119,18 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // threshold is taken from budget: Fill waits for the first chunk and spills
 // to a temporary file rather than wait for more. The caller closes the
 // Spool; on error nothing is left behind.
+//
+// A reader that already gives random access to its bytes, an
+// io.ReaderAt and io.Seeker positioned at its start (an *os.File, a
+// *bytes.Reader, an *io.SectionReader) with SizeHint its size, is not
+// copied at all: Fill hashes it in place, and the Spool reads from it, so
+// the caller keeps it open, and its bytes unchanged, until the Spool is
+// closed. (Stores check the digest again as they write, so bytes changed
+// in between fail the write rather than store a wrong blob.)
 func Fill(ctx context.Context, r io.Reader, budget *store.Budget, opts Options) (*Spool, error) {
+	if s, ok, err := inPlace(ctx, r, opts.SizeHint); ok || err != nil {
+		return s, err
+	}
 	threshold := opts.MemoryThreshold
 	if threshold <= 0 {
 		threshold = DefaultMemoryThreshold
@@ -199,6 +219,38 @@ func (s *Spool) fillMemory(r io.Reader, threshold int64) (bool, error) {
 			return false, err
 		}
 	}
+}
+
+// inPlace hashes r in place when it gives random access to exactly size
+// bytes from its current position, its start, and reports whether it
+// did. A reader of another length, or one read past its start already,
+// is left at its position for Fill to stream, which counts its bytes.
+func inPlace(ctx context.Context, r io.Reader, size int64) (*Spool, bool, error) {
+	ra, isReaderAt := r.(io.ReaderAt)
+	sk, isSeeker := r.(io.Seeker)
+	if !isReaderAt || !isSeeker || size < 0 {
+		return nil, false, nil
+	}
+	if pos, err := sk.Seek(0, io.SeekCurrent); err != nil || pos != 0 {
+		return nil, false, nil
+	}
+	h := sha256.New()
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	n, err := io.CopyBuffer(onlyWriter{h}, &ctxReader{ctx: ctx, r: io.NewSectionReader(ra, 0, size)}, *buf)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, false, err
+		}
+		return nil, false, nil // let the stream say what is wrong
+	}
+	if n != size {
+		return nil, false, nil
+	}
+	if extra, _ := ra.ReadAt((*buf)[:1], size); extra > 0 {
+		return nil, false, nil // longer than announced
+	}
+	return &Spool{src: ra, size: size, sum: h.Sum(nil)}, true, nil
 }
 
 // spill moves what is in memory to a temporary file and copies the rest of

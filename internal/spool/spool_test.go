@@ -30,6 +30,10 @@ func pattern(n int) []byte {
 	return b
 }
 
+// stream returns a reader of b that is only an io.Reader, as a network
+// body is: Fill copies it, where it reads a *bytes.Reader in place.
+func stream(b []byte) io.Reader { return struct{ io.Reader }{bytes.NewReader(b)} }
+
 // requireBudgetFree fails unless every byte of b is free.
 func requireBudgetFree(t *testing.T, b *store.Budget) {
 	t.Helper()
@@ -85,7 +89,7 @@ func TestFillPlacement(t *testing.T) {
 			dir := t.TempDir()
 			budget := store.NewBudget(1, 1<<20)
 			want := pattern(tc.size)
-			sp, err := spool.Fill(t.Context(), bytes.NewReader(want), budget, spool.Options{
+			sp, err := spool.Fill(t.Context(), stream(want), budget, spool.Options{
 				MemoryThreshold: threshold,
 				TempDir:         dir,
 				SizeHint:        tc.hint,
@@ -219,7 +223,7 @@ func TestFillWaitsForMemory(t *testing.T) {
 	}
 	done := make(chan result)
 	go func() {
-		sp, err := spool.Fill(t.Context(), bytes.NewReader(pattern(100)), budget, spool.Options{SizeHint: 100})
+		sp, err := spool.Fill(t.Context(), stream(pattern(100)), budget, spool.Options{SizeHint: 100})
 		done <- result{sp, err}
 	}()
 	budget.ReleaseBytes(budget.MaxBytes())
@@ -339,4 +343,66 @@ func TestReaderAtConcurrent(t *testing.T) {
 		assert.Error(t, err, "negative offset")
 		require.NoError(t, sp.Close())
 	}
+}
+
+func TestFillReadsRandomAccessReadersInPlace(t *testing.T) {
+	want := pattern(3<<20 + 17)
+	f, err := os.Create(t.TempDir() + "/blob")
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = f.Write(want)
+	require.NoError(t, err)
+	_, err = f.Seek(0, io.SeekStart)
+	require.NoError(t, err)
+
+	for name, r := range map[string]io.Reader{
+		"file":    f,
+		"bytes":   bytes.NewReader(want),
+		"section": io.NewSectionReader(bytes.NewReader(append([]byte("head"), want...)), 4, int64(len(want))),
+	} {
+		t.Run(name, func(t *testing.T) {
+			budget := store.NewBudget(4, 1<<20)
+			tmp := t.TempDir()
+			sp, err := spool.Fill(t.Context(), r, budget, spool.Options{SizeHint: int64(len(want)), MemoryThreshold: 1 << 20, TempDir: tmp})
+			require.NoError(t, err)
+			defer sp.Close()
+			assert.True(t, sp.InPlace(), "a random-access reader of the announced size is not copied")
+			assert.False(t, sp.InMemory())
+			requireContent(t, sp, want)
+			requireEmptyDir(t, tmp)
+			requireBudgetFree(t, budget)
+		})
+	}
+}
+
+func TestFillStreamsReadersThatAreNotAtTheirStartOrOfAnotherSize(t *testing.T) {
+	want := pattern(100 << 10)
+	budget := store.NewBudget(4, 1<<20)
+
+	moved := bytes.NewReader(want)
+	_, err := moved.Read(make([]byte, 10))
+	require.NoError(t, err)
+	sp, err := spool.Fill(t.Context(), moved, budget, spool.Options{SizeHint: int64(len(want)) - 10})
+	require.NoError(t, err)
+	assert.False(t, sp.InPlace(), "a reader read past its start is streamed from its position")
+	requireContent(t, sp, want[10:])
+	sp.Close()
+
+	for name, hint := range map[string]int64{"longer than announced": int64(len(want)) - 1, "shorter than announced": int64(len(want)) + 1} {
+		sp, err := spool.Fill(t.Context(), bytes.NewReader(want), budget, spool.Options{SizeHint: hint})
+		require.NoError(t, err, name)
+		assert.False(t, sp.InPlace(), name)
+		assert.Equal(t, int64(len(want)), sp.Size(), "%s: the stream counts the real size", name)
+		sp.Close()
+	}
+	requireBudgetFree(t, budget)
+}
+
+func TestFillInPlaceStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	budget := store.NewBudget(4, 1<<20)
+	_, err := spool.Fill(ctx, bytes.NewReader(pattern(4<<20)), budget, spool.Options{SizeHint: 4 << 20})
+	require.ErrorIs(t, err, context.Canceled)
+	requireBudgetFree(t, budget)
 }

@@ -23,9 +23,17 @@ const maxOpenDirs = 512
 // directories written into are still the ones their paths lead to (see
 // syncDir), so that a directory replaced in between is never taken for
 // durable.
+//
+// A handle is closed only once no operation uses it: one dropped from the
+// cache (full, or found stale) while operations run is closed by the last
+// of them (see release).
 type openDir struct {
 	root *os.Root
 	id   fs.FileInfo // the directory's identity; nil for the Driver's root
+
+	// Guarded by the Driver's mu.
+	refs    int  // operations using the handle
+	dropped bool // out of the cache: closed when refs falls to 0
 }
 
 // dirFor returns the handle on the directory dir of the Driver's root r,
@@ -38,6 +46,9 @@ func (d *Driver) dirFor(r *os.Root, dir string, create bool) (*openDir, error) {
 	}
 	d.mu.Lock()
 	od := d.dirs[dir]
+	if od != nil {
+		od.refs++
+	}
 	d.mu.Unlock()
 	if od != nil {
 		return od, nil
@@ -80,17 +91,43 @@ func (d *Driver) dirFor(r *os.Root, dir string, create bool) (*openDir, error) {
 	}
 	if cur := d.dirs[dir]; cur != nil { // opened concurrently
 		sub.Close()
+		cur.refs++
 		return cur, nil
 	}
 	if len(d.dirs) >= maxOpenDirs {
-		for k, old := range d.dirs { // any one: operations on it still running end well (see inDir)
-			delete(d.dirs, k)
-			old.root.Close()
+		for k, old := range d.dirs { // any one: it closes once unused
+			d.drop(k, old)
 			break
 		}
 	}
+	od.refs = 1
 	d.dirs[dir] = od
 	return od, nil
+}
+
+// release ends an operation's use of od, which dirFor returned, and
+// closes it if it was dropped from the cache and no other operation uses
+// it.
+func (d *Driver) release(od *openDir) {
+	if od.id == nil {
+		return // the Driver's root
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	od.refs--
+	if od.dropped && od.refs == 0 {
+		od.root.Close()
+	}
+}
+
+// drop takes od, the handle on dir, out of the cache, and closes it unless
+// an operation uses it. d.mu is held.
+func (d *Driver) drop(dir string, od *openDir) {
+	delete(d.dirs, dir)
+	od.dropped = true
+	if od.refs == 0 {
+		od.root.Close()
+	}
 }
 
 // forget closes the handle od on dir, found stale, unless it is gone
@@ -102,8 +139,7 @@ func (d *Driver) forget(dir string, od *openDir) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.dirs[dir] == od {
-		delete(d.dirs, dir)
-		od.root.Close()
+		d.drop(dir, od)
 	}
 }
 
@@ -121,17 +157,17 @@ func (d *Driver) forgetReplaced(dir string, id fs.FileInfo) {
 // closeDirs closes every directory handle. d.mu is held.
 func (d *Driver) closeDirs() {
 	for k, od := range d.dirs {
-		delete(d.dirs, k)
-		od.root.Close()
+		d.drop(k, od)
 	}
 }
 
 // inDir runs op on the file base of name's directory, through the handle
 // on that directory, which it creates first if create is set. If op fails
-// because something is missing, or because the handle was closed (a full
-// cache drops one), the directory may have been removed, or replaced,
-// since the handle was opened: inDir opens it anew and runs op once more,
-// whose answer is then final.
+// because something is missing, and the directory's path no longer leads
+// to the directory the handle holds (it was removed, or replaced, since
+// the handle was opened), inDir opens it anew and runs op once more, whose
+// answer is then final. A file missing from a directory still in place
+// costs one look at the path, and keeps the handle.
 func (d *Driver) inDir(r *os.Root, name string, create bool, op func(od *openDir, base string) error) error {
 	dir, base := path.Dir(name), path.Base(name)
 	for attempt := 0; ; attempt++ {
@@ -140,8 +176,14 @@ func (d *Driver) inDir(r *os.Root, name string, create bool, op func(od *openDir
 			return err
 		}
 		err = op(od, base)
+		d.release(od)
 		if attempt > 0 || od.id == nil || !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrClosed) {
 			return err
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			if fi, lerr := r.Lstat(dir); lerr == nil && os.SameFile(fi, od.id) {
+				return err // the file is missing, not the directory
+			}
 		}
 		d.forget(dir, od)
 	}
