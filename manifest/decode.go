@@ -8,7 +8,40 @@ import (
 	"io"
 	"time"
 	"unicode/utf8"
+
+	"github.com/statebucket/statebucket/digest"
 )
+
+// wireManifest is the JSON form of a Manifest, as encoding/json reads it
+// when the fast parser (see parseWire) leaves a document to it.
+type wireManifest struct {
+	Format          string        `json:"format"`
+	ID              digest.Digest `json:"id"`
+	Created         string        `json:"created"`
+	Producer        string        `json:"producer"`
+	ProducerVersion string        `json:"producer_version"`
+	Service         string        `json:"service"`
+	Account         string        `json:"account"`
+	Region          string        `json:"region"`
+	View            wireObject    `json:"view"`
+	Blobs           []wireEntry   `json:"blobs"`
+	Signature       string        `json:"signature,omitempty"`
+}
+
+// wireObject is the JSON form of an Object.
+type wireObject struct {
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"size"`
+}
+
+// wireEntry is the JSON form of an Entry: exactly one of Key (a valid
+// UTF-8 key) and KeyBase64 (any other key, in standard base64) is set.
+type wireEntry struct {
+	Key       *string       `json:"key,omitempty"`
+	KeyBase64 *string       `json:"key_base64,omitempty"`
+	Digest    digest.Digest `json:"digest"`
+	Size      int64         `json:"size"`
+}
 
 // Default caps of Decode.
 const (
@@ -101,7 +134,7 @@ func Decode(data []byte, opts *DecodeOptions) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := m.validate()
+	mac, err := m.validate(o.HMACKey)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +142,7 @@ func Decode(data []byte, opts *DecodeOptions) (*Manifest, error) {
 		return nil, err
 	}
 	if len(o.HMACKey) > 0 {
-		if err := m.verify(c, o.HMACKey); err != nil {
+		if err := m.verify(mac); err != nil {
 			return nil, err
 		}
 	}
