@@ -108,24 +108,15 @@ func Decode(data []byte, opts *DecodeOptions) (*Manifest, error) {
 	if !utf8.Valid(data) {
 		return nil, invalid("", "not valid UTF-8")
 	}
-	var w wireManifest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		var peek struct{ Format string }
-		if json.Unmarshal(data, &peek) == nil && peek.Format != "" && peek.Format != Format {
-			return nil, formatError(peek.Format)
+	w, ok := parseWire(data)
+	if !ok {
+		var err error
+		if w, err = decodeWire(data); err != nil {
+			return nil, err
 		}
-		return nil, invalid("", "%w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, invalid("", "trailing data after the manifest at byte %d", dec.InputOffset())
 	}
 	if w.Format != Format {
 		return nil, formatError(w.Format)
-	}
-	if err := checkMembers(data); err != nil {
-		return nil, err
 	}
 	if len(w.Blobs) > o.MaxEntries {
 		return nil, invalid("blobs", "%d entries exceed the limit of %d (DecodeOptions.MaxEntries)", len(w.Blobs), o.MaxEntries)
@@ -147,6 +138,32 @@ func Decode(data []byte, opts *DecodeOptions) (*Manifest, error) {
 		}
 	}
 	return m, nil
+}
+
+// decodeWire decodes data, valid UTF-8, with encoding/json: the slow
+// path, which accepts what parseWire does and more, and says what is wrong
+// with what neither accepts.
+func decodeWire(data []byte) (*wireManifest, error) {
+	var w wireManifest
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		var peek struct{ Format string }
+		if json.Unmarshal(data, &peek) == nil && peek.Format != "" && peek.Format != Format {
+			return nil, formatError(peek.Format)
+		}
+		return nil, invalid("", "%w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, invalid("", "trailing data after the manifest at byte %d", dec.InputOffset())
+	}
+	if w.Format != Format {
+		return nil, formatError(w.Format)
+	}
+	if err := checkMembers(data); err != nil {
+		return nil, err
+	}
+	return &w, nil
 }
 
 // manifest converts w to a Manifest, decoding the creation time and keys.
@@ -201,12 +218,31 @@ func (e *wireEntry) key(i int) (string, error) {
 	return string(b), nil
 }
 
+// The bits that number the field names of v1's JSON objects.
+const (
+	bitFormat uint16 = 1 << iota
+	bitID
+	bitCreated
+	bitProducer
+	bitProducerVersion
+	bitService
+	bitAccount
+	bitRegion
+	bitView
+	bitBlobs
+	bitSignature
+	bitKey
+	bitKeyBase64
+	bitDigest
+	bitSize
+)
+
 // memberBits numbers the field names of v1's JSON objects.
 var memberBits = map[string]uint16{
-	"format": 1 << 0, "id": 1 << 1, "created": 1 << 2, "producer": 1 << 3,
-	"producer_version": 1 << 4, "service": 1 << 5, "account": 1 << 6,
-	"region": 1 << 7, "view": 1 << 8, "blobs": 1 << 9, "signature": 1 << 10,
-	"key": 1 << 11, "key_base64": 1 << 12, "digest": 1 << 13, "size": 1 << 14,
+	"format": bitFormat, "id": bitID, "created": bitCreated, "producer": bitProducer,
+	"producer_version": bitProducerVersion, "service": bitService, "account": bitAccount,
+	"region": bitRegion, "view": bitView, "blobs": bitBlobs, "signature": bitSignature,
+	"key": bitKey, "key_base64": bitKeyBase64, "digest": bitDigest, "size": bitSize,
 }
 
 // checkMembers rejects what encoding/json accepts in data, a JSON text

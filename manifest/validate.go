@@ -159,12 +159,13 @@ func (m *Manifest) validateContent() error {
 		return invalid("view.size", "%d is negative", m.View.Size)
 	}
 	total := m.View.Size
-	for i, e := range m.Blobs {
+	for i := range m.Blobs {
+		e := &m.Blobs[i]
 		if i > 0 {
-			switch prev := m.Blobs[i-1].Key; {
-			case e.Key == prev:
+			switch prev := m.Blobs[i-1].Key; strings.Compare(e.Key, prev) {
+			case 0:
 				return invalidEntry(i, e.Key, "key", "%q repeats blobs[%d]; keys must be unique", e.Key, i-1)
-			case e.Key < prev:
+			case -1:
 				return invalidEntry(i, e.Key, "key", "%q sorts before blobs[%d] %q; blobs must be sorted by key bytes", e.Key, i-1, prev)
 			}
 		}
