@@ -1,19 +1,26 @@
 package bench
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"text/tabwriter"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/statebucket/statebucket/digest"
 	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
+	"github.com/statebucket/statebucket/snapshot"
+	"github.com/statebucket/statebucket/store"
 )
 
 // scaleFigure is one measured operation of the scale benchmarks.
@@ -166,4 +173,141 @@ func TestScaleManifestRoundTrip(t *testing.T) {
 	again, err := manifest.Encode(got)
 	require.NoError(t, err)
 	require.Equal(t, data, again)
+}
+
+// scaleServices is how many services the populated snapshots spread over.
+const scaleServices = 10
+
+// populateSnapshots commits n snapshots of tiny states into r straight
+// through the repository layer, a view and a manifest each (their blobs
+// are not stored: listing does not read them), conc at a time. Snapshot i
+// is of service "svc-<i%10>" and was created i milliseconds after a fixed
+// time, so the newest is the last. It returns the manifests.
+func populateSnapshots(ctx context.Context, r *snapshot.Repo, n, conc int) ([]*manifest.Manifest, error) {
+	rr := repo.New(r.Store(), nil)
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ms := make([]*manifest.Manifest, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conc)
+	for i := range n {
+		g.Go(func() error {
+			view := fmt.Appendf(nil, `{"snapshot":%d}`, i)
+			var blobs []manifest.Entry
+			for j := range 3 {
+				key := fmt.Sprintf("bucket/obj-%d-%d", i, j)
+				blobs = append(blobs, manifest.Entry{Key: key, Digest: digest.FromBytes([]byte(key)), Size: int64(len(key))})
+			}
+			m, err := manifest.New(fmt.Sprintf("svc-%d", i%scaleServices), acct, region,
+				manifest.Object{Digest: digest.FromBytes(view), Size: int64(len(view))}, blobs)
+			if err != nil {
+				return err
+			}
+			m.Created = base.Add(time.Duration(i) * time.Millisecond)
+			if err := rr.PutView(gctx, m, view); err != nil {
+				return err
+			}
+			ms[i], err = rr.CommitManifest(gctx, m)
+			return err
+		})
+	}
+	return ms, g.Wait()
+}
+
+// bareReadManifests is the listing baseline: list snapshots/ and read
+// every manifest object whole at conc concurrency, no decoding.
+func bareReadManifests(ctx context.Context, st *store.Store, conc int) (int, error) {
+	var names []string
+	err := st.List(ctx, "snapshots/", func(info store.ObjectInfo) error {
+		if _, ok := repo.ParseManifestName(info.Name); ok {
+			names = append(names, info.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conc)
+	for _, name := range names {
+		g.Go(func() error {
+			_, err := st.GetBytes(gctx, name, manifest.DefaultMaxBytes)
+			return err
+		})
+	}
+	return len(names), g.Wait()
+}
+
+// benchList populates a repository with n snapshots, then times, twice
+// and alternating, the bare baseline, List, and resolving "latest" of one
+// service.
+func benchList(b *testing.B, target string, r *snapshot.Repo, n int) {
+	ctx := b.Context()
+	conc := r.Store().Budget().MaxRequests()
+	start := time.Now()
+	ms, err := populateSnapshots(ctx, r, n, conc)
+	require.NoError(b, err)
+	b.Logf("%s: populated %d snapshots in %v", target, n, time.Since(start))
+	name := fmt.Sprintf("%s list %d snapshots", target, n)
+	var secs [3]float64
+	for range 2 {
+		s := startScale()
+		got, err := bareReadManifests(ctx, r.Store(), conc)
+		require.NoError(b, err)
+		require.Equal(b, n, got)
+		secs[0] += s.end(name, "bare list+get", n).secs
+
+		s = startScale()
+		list, err := r.List(ctx, snapshot.Filter{})
+		require.NoError(b, err)
+		secs[1] += s.end(name, "List", n).secs
+		require.Len(b, list, n)
+		require.Equal(b, ms[n-1].ID, list[0].ID)
+
+		s = startScale()
+		latest, err := r.Show(ctx, snapshot.Latest, snapshot.Filter{Service: "svc-3"})
+		require.NoError(b, err)
+		secs[2] += s.end(name, "Show latest", n).secs
+		require.Equal(b, "svc-3", latest.Service)
+	}
+	recordRatio("%s: List / bare list+get = %.2f, Show latest / bare = %.2f", name, secs[1]/secs[0], secs[2]/secs[0])
+}
+
+// BenchmarkScaleList lists a repository of 10,000 snapshots in a local
+// directory and on MinIO.
+func BenchmarkScaleList(b *testing.B) {
+	const n = 10_000
+	b.Run("file", func(b *testing.B) {
+		for b.Loop() {
+			r, err := snapshot.Open(b.Context(), filepath.Join(b.TempDir(), "repo"))
+			require.NoError(b, err)
+			b.Cleanup(func() { r.Close() })
+			benchList(b, "file", r, n)
+		}
+	})
+	b.Run("s3", func(b *testing.B) {
+		t := s3Target(b, "s3", nil, nil)
+		for b.Loop() {
+			benchList(b, "s3", t.newRepo(b), n)
+		}
+	})
+}
+
+// TestScaleList checks, at a small size, what the list benchmark relies
+// on: every populated snapshot listed, newest first, and "latest" of a
+// service its newest snapshot.
+func TestScaleList(t *testing.T) {
+	const n = 200
+	r, err := snapshot.Open(t.Context(), filepath.Join(t.TempDir(), "repo"))
+	require.NoError(t, err)
+	defer r.Close()
+	ms, err := populateSnapshots(t.Context(), r, n, 8)
+	require.NoError(t, err)
+	list, err := r.List(t.Context(), snapshot.Filter{})
+	require.NoError(t, err)
+	want := slices.Clone(ms)
+	slices.Reverse(want)
+	require.Equal(t, want, list)
+	latest, err := r.Show(t.Context(), snapshot.Latest, snapshot.Filter{Service: "svc-3"})
+	require.NoError(t, err)
+	require.Equal(t, ms[n-scaleServices+3].ID, latest.ID)
 }
