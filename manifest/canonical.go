@@ -51,7 +51,8 @@ const canonicalChunk = 64 << 10
 // to w in pieces of about canonicalChunk bytes, so that hashing them
 // never holds them all. Writes to a hash or a bytes.Buffer do not fail.
 func (m *Manifest) writeCanonical(w io.Writer) {
-	b := make([]byte, 0, canonicalChunk+1024)
+	// A small manifest's pieces are sized to it: List decodes thousands.
+	b := make([]byte, 0, min(canonicalChunk, m.canonicalSizeHint())+1024)
 	b = append(b, `{"format":`...)
 	b = appendString(b, m.Format)
 	b = append(b, `,"service":`...)

@@ -44,9 +44,10 @@ const (
 
 // parser is the state of parseWire: data and the offset reached.
 type parser struct {
-	data []byte
-	i    int
-	keys []string // the block that wireEntry key pointers point into
+	data     []byte
+	i        int
+	keys     []string // the block that wireEntry key pointers point into
+	keyBlock int      // the length of the next such block
 }
 
 // space skips JSON whitespace.
@@ -140,6 +141,7 @@ func (p *parser) entries(blobs *[]wireEntry) bool {
 	// Every entry has a size member: counting them sizes the slice up
 	// front, up to the default cap on entries, which Decode checks after.
 	*blobs = make([]wireEntry, 0, min(bytes.Count(p.data[p.i:], []byte(`"size"`)), DefaultMaxEntries))
+	p.keyBlock = min(max(cap(*blobs), 1), 1024)
 	if p.eat(']') {
 		return true
 	}
@@ -169,7 +171,7 @@ func (p *parser) entries(blobs *[]wireEntry) bool {
 func (p *parser) keyString(dst **string) bool {
 	s, ok := p.string()
 	if len(p.keys) == cap(p.keys) {
-		p.keys = make([]string, 0, 1024)
+		p.keys = make([]string, 0, p.keyBlock)
 	}
 	p.keys = append(p.keys, s)
 	*dst = &p.keys[len(p.keys)-1]
