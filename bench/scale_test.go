@@ -311,3 +311,111 @@ func TestScaleList(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ms[n-scaleServices+3].ID, latest.ID)
 }
+
+// exportTarget is a backend the export scale benchmarks run on.
+type exportTarget struct {
+	name    string
+	newRepo func(b *testing.B) *snapshot.Repo // a fresh, empty repository
+}
+
+func fileExportTarget() exportTarget {
+	return exportTarget{name: "file", newRepo: func(b *testing.B) *snapshot.Repo {
+		r, err := snapshot.Open(b.Context(), filepath.Join(b.TempDir(), "repo"))
+		require.NoError(b, err)
+		b.Cleanup(func() { r.Close() })
+		return r
+	}}
+}
+
+func s3ExportTarget(b *testing.B) exportTarget {
+	return exportTarget{name: "s3", newRepo: s3Target(b, "s3", nil, nil).newRepo}
+}
+
+// scaleBase numbers the synthetic states of the export benchmarks, so
+// that no two exports of one run share a blob.
+var scaleBase int64 = 1 << 40
+
+// exportScale exports count 4 KiB blobs of a state no other export of
+// the run has into r, and records the time under name and op.
+func exportScale(b *testing.B, r *snapshot.Repo, count int, name, op string) scaleFigure {
+	svc := &synthService{count: count, size: 4 << 10, base: scaleBase}
+	scaleBase += 1 << 30
+	s := startScale()
+	m, err := snapshot.Export(b.Context(), r, svc, acct, region, nil)
+	require.NoError(b, err)
+	f := s.end(name, op, count)
+	require.Len(b, m.Blobs, count)
+	return f
+}
+
+// BenchmarkScaleExport compares the export time per blob of 100,000
+// 4 KiB blobs with that of 10,000 (target: at most 1.2x), each into a
+// fresh repository: 10,000, 100,000, then 10,000 again.
+func BenchmarkScaleExport(b *testing.B) {
+	for _, t := range []func(b *testing.B) exportTarget{func(*testing.B) exportTarget { return fileExportTarget() }, s3ExportTarget} {
+		tgt := t(b)
+		b.Run(tgt.name, func(b *testing.B) {
+			for b.Loop() {
+				name := tgt.name + " export 4KiB blobs"
+				small := exportScale(b, tgt.newRepo(b), 10_000, name, "10000 blobs")
+				large := exportScale(b, tgt.newRepo(b), 100_000, name, "100000 blobs")
+				again := exportScale(b, tgt.newRepo(b), 10_000, name, "10000 blobs")
+				perSmall := (small.secs + again.secs) / 20_000
+				recordRatio("%s: per-blob time at 100,000 / at 10,000 = %.2f (target <= 1.2)", name, large.secs/100_000/perSmall)
+			}
+		})
+	}
+}
+
+// populateBlobs stores n small blobs, none of any export's, in r, conc at
+// a time, through the store, made durable once at the end.
+func populateBlobs(ctx context.Context, r *snapshot.Repo, n, conc int) error {
+	st := r.Store()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conc)
+	for i := range n {
+		g.Go(func() error {
+			data := binary.LittleEndian.AppendUint64([]byte("other snapshot blob "), uint64(i))
+			d := digest.FromBytes(data)
+			return st.PutBytes(gctx, repo.BlobName(d), data, store.PutOptions{SHA256: d.Sum(), DeferSync: true})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return st.Sync(ctx)
+}
+
+// benchExportIntoFull exports 10,000 blobs into an empty repository and
+// into one holding others blobs of other snapshots, alternating, twice.
+func benchExportIntoFull(b *testing.B, tgt exportTarget, others int) {
+	full := tgt.newRepo(b)
+	start := time.Now()
+	require.NoError(b, populateBlobs(b.Context(), full, others, 4*full.Store().Budget().MaxRequests()))
+	b.Logf("%s: stored %d blobs in %v", tgt.name, others, time.Since(start))
+	name := fmt.Sprintf("%s export 10000 blobs", tgt.name)
+	into := fmt.Sprintf("into %d others", others)
+	var empty, crowded float64
+	for range 2 {
+		empty += exportScale(b, tgt.newRepo(b), 10_000, name, "into empty").secs
+		crowded += exportScale(b, full, 10_000, name, into).secs
+	}
+	recordRatio("%s: %s / into empty = %.2f (target <= 1.2)", name, into, crowded/empty)
+}
+
+// BenchmarkScaleExportIntoFull compares exporting 10,000 blobs into a
+// repository holding 1,000,000 blobs of other snapshots (100,000 on
+// MinIO) with exporting them into an empty one (target: at most 1.2x).
+func BenchmarkScaleExportIntoFull(b *testing.B) {
+	b.Run("file", func(b *testing.B) {
+		for b.Loop() {
+			benchExportIntoFull(b, fileExportTarget(), 1_000_000)
+		}
+	})
+	b.Run("s3", func(b *testing.B) {
+		tgt := s3ExportTarget(b)
+		for b.Loop() {
+			benchExportIntoFull(b, tgt, 100_000)
+		}
+	})
+}
