@@ -97,21 +97,45 @@ func appendDigestSize(b []byte, d digest.Digest, n int64) []byte {
 	return append(strconv.AppendInt(b, n, 10), '}')
 }
 
-// appendString appends s, valid UTF-8, as a canonical JSON string.
-func appendString(b []byte, s string) []byte {
+// appendString appends s, valid UTF-8, as a canonical JSON string: '"'
+// and '\' escaped by a backslash, bytes below 0x20 as \u00XX (lowercase
+// hex), everything else as is.
+func appendString(b []byte, s string) []byte { return appendQuoted(b, s, false) }
+
+// shortEscapes holds the letter of each control byte encoding/json writes
+// in a short form (\b, \f, \n, \r, \t), and 0 for the others.
+var shortEscapes = [0x20]byte{'\b': 'b', '\f': 'f', '\n': 'n', '\r': 'r', '\t': 't'}
+
+// appendQuoted appends s, valid UTF-8, quoted: canonically (see
+// appendString), or as encoding/json writes it if asEncodingJSON (see
+// appendJSONString). Runs of bytes that need no escaping are copied at once.
+func appendQuoted(b []byte, s string, asEncodingJSON bool) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
+		if c >= 0x20 && c != '"' && c != '\\' && (c != 0xe2 || !asEncodingJSON) {
+			continue
+		}
+		if c == 0xe2 {
+			// U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
+			if i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9) {
+				b = append(b, s[start:i]...)
+				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[s[i+2]&0xf])
+				i += 2
+				start = i + 1
+			}
 			continue
 		}
 		b = append(b, s[start:i]...)
-		if c < 0x20 {
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		} else {
+		switch {
+		case c == '"' || c == '\\':
 			b = append(b, '\\', c)
+		case asEncodingJSON && shortEscapes[c] != 0:
+			b = append(b, '\\', shortEscapes[c])
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 		}
 		start = i + 1
 	}

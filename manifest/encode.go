@@ -76,49 +76,7 @@ func Encode(m *Manifest) ([]byte, error) {
 }
 
 // appendJSONString appends s, valid UTF-8, as encoding/json writes it with
-// HTML escaping off: '"' and '\' escaped by a backslash; \b, \f, \n, \r
-// and \t by their short forms; other bytes below 0x20 as \u00XX
-// (lowercase hex); U+2028 and U+2029 as \u2028 and \u2029; everything
-// else as is. (Valid digests, written as is by the callers, need none of
-// this.)
-func appendJSONString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 0x20 && c != '"' && c != '\\' && c != 0xe2:
-			continue
-		case c == 0xe2:
-			// U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
-			if i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9) {
-				b = append(b, s[start:i]...)
-				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[s[i+2]&0xf])
-				i += 2
-				start = i + 1
-			}
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// HTML escaping off: as appendString does, except \b, \f, \n, \r and \t
+// in their short forms, and U+2028 and U+2029 as \u2028 and \u2029.
+// (Valid digests, written as is by the callers, need none of this.)
+func appendJSONString(b []byte, s string) []byte { return appendQuoted(b, s, true) }
