@@ -103,16 +103,17 @@ func (r *Repo) ReadListedManifest(ctx context.Context, o Object, opts *manifest.
 // is size, or unknown if size is negative.
 func (r *Repo) readManifest(ctx context.Context, id digest.Digest, size int64, opts *manifest.DecodeOptions) (*manifest.Manifest, []byte, error) {
 	name := ManifestName(id)
+	info := store.ObjectInfo{Name: name, Size: size}
+	if size < 0 {
+		var err error
+		if info, err = r.st.Stat(ctx, name); err != nil {
+			return nil, nil, err
+		}
+	}
 	limit := maxManifestBytes(opts)
 	var m *manifest.Manifest
 	var stored []byte
-	read := r.readSized
-	if size >= 0 {
-		read = func(ctx context.Context, name string, check func(int64) error, use func([]byte) error) error {
-			return r.readKnownSize(ctx, name, store.ObjectInfo{Name: name, Size: size}, check, use)
-		}
-	}
-	err := read(ctx, name, func(size int64) error {
+	err := r.readKnownSize(ctx, name, info, func(size int64) error {
 		if size > limit {
 			return tooLarge(name, "manifest.DecodeOptions.MaxBytes", limit)
 		}
