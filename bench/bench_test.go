@@ -97,6 +97,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	printTable(os.Stdout)
 	printRefMockTable(os.Stdout)
+	printScaleTable(os.Stdout)
 	testserver.StopAll()
 	os.Exit(code)
 }

@@ -70,6 +70,7 @@ type synthView struct {
 type synthService struct {
 	count    int
 	size     int64
+	base     int64 // added to each blob's index to pick its bytes: another base, other blobs
 	notifier core.StateChangeNotifier[synthView]
 }
 
@@ -97,7 +98,7 @@ func (s *synthService) SnapshotWithBlobs(ctx context.Context, _, _ string, v cor
 	for start := 0; start < s.count; start += core.DefaultBlobBatchSize {
 		batch := make([]core.BlobExportEntry, 0, core.DefaultBlobBatchSize)
 		for i := start; i < min(start+core.DefaultBlobBatchSize, s.count); i++ {
-			batch = append(batch, core.BlobExportEntry{Key: blobKey(i), Reader: newSynthReader(int64(i), s.size), Size: -1})
+			batch = append(batch, core.BlobExportEntry{Key: blobKey(i), Reader: newSynthReader(s.base+int64(i), s.size), Size: -1})
 		}
 		if err := v.Visit(ctx, batch); err != nil {
 			return synthView{}, err

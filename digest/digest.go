@@ -121,11 +121,23 @@ func CutPrefix(s string) (string, bool) {
 	return h, IsHexPrefix(h)
 }
 
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
+// notLowerHex is 1 at every byte that is not a lowercase hex digit.
+var notLowerHex = func() (t [256]uint8) {
+	for c := range t {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			t[c] = 1
 		}
 	}
-	return true
+	return t
+}()
+
+// isLowerHex reports whether s holds lowercase hex digits only. It looks
+// every byte up without branching: digests are random, and a branch per
+// byte mispredicts often enough to dominate validating a large manifest.
+func isLowerHex(s string) bool {
+	var bad uint8
+	for i := 0; i < len(s); i++ {
+		bad |= notLowerHex[s[i]]
+	}
+	return bad == 0
 }

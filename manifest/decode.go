@@ -8,7 +8,40 @@ import (
 	"io"
 	"time"
 	"unicode/utf8"
+
+	"github.com/statebucket/statebucket/digest"
 )
+
+// wireManifest is the JSON form of a Manifest, as encoding/json reads it
+// when the fast parser (see parseWire) leaves a document to it.
+type wireManifest struct {
+	Format          string        `json:"format"`
+	ID              digest.Digest `json:"id"`
+	Created         string        `json:"created"`
+	Producer        string        `json:"producer"`
+	ProducerVersion string        `json:"producer_version"`
+	Service         string        `json:"service"`
+	Account         string        `json:"account"`
+	Region          string        `json:"region"`
+	View            wireObject    `json:"view"`
+	Blobs           []wireEntry   `json:"blobs"`
+	Signature       string        `json:"signature,omitempty"`
+}
+
+// wireObject is the JSON form of an Object.
+type wireObject struct {
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"size"`
+}
+
+// wireEntry is the JSON form of an Entry: exactly one of Key (a valid
+// UTF-8 key) and KeyBase64 (any other key, in standard base64) is set.
+type wireEntry struct {
+	Key       *string       `json:"key,omitempty"`
+	KeyBase64 *string       `json:"key_base64,omitempty"`
+	Digest    digest.Digest `json:"digest"`
+	Size      int64         `json:"size"`
+}
 
 // Default caps of Decode.
 const (
@@ -75,6 +108,42 @@ func Decode(data []byte, opts *DecodeOptions) (*Manifest, error) {
 	if !utf8.Valid(data) {
 		return nil, invalid("", "not valid UTF-8")
 	}
+	w, ok := parseWire(data)
+	if !ok {
+		var err error
+		if w, err = decodeWire(data); err != nil {
+			return nil, err
+		}
+	}
+	if w.Format != Format {
+		return nil, formatError(w.Format)
+	}
+	if len(w.Blobs) > o.MaxEntries {
+		return nil, invalid("blobs", "%d entries exceed the limit of %d (DecodeOptions.MaxEntries)", len(w.Blobs), o.MaxEntries)
+	}
+	m, err := w.manifest()
+	if err != nil {
+		return nil, err
+	}
+	mac, err := m.validate(o.HMACKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.checkTotalSize(o.MaxTotalSize); err != nil {
+		return nil, err
+	}
+	if len(o.HMACKey) > 0 {
+		if err := m.verify(mac); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// decodeWire decodes data, valid UTF-8, with encoding/json: the slow
+// path, which accepts what parseWire does and more, and says what is wrong
+// with what neither accepts.
+func decodeWire(data []byte) (*wireManifest, error) {
 	var w wireManifest
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -94,26 +163,7 @@ func Decode(data []byte, opts *DecodeOptions) (*Manifest, error) {
 	if err := checkMembers(data); err != nil {
 		return nil, err
 	}
-	if len(w.Blobs) > o.MaxEntries {
-		return nil, invalid("blobs", "%d entries exceed the limit of %d (DecodeOptions.MaxEntries)", len(w.Blobs), o.MaxEntries)
-	}
-	m, err := w.manifest()
-	if err != nil {
-		return nil, err
-	}
-	c, err := m.validate()
-	if err != nil {
-		return nil, err
-	}
-	if err := m.checkTotalSize(o.MaxTotalSize); err != nil {
-		return nil, err
-	}
-	if len(o.HMACKey) > 0 {
-		if err := m.verify(c, o.HMACKey); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
+	return &w, nil
 }
 
 // manifest converts w to a Manifest, decoding the creation time and keys.
@@ -168,12 +218,31 @@ func (e *wireEntry) key(i int) (string, error) {
 	return string(b), nil
 }
 
+// The bits that number the field names of v1's JSON objects.
+const (
+	bitFormat uint16 = 1 << iota
+	bitID
+	bitCreated
+	bitProducer
+	bitProducerVersion
+	bitService
+	bitAccount
+	bitRegion
+	bitView
+	bitBlobs
+	bitSignature
+	bitKey
+	bitKeyBase64
+	bitDigest
+	bitSize
+)
+
 // memberBits numbers the field names of v1's JSON objects.
 var memberBits = map[string]uint16{
-	"format": 1 << 0, "id": 1 << 1, "created": 1 << 2, "producer": 1 << 3,
-	"producer_version": 1 << 4, "service": 1 << 5, "account": 1 << 6,
-	"region": 1 << 7, "view": 1 << 8, "blobs": 1 << 9, "signature": 1 << 10,
-	"key": 1 << 11, "key_base64": 1 << 12, "digest": 1 << 13, "size": 1 << 14,
+	"format": bitFormat, "id": bitID, "created": bitCreated, "producer": bitProducer,
+	"producer_version": bitProducerVersion, "service": bitService, "account": bitAccount,
+	"region": bitRegion, "view": bitView, "blobs": bitBlobs, "signature": bitSignature,
+	"key": bitKey, "key_base64": bitKeyBase64, "digest": bitDigest, "size": bitSize,
 }
 
 // checkMembers rejects what encoding/json accepts in data, a JSON text

@@ -81,15 +81,14 @@ func New(service, account, region string, view Object, blobs []Entry) (*Manifest
 		View:            view,
 		Blobs:           sorted,
 	}
-	c, err := m.Canonical()
-	if err != nil {
+	if err := m.validateContent(); err != nil {
 		var ve *ValidationError
 		if errors.As(err, &ve) {
 			ve.args = true
 		}
 		return nil, err
 	}
-	m.ID = idOf(c)
+	m.ID = m.contentID()
 	return m, nil
 }
 

@@ -23,11 +23,11 @@ func (m *Manifest) Sign(key []byte) error {
 	if len(key) == 0 {
 		return fmt.Errorf("manifest: sign: empty HMAC key: %w", core.ErrInvalid)
 	}
-	c, err := m.validate()
+	mac, err := m.validate(key)
 	if err != nil {
 		return err
 	}
-	m.Signature = HMAC(key, m.signedBytes(c))
+	m.Signature = signaturePrefix + hex.EncodeToString(mac)
 	return nil
 }
 
@@ -40,19 +40,21 @@ func (m *Manifest) VerifySignature(key []byte) error {
 	if len(key) == 0 {
 		return fmt.Errorf("manifest: verify signature: empty HMAC key: %w", core.ErrInvalid)
 	}
-	c, err := m.validate()
+	mac, err := m.validate(key)
 	if err != nil {
 		return err
 	}
-	return m.verify(c, key)
+	return m.verify(mac)
 }
 
-// verify is VerifySignature for a valid m whose canonical bytes are c.
-func (m *Manifest) verify(c, key []byte) error {
+// verify is VerifySignature for a valid m whose signed bytes have the
+// HMAC mac under the key.
+func (m *Manifest) verify(mac []byte) error {
 	if m.Signature == "" {
 		return invalid("signature", "missing: the manifest is not signed, and a signing key is configured to require signatures")
 	}
-	if !CheckHMAC(key, m.signedBytes(c), m.Signature) {
+	got, err := hex.DecodeString(strings.TrimPrefix(m.Signature, signaturePrefix))
+	if err != nil || !IsSignature(m.Signature) || !hmac.Equal(got, mac) {
 		return invalid("signature", "does not match the content under the configured key: the manifest was modified or signed with another key")
 	}
 	return nil
@@ -69,12 +71,12 @@ func (m *Manifest) SignedBytes() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.signedBytes(c), nil
+	return m.appendSignedFields(c), nil
 }
 
-// signedBytes returns the signed bytes of m, whose canonical bytes are c.
-func (m *Manifest) signedBytes(c []byte) []byte {
-	b := append([]byte(nil), c...)
+// appendSignedFields appends to b what a signature covers after the
+// canonical bytes: the fields the id leaves out but the signature.
+func (m *Manifest) appendSignedFields(b []byte) []byte {
 	b = append(b, `{"id":`...)
 	b = appendString(b, string(m.ID))
 	b = append(b, `,"created":`...)

@@ -1,11 +1,16 @@
 package manifest
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
+	"hash"
+	"io"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/digest"
 )
 
 // ValidationError reports a manifest that does not satisfy the v1 format:
@@ -88,12 +93,14 @@ func invalidEntry(i int, key, field, format string, args ...any) *ValidationErro
 // content. It does not apply DecodeOptions' caps and does not verify the
 // signature. A failure is a *ValidationError.
 func (m *Manifest) Validate() error {
-	_, err := m.validate()
+	_, err := m.validate(nil)
 	return err
 }
 
-// validate is Validate, also returning m's canonical bytes.
-func (m *Manifest) validate() ([]byte, error) {
+// validate is Validate. With a key, it also returns the HMAC-SHA256 under
+// key of m's signed bytes (see [Manifest.SignedBytes]), computed in the
+// same pass over the canonical bytes as the id, which are never held.
+func (m *Manifest) validate(key []byte) ([]byte, error) {
 	if err := m.validateContent(); err != nil {
 		return nil, err
 	}
@@ -112,11 +119,22 @@ func (m *Manifest) validate() ([]byte, error) {
 	case !m.ID.IsValid():
 		return nil, invalid("id", "%q is not sha256:<64 lowercase hex digits>", m.ID)
 	}
-	c := m.canonical()
-	if id := idOf(c); id != m.ID {
+	h := sha256.New()
+	var mac hash.Hash
+	if len(key) > 0 {
+		mac = hmac.New(sha256.New, key)
+		m.writeCanonical(io.MultiWriter(h, mac))
+	} else {
+		m.writeCanonical(h)
+	}
+	if id := digest.FromSum(h.Sum(nil)); id != m.ID {
 		return nil, invalid("id", "recorded %s but the content hashes to %s: the manifest was modified or corrupted after it was made", m.ID, id)
 	}
-	return c, nil
+	if mac == nil {
+		return nil, nil
+	}
+	mac.Write(m.appendSignedFields(nil))
+	return mac.Sum(nil), nil
 }
 
 // validateContent validates what the id covers: format, service, account,
@@ -141,12 +159,13 @@ func (m *Manifest) validateContent() error {
 		return invalid("view.size", "%d is negative", m.View.Size)
 	}
 	total := m.View.Size
-	for i, e := range m.Blobs {
+	for i := range m.Blobs {
+		e := &m.Blobs[i]
 		if i > 0 {
-			switch prev := m.Blobs[i-1].Key; {
-			case e.Key == prev:
+			switch prev := m.Blobs[i-1].Key; strings.Compare(e.Key, prev) {
+			case 0:
 				return invalidEntry(i, e.Key, "key", "%q repeats blobs[%d]; keys must be unique", e.Key, i-1)
-			case e.Key < prev:
+			case -1:
 				return invalidEntry(i, e.Key, "key", "%q sorts before blobs[%d] %q; blobs must be sorted by key bytes", e.Key, i-1, prev)
 			}
 		}

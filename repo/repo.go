@@ -134,6 +134,12 @@ func (r *Repo) readSized(ctx context.Context, name string, check func(size int64
 	if err != nil {
 		return err
 	}
+	return r.readKnownSize(ctx, name, info, check, use)
+}
+
+// readKnownSize is readSized for an object whose size is info.Size (from
+// a Stat, or a listing): it does not ask for it again.
+func (r *Repo) readKnownSize(ctx context.Context, name string, info store.ObjectInfo, check func(size int64) error, use func(data []byte) error) error {
 	if err := check(info.Size); err != nil {
 		return err
 	}

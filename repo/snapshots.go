@@ -79,11 +79,41 @@ func (r *Repo) ReadManifestBytes(ctx context.Context, id digest.Digest, opts *ma
 	if err := checkDigest("read manifest", id); err != nil {
 		return nil, nil, err
 	}
+	return r.readManifest(ctx, id, -1, opts)
+}
+
+// ReadListedManifest is [Repo.ReadManifest] for o, a manifest as
+// [Repo.ListManifests] lists it: it trusts the listed size instead of
+// asking the store for it, one request instead of two. A manifest that
+// seems corrupt is read again the way ReadManifest reads it, since a
+// manifest replaced since the listing (see [Repo.ReplaceManifest]) may
+// have another size.
+func (r *Repo) ReadListedManifest(ctx context.Context, o Object, opts *manifest.DecodeOptions) (*manifest.Manifest, error) {
+	if err := checkDigest("read manifest", o.Digest); err != nil {
+		return nil, err
+	}
+	m, _, err := r.readManifest(ctx, o.Digest, o.Size, opts)
+	if errors.Is(err, core.ErrCorrupt) {
+		m, _, err = r.readManifest(ctx, o.Digest, -1, opts)
+	}
+	return m, err
+}
+
+// readManifest reads the manifest of the snapshot id, whose stored size
+// is size, or unknown if size is negative.
+func (r *Repo) readManifest(ctx context.Context, id digest.Digest, size int64, opts *manifest.DecodeOptions) (*manifest.Manifest, []byte, error) {
 	name := ManifestName(id)
+	info := store.ObjectInfo{Name: name, Size: size}
+	if size < 0 {
+		var err error
+		if info, err = r.st.Stat(ctx, name); err != nil {
+			return nil, nil, err
+		}
+	}
 	limit := maxManifestBytes(opts)
 	var m *manifest.Manifest
 	var stored []byte
-	err := r.readSized(ctx, name, func(size int64) error {
+	err := r.readKnownSize(ctx, name, info, func(size int64) error {
 		if size > limit {
 			return tooLarge(name, "manifest.DecodeOptions.MaxBytes", limit)
 		}
@@ -222,6 +252,14 @@ func (r *Repo) ReplaceManifest(ctx context.Context, m *manifest.Manifest) error 
 	}
 	sum := sha256.Sum256(data)
 	return r.st.PutBytes(ctx, ManifestName(m.ID), data, store.PutOptions{SHA256: sum[:], ContentType: jsonType})
+}
+
+// ListManifests calls fn with every committed snapshot, in no particular
+// order: Object.Digest is its id, Object.Size the stored size of its
+// manifest (see [Repo.ReadListedManifest]). fn runs while the listing
+// holds a request slot (see [Repo.ListBlobs]).
+func (r *Repo) ListManifests(ctx context.Context, fn func(Object) error) error {
+	return r.list(ctx, snapshotsPrefix, ParseManifestName, fn)
 }
 
 // ListSnapshots returns the ids of the committed snapshots, those whose

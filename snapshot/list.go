@@ -48,17 +48,21 @@ func (r *Repo) List(ctx context.Context, f Filter) ([]*manifest.Manifest, error)
 
 // list is List reading manifests with opts, which may be nil.
 func (r *Repo) list(ctx context.Context, f Filter, opts *manifest.DecodeOptions) ([]*manifest.Manifest, error) {
-	ids, err := r.r.ListSnapshots(ctx)
+	var listed []repo.Object
+	err := r.r.ListManifests(ctx, func(o repo.Object) error {
+		listed = append(listed, o)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: list: %w", err)
 	}
-	ms := make([]*manifest.Manifest, len(ids))
-	errs := make([]error, len(ids))
+	ms := make([]*manifest.Manifest, len(listed))
+	errs := make([]error, len(listed))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.r.Budget().MaxRequests())
-	for i, id := range ids {
+	for i, o := range listed {
 		g.Go(func() error {
-			m, err := r.r.ReadManifest(gctx, id, opts)
+			m, err := r.r.ReadListedManifest(gctx, o, opts)
 			switch {
 			case errors.Is(err, core.ErrCorrupt):
 				errs[i] = err
@@ -79,7 +83,7 @@ func (r *Repo) list(ctx context.Context, f Filter, opts *manifest.DecodeOptions)
 	for i, m := range ms {
 		switch {
 		case errs[i] != nil:
-			lerr.Invalid = append(lerr.Invalid, InvalidSnapshot{ID: ids[i], Err: errs[i]})
+			lerr.Invalid = append(lerr.Invalid, InvalidSnapshot{ID: listed[i].Digest, Err: errs[i]})
 		case m != nil && f.match(m):
 			out = append(out, m)
 		}
