@@ -46,7 +46,8 @@ type config struct {
 func main() {
 	childMain()
 	var cfg config
-	var workloads, backends, levels, sbBin, rcloneBin, awsBin string
+	var workloads, backends, levels, sbBin, rcloneBin, awsBin, report string
+	var markdown bool
 	flag.StringVar(&workloads, "workloads", "10000x4KiB,16x64MiB,1x1GiB,"+longTail, "comma-separated workloads: COUNTxSIZE (B, KiB, MiB, GiB) or "+longTail)
 	flag.StringVar(&backends, "backends", "s3,gcs,file", "comma-separated backends: s3, gcs, file")
 	flag.StringVar(&levels, "levels", "8,16,32,64", "concurrency levels of the bare loops; the table shows the best")
@@ -56,7 +57,17 @@ func main() {
 	flag.StringVar(&sbBin, "statebucket", "", "statebucket CLI to run (default: built from ./cmd/statebucket)")
 	flag.StringVar(&rcloneBin, "rclone", "", "rclone to run (default: ./bin/rclone, then PATH)")
 	flag.StringVar(&awsBin, "aws", "", "aws CLI v2 to run (default: /usr/bin/aws, then PATH)")
+	flag.StringVar(&report, "report", "", "measure nothing: print the table of the JSON results in this file")
+	flag.BoolVar(&markdown, "markdown", false, "print the table in Markdown")
 	flag.Parse()
+	if report != "" {
+		res, err := readResults(report)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		res.print(os.Stdout, markdown)
+		return
+	}
 	cfg.workloads = split(workloads)
 	cfg.backends = split(backends)
 	for _, l := range split(levels) {
@@ -84,7 +95,8 @@ func main() {
 	}
 	res, err := measureAll(ctx, cfg)
 	if res != nil {
-		res.print(os.Stdout)
+		res.compute()
+		res.print(os.Stdout, markdown)
 		if cfg.jsonOut != "" {
 			if werr := res.writeJSON(cfg.jsonOut); werr != nil {
 				err = errors.Join(err, werr)

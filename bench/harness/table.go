@@ -218,31 +218,59 @@ func (r *results) targets() []target {
 	return ts
 }
 
-// print writes the table, then the targets.
-func (r *results) print(w io.Writer) {
-	r.compute()
-	fmt.Fprintf(w, "\n%d round(s), %s of the rounds per row; bare loops at the best of concurrency %v; ratios are speed ratios (reference time / row time)\n",
-		r.Rounds, r.Statistic, r.Levels)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "workload\tbackend\top\tcontender\ttime s\tobjects/s\tMiB/s\tpeak RSS MiB\tCPU s\tvs bare\tvs best peer\tnote")
+// print writes the table, then the targets: aligned text, or Markdown
+// (for docs/benchmarks.md).
+func (r *results) print(w io.Writer, markdown bool) {
+	fmt.Fprintf(w, "\n%s: %d CPUs, %d round(s), the %s of the rounds per row; bare loops at the best of concurrency %v; ratios are speed ratios (reference time / row time)\n\n",
+		r.Started.Format(time.DateTime+" MST"), r.CPUs, r.Rounds, r.Statistic, r.Levels)
+	header := []string{"workload", "backend", "op", "contender", "time s", "objects/s", "MiB/s", "peak RSS MiB", "CPU s", "vs bare", "vs best peer", "note"}
+	lines := [][]string{header}
 	for _, row := range r.Rows {
-		if row.Seconds == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\n", row.Workload, row.Backend, row.Op, row.Contender, oneLine(row.Note))
-			continue
+		cells := []string{row.Workload, row.Backend, row.Op, row.Contender, "-", "-", "-", "-", "-", "-", "-", oneLine(row.Note)}
+		if row.Seconds > 0 {
+			cells = []string{row.Workload, row.Backend, row.Op, row.Contender,
+				fmt.Sprintf("%.2f", row.Seconds), fmt.Sprintf("%.0f", row.ObjectsPS), fmt.Sprintf("%.1f", row.MiBPS),
+				fmt.Sprintf("%.0f", row.PeakRSSMiB), fmt.Sprintf("%.2f", row.CPUSeconds), ratio(row.VsBare), ratio(row.VsPeer), ""}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.0f\t%.1f\t%.0f\t%.2f\t%s\t%s\t\n", row.Workload, row.Backend, row.Op, row.Contender,
-			row.Seconds, row.ObjectsPS, row.MiBPS, row.PeakRSSMiB, row.CPUSeconds, ratio(row.VsBare), ratio(row.VsPeer))
+		lines = append(lines, cells)
 	}
-	tw.Flush()
-	fmt.Fprintln(w, "\ntargets (issue 11):")
+	if markdown {
+		for i, cells := range lines {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+			if i == 0 {
+				fmt.Fprintf(w, "|%s\n", strings.Repeat("---|", len(cells)))
+			}
+		}
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, cells := range lines {
+			fmt.Fprintln(tw, strings.Join(cells, "\t"))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "\ntargets of issue 11 this run measured:")
+	fmt.Fprintln(w)
 	for _, t := range r.Targets {
 		verdict := "does not hold"
 		if t.Holds {
 			verdict = "holds"
 		}
-		fmt.Fprintf(w, "  %s: %s\n", t.Text, verdict)
+		fmt.Fprintf(w, "- %s: %s\n", t.Text, verdict)
 	}
-	fmt.Fprintln(w, "  re-export, 100,000 blobs, 1,000,000-entry manifest, export into a 1,000,000-blob repository: not measured by this harness")
+	fmt.Fprintln(w, "- re-export of unchanged state, 100,000 blobs, the 1,000,000-entry manifest, export into a 1,000,000-blob repository: not measured by this harness")
+}
+
+// readResults reads results writeJSON wrote.
+func readResults(path string) (*results, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r results
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &r, nil
 }
 
 func ratio(x float64) string {
@@ -263,7 +291,6 @@ func oneLine(s string) string {
 
 // writeJSON writes the results to path.
 func (r *results) writeJSON(path string) error {
-	r.compute()
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
