@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
 
 	"github.com/statebucket/statebucket/integration/testserver"
 )
@@ -135,11 +136,7 @@ func contenders(b *backend, levels []int, t tools) []contender {
 		return cs
 	}
 	sbCopy := func(up bool) contender {
-		op := opDownload
-		if up {
-			op = opUpload
-		}
-		return contender{name: "statebucket copy", family: familyStatebucket, op: op, up: up, missing: t.statebucketMissing,
+		return contender{name: "statebucket copy", family: familyStatebucket, op: copyOp(up), up: up, missing: t.statebucketMissing,
 			cmd: func(ctx context.Context, s setup) (*exec.Cmd, error) {
 				from, to := s.w.Repo, b.url(s.dest, "repo")
 				if !up {
@@ -156,11 +153,7 @@ func contenders(b *backend, levels []int, t tools) []contender {
 			name, flags = peerRcloneTuned, rcloneTuned
 		}
 		for _, up := range []bool{true, false} {
-			op := opDownload
-			if up {
-				op = opUpload
-			}
-			cs = append(cs, contender{name: name, family: familyPeer, op: op, up: up, missing: t.rcloneMissing,
+			cs = append(cs, contender{name: name, family: familyPeer, op: copyOp(up), up: up, missing: t.rcloneMissing,
 				cmd: func(ctx context.Context, s setup) (*exec.Cmd, error) {
 					remote := fmt.Sprintf("%s:%s/repo", b.rclone, s.seed)
 					args := []string{"copy", remote, s.down}
@@ -173,11 +166,7 @@ func contenders(b *backend, levels []int, t tools) []contender {
 	}
 	if b.aws {
 		for _, up := range []bool{true, false} {
-			op := opDownload
-			if up {
-				op = opUpload
-			}
-			cs = append(cs, contender{name: peerAWS, family: familyPeer, op: op, up: up, missing: t.awsMissing,
+			cs = append(cs, contender{name: peerAWS, family: familyPeer, op: copyOp(up), up: up, missing: t.awsMissing,
 				cmd: func(ctx context.Context, s setup) (*exec.Cmd, error) {
 					args := []string{"s3", "cp", "--recursive", "--only-show-errors", "--no-progress", "--endpoint-url", b.endpoint}
 					if up {
@@ -192,6 +181,14 @@ func contenders(b *backend, levels []int, t tools) []contender {
 	return cs
 }
 
+// copyOp returns the operation of a copy to the backend (up) or from it.
+func copyOp(up bool) string {
+	if up {
+		return opUpload
+	}
+	return opDownload
+}
+
 // s3Backend returns the backend of the MinIO srv, and sets the
 // environment through which statebucket, rclone and the aws CLI reach it.
 func s3Backend(srv *testserver.S3Server) *backend {
@@ -203,13 +200,8 @@ func s3Backend(srv *testserver.S3Server) *backend {
 	return &backend{
 		name: "s3", endpoint: srv.Endpoint, rclone: "benchs3", aws: true,
 		putKind: kindS3Put, getKind: kindS3Get, hashKind: kindS3GetHash,
-		url: srv.URL,
-		newDest: func() (string, func(), error) {
-			tb := &harnessTB{}
-			var name string
-			err := tb.do(func() { name = srv.NewBucket(tb) })
-			return name, tb.cleanup, err
-		},
+		url:     srv.URL,
+		newDest: bucketDest(srv.NewBucket),
 	}
 }
 
@@ -224,13 +216,19 @@ func gcsBackend(srv *testserver.GCSServer) *backend {
 	return &backend{
 		name: "gcs", endpoint: srv.Endpoint, rclone: "benchgcs",
 		putKind: kindGCSPut, getKind: kindGCSGet, hashKind: kindGCSHash,
-		url: srv.URL,
-		newDest: func() (string, func(), error) {
-			tb := &harnessTB{}
-			var name string
-			err := tb.do(func() { name = srv.NewBucket(tb) })
-			return name, tb.cleanup, err
-		},
+		url:     srv.URL,
+		newDest: bucketDest(srv.NewBucket),
+	}
+}
+
+// bucketDest makes destinations with a server's NewBucket: each one a
+// new bucket, emptied and deleted by the function returned with it.
+func bucketDest(newBucket func(testing.TB) string) func() (string, func(), error) {
+	return func() (string, func(), error) {
+		tb := &harnessTB{}
+		var name string
+		err := tb.do(func() { name = newBucket(tb) })
+		return name, tb.cleanup, err
 	}
 }
 

@@ -162,5 +162,5 @@ func TestMissingPeer(t *testing.T) {
 	var out bytes.Buffer
 	res.print(&out, false)
 	assert.Contains(t, out.String(), "not installed: run scripts/bench-tools.sh")
-	assert.Contains(t, out.String(), "statebucket copy copy to: no peer ran: does not hold")
+	assert.Contains(t, out.String(), "1x4KiB s3 copy to, statebucket copy: no peer ran: does not hold")
 }

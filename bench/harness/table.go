@@ -198,7 +198,7 @@ func (r *results) targets() []target {
 		if row.Family != familyStatebucket {
 			continue
 		}
-		where := fmt.Sprintf("%s %s %s %s", row.Workload, row.Backend, row.Contender, row.Op)
+		where := fmt.Sprintf("%s %s %s, %s", row.Workload, row.Backend, row.Op, row.Contender)
 		if row.Seconds == 0 {
 			ts = append(ts, target{Text: where + ": did not run: " + row.Note})
 			continue
@@ -270,6 +270,7 @@ func readResults(path string) (*results, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	r.Targets = r.targets()
 	return &r, nil
 }
 
