@@ -229,7 +229,7 @@ func (r *results) print(w io.Writer, markdown bool) {
 		cells := []string{row.Workload, row.Backend, row.Op, row.Contender, "-", "-", "-", "-", "-", "-", "-", oneLine(row.Note)}
 		if row.Seconds > 0 {
 			cells = []string{row.Workload, row.Backend, row.Op, row.Contender,
-				fmt.Sprintf("%.2f", row.Seconds), fmt.Sprintf("%.0f", row.ObjectsPS), fmt.Sprintf("%.1f", row.MiBPS),
+				fmt.Sprintf("%.2f", row.Seconds), perSecond(row.ObjectsPS), fmt.Sprintf("%.1f", row.MiBPS),
 				fmt.Sprintf("%.0f", row.PeakRSSMiB), fmt.Sprintf("%.2f", row.CPUSeconds), ratio(row.VsBare), ratio(row.VsPeer), ""}
 		}
 		lines = append(lines, cells)
@@ -272,6 +272,15 @@ func readResults(path string) (*results, error) {
 	}
 	r.Targets = r.targets()
 	return &r, nil
+}
+
+// perSecond formats a rate with a decimal below 10, so that a workload of
+// one blob does not read 0 objects/s.
+func perSecond(x float64) string {
+	if x < 10 {
+		return fmt.Sprintf("%.2f", x)
+	}
+	return fmt.Sprintf("%.0f", x)
 }
 
 func ratio(x float64) string {
