@@ -14,7 +14,7 @@ export AWS_EC2_METADATA_DISABLED := true
 REPO     ?= ./snapshots
 OBJECTS  ?= 1000
 
-.PHONY: demo test tools check bench bench-s3 fuzz clean
+.PHONY: demo test tools check bench bench-quick bench-tools bench-engine bench-s3 fuzz clean
 
 demo:
 	$(GO) run ./cmd/statebucket demo --repo $(REPO) --objects $(OBJECTS)
@@ -33,8 +33,28 @@ check:
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run 'go mod tidy'"; exit 1; }
 
-# Throughput and peak memory against a raw baseline, printed as ratios.
-bench:
+# statebucket against bare SDK loops, rclone and the aws CLI, on the same
+# data against the same servers, in one table (docs/benchmarks.md): every
+# workload (about 17 GiB, generated once under BENCH_DATA) on S3, GCS and a
+# local directory. bench-quick runs a small subset (S3 and a local directory,
+# one level of the bare loops) in under two minutes on an idle 2-core machine.
+# Both also write the results as JSON to BENCH_JSON.
+BENCH_DATA ?= $(or $(TMPDIR),/tmp)/statebucket-bench
+BENCH_JSON ?= bench-results.json
+BENCH_FLAGS ?=
+bench: tools bench-tools
+	$(GO) run ./bench/harness -data $(BENCH_DATA) -json $(BENCH_JSON) $(BENCH_FLAGS)
+
+bench-quick: tools bench-tools
+	$(GO) run ./bench/harness -data $(BENCH_DATA) -json $(BENCH_JSON) -workloads 1000x4KiB,4x64MiB -backends s3,file -levels 32 $(BENCH_FLAGS)
+
+# The peers `make bench` compares with: rclone (./bin) and the aws CLI v2.
+bench-tools:
+	bash scripts/bench-tools.sh
+
+# The engine's go-test benchmarks: throughput and peak memory against a raw
+# baseline, in process, printed as ratios.
+bench-engine:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./bench/
 
 fuzz:

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestMain lets the test binary serve as the harness's child: the
+// in-process contenders re-execute it.
+func TestMain(m *testing.M) {
+	childMain()
+	os.Exit(m.Run())
+}
+
+func TestBlobSizes(t *testing.T) {
+	sizes, err := blobSizes("3x4KiB")
+	require.NoError(t, err)
+	assert.Equal(t, []int64{4 << 10, 4 << 10, 4 << 10}, sizes)
+
+	sizes, err = blobSizes("1x1GiB")
+	require.NoError(t, err)
+	assert.Equal(t, []int64{1 << 30}, sizes)
+
+	tail, err := blobSizes(longTail)
+	require.NoError(t, err)
+	require.Len(t, tail, tailCount+1)
+	assert.Equal(t, int64(tailBig), tail[tailCount])
+	for _, s := range tail[:tailCount] {
+		assert.True(t, s >= tailMin && s <= tailMax, "size %d out of range", s)
+	}
+	again, err := blobSizes(longTail)
+	require.NoError(t, err)
+	assert.Equal(t, tail, again, "the long tail is the same on every run")
+	total, err := totalSize(longTail)
+	require.NoError(t, err)
+	assert.InDelta(t, 16.5, float64(total)/(1<<30), 2, "the long tail is about 16 GiB")
+
+	for _, bad := range []string{"", "10x", "x4KiB", "0x4KiB", "10x4kb", "tail"} {
+		_, err := blobSizes(bad)
+		assert.Error(t, err, "workload %q", bad)
+	}
+}
+
+func TestPattern(t *testing.T) {
+	read := func(seed uint64, size int64, chunk int) []byte {
+		var out bytes.Buffer
+		p := newPattern(seed, size)
+		buf := make([]byte, chunk)
+		for {
+			n, err := p.Read(buf)
+			out.Write(buf[:n])
+			if err == io.EOF {
+				return out.Bytes()
+			}
+			require.NoError(t, err)
+		}
+	}
+	a := read(1, 1000, 7)
+	assert.Len(t, a, 1000)
+	assert.Equal(t, a, read(1, 1000, 4096), "the bytes do not depend on the reads' sizes")
+	assert.NotEqual(t, a, read(2, 1000, 7), "blobs differ")
+}
+
+func TestMedian(t *testing.T) {
+	s := median([]sample{{Seconds: 3}, {Err: "boom"}, {Seconds: 1}, {Seconds: 2}, {Seconds: 9}})
+	assert.Equal(t, 2.0, s.Seconds, "the failed run is left out; of four, the lower middle")
+	assert.Equal(t, "boom", median([]sample{{Err: "boom"}}).Err)
+}
+
+// TestLocalDirectory runs the local-directory contenders, through the
+// launcher, on two tiny workloads for two rounds, and checks the table.
+func TestLocalDirectory(t *testing.T) {
+	ctx := context.Background()
+	launch := filepath.Join(t.TempDir(), "launch")
+	require.NoError(t, goBuild(ctx, launch, "bench/harness/launch"))
+	cfg := config{
+		workloads: []string{"40x4KiB", "2x1MiB"},
+		backends:  []string{"file"},
+		levels:    []int{1, 4},
+		rounds:    2,
+		data:      t.TempDir(),
+		tools:     tools{launch: launch},
+		log:       io.Discard,
+	}
+	res, err := measureAll(ctx, cfg)
+	require.NoError(t, err)
+	res.compute()
+
+	type key struct{ workload, op, family string }
+	got := map[key]row{}
+	for _, r := range res.Rows {
+		got[key{r.Workload, r.Op, r.Family}] = r
+		assert.Empty(t, r.Note, "%s %s %s", r.Workload, r.Op, r.Contender)
+		assert.Len(t, r.Samples, cfg.rounds, "%s %s %s", r.Workload, r.Op, r.Contender)
+		assert.Positive(t, r.Seconds)
+		assert.Positive(t, r.MiBPS)
+		assert.InDelta(t, float64(r.Bytes)/(1<<20)/r.Seconds, r.MiBPS, 1e-9)
+		assert.InDelta(t, float64(r.Objects)/r.Seconds, r.ObjectsPS, 1e-9)
+		assert.Positive(t, r.VsBare)
+		assert.Zero(t, r.VsPeer, "no peer runs on a local directory")
+		// The launcher's own few MiB are the floor; a Go child holds more.
+		assert.Greater(t, r.PeakRSSMiB, 4.0)
+		assert.Less(t, r.PeakRSSMiB, 1024.0)
+		assert.GreaterOrEqual(t, r.CPUSeconds, 0.0)
+	}
+	for _, w := range []struct {
+		name  string
+		count int
+		bytes int64
+	}{{"40x4KiB", 40, 40 << 12}, {"2x1MiB", 2, 2 << 20}} {
+		for _, op := range []string{opWrite, opReadHash} {
+			r, ok := got[key{w.name, op, familyBare}]
+			require.True(t, ok, "%s %s: bare row", w.name, op)
+			assert.True(t, strings.HasSuffix(r.Contender, "(best)"), r.Contender)
+			assert.Equal(t, 1.0, r.VsBare, "the best bare loop is its own reference")
+		}
+		for _, op := range []string{opExport, opImport} {
+			r, ok := got[key{w.name, op, familyStatebucket}]
+			require.True(t, ok, "%s %s: statebucket row", w.name, op)
+			assert.Equal(t, w.count, r.Objects)
+			assert.Equal(t, w.bytes, r.Bytes)
+		}
+	}
+	assert.Len(t, res.Rows, 8, "one row per workload and op: the bare loops at their best level only")
+	assert.Len(t, res.Targets, 8, "a speed and a memory target per statebucket row")
+
+	var out bytes.Buffer
+	res.print(&out, false)
+	assert.Contains(t, out.String(), "2x1MiB    file     export")
+	assert.Contains(t, out.String(), "targets of issue 11")
+
+	path := filepath.Join(t.TempDir(), "results.json")
+	require.NoError(t, res.writeJSON(path))
+	again, err := readResults(path)
+	require.NoError(t, err)
+	assert.Equal(t, res.Rows, again.Rows)
+	var md bytes.Buffer
+	again.print(&md, true)
+	assert.Contains(t, md.String(), "| 2x1MiB | file | export | statebucket |")
+}
+
+// TestMissingPeer shows a peer that is not installed as a row saying so,
+// with no figures and no ratio.
+func TestMissingPeer(t *testing.T) {
+	w := &workload{Name: "1x4KiB", Blobs: []blob{{Key: "k", Size: 4096}}}
+	res := &results{}
+	res.add(w, "s3", contender{name: peerAWS, family: familyPeer, op: opUpload, up: true}, sample{Err: "not installed: run scripts/bench-tools.sh"})
+	res.add(w, "s3", contender{name: "statebucket copy", family: familyStatebucket, op: opUpload, up: true}, sample{Seconds: 2, PeakRSSMiB: 40})
+	res.compute()
+	require.Len(t, res.Rows, 2)
+	assert.Equal(t, "not installed: run scripts/bench-tools.sh", res.Rows[0].Note)
+	assert.Zero(t, res.Rows[0].Seconds)
+	assert.Zero(t, res.Rows[1].VsPeer, "no peer ran")
+	var out bytes.Buffer
+	res.print(&out, false)
+	assert.Contains(t, out.String(), "not installed: run scripts/bench-tools.sh")
+	assert.Contains(t, out.String(), "1x4KiB s3 copy to, statebucket copy: no peer ran: does not hold")
+}
