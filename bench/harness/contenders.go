@@ -20,6 +20,7 @@ const (
 	opWrite    = "write+fsync"
 	opReadHash = "read+SHA-256"
 	opExport   = "export"
+	opReexport = "re-export" // of unchanged state, into the repository holding it
 	opImport   = "import"
 	opUpload   = "copy to"
 	opDownload = "copy from"
@@ -126,6 +127,12 @@ func contenders(b *backend, levels []int, t tools) []contender {
 		contender{name: "statebucket", family: familyStatebucket, op: opExport, up: true,
 			cmd: func(ctx context.Context, s setup) (*exec.Cmd, error) {
 				return childCmd(ctx, childSpec{Kind: kindExport, Workload: index(s), URL: b.url(s.dest, "repo")})
+			}},
+		// The seed repository holds the workload's snapshot already:
+		// exporting it again is the re-export of unchanged state.
+		contender{name: "statebucket", family: familyStatebucket, op: opReexport,
+			cmd: func(ctx context.Context, s setup) (*exec.Cmd, error) {
+				return childCmd(ctx, childSpec{Kind: kindExport, Workload: index(s), URL: b.url(s.seed, "repo")})
 			}},
 		contender{name: "statebucket", family: familyStatebucket, op: opImport,
 			cmd: func(ctx context.Context, s setup) (*exec.Cmd, error) {

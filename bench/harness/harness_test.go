@@ -122,15 +122,15 @@ func TestLocalDirectory(t *testing.T) {
 			assert.True(t, strings.HasSuffix(r.Contender, "(best)"), r.Contender)
 			assert.Equal(t, 1.0, r.VsBare, "the best bare loop is its own reference")
 		}
-		for _, op := range []string{opExport, opImport} {
+		for _, op := range []string{opExport, opReexport, opImport} {
 			r, ok := got[key{w.name, op, familyStatebucket}]
 			require.True(t, ok, "%s %s: statebucket row", w.name, op)
 			assert.Equal(t, w.count, r.Objects)
 			assert.Equal(t, w.bytes, r.Bytes)
 		}
 	}
-	assert.Len(t, res.Rows, 8, "one row per workload and op: the bare loops at their best level only")
-	assert.Len(t, res.Targets, 8, "a speed and a memory target per statebucket row")
+	assert.Len(t, res.Rows, 10, "one row per workload and op: the bare loops at their best level only")
+	assert.Len(t, res.Targets, 12, "a speed and a memory target per statebucket row")
 
 	var out bytes.Buffer
 	res.print(&out, false)

@@ -273,22 +273,46 @@ func (s *service) RestoreWithBlobs(ctx context.Context, _, _ string, v view, src
 	return nil
 }
 
-// lazyFile opens the file at path on its first Read, so that a batch of
-// entries holds no descriptors until the engine reads them.
+// lazyFile opens the file at path on its first use, so that a batch of
+// entries holds no descriptors until the engine reads them. Like an
+// *os.File, it gives random access (ReadAt, Seek), which lets the export
+// engine hash and upload the file where it lies instead of copying it.
 type lazyFile struct {
 	path string
 	f    *os.File
 }
 
+func (l *lazyFile) open() error {
+	if l.f != nil {
+		return nil
+	}
+	f, err := os.Open(l.path)
+	if err != nil {
+		return err
+	}
+	l.f = f
+	return nil
+}
+
 func (l *lazyFile) Read(p []byte) (int, error) {
-	if l.f == nil {
-		f, err := os.Open(l.path)
-		if err != nil {
-			return 0, err
-		}
-		l.f = f
+	if err := l.open(); err != nil {
+		return 0, err
 	}
 	return l.f.Read(p)
+}
+
+func (l *lazyFile) ReadAt(p []byte, off int64) (int, error) {
+	if err := l.open(); err != nil {
+		return 0, err
+	}
+	return l.f.ReadAt(p, off)
+}
+
+func (l *lazyFile) Seek(offset int64, whence int) (int64, error) {
+	if err := l.open(); err != nil {
+		return 0, err
+	}
+	return l.f.Seek(offset, whence)
 }
 
 func (l *lazyFile) Close() error {
