@@ -57,6 +57,13 @@ type BlobExportEntry struct {
 	// known in advance (versioned blobs arrive with unknown size). The
 	// zero value declares an empty blob.
 	Size int64
+	// SHA256, when the service knows it (a checksum it keeps with the
+	// blob), is the SHA-256 of the blob's bytes, 32 bytes, and Size must
+	// then be known too. An export skips reading a blob whose digest a
+	// parent snapshot holds already, so re-exporting unchanged state
+	// reads no blob at all; every blob it reads is checked against it,
+	// and a mismatch fails the export. nil means not known.
+	SHA256 []byte
 }
 
 // BlobVisitor receives the blobs of a snapshot in minibatches.

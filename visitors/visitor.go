@@ -193,6 +193,22 @@ func (v *Visitor) each(ctx context.Context, n int, do func(ctx context.Context, 
 }
 
 func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
+	want, declared, err := declaredDigest(e)
+	if err != nil {
+		return err
+	}
+	mine := false
+	if declared {
+		// A blob a parent holds, or another key of this export stores,
+		// is not read at all.
+		if mine = v.claim(want, e.Size); !mine {
+			if err := v.record(e.Key, want, e.Size); err != nil {
+				return err
+			}
+			v.done(e.Key, e.Size, false)
+			return nil
+		}
+	}
 	sp, err := v.spool(ctx, e.Reader, e.Size)
 	if err != nil {
 		return err
@@ -202,11 +218,14 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 		return err
 	}
 	d := digest.FromSum(sp.Sum())
+	if err := checkDeclared(want, declared, d); err != nil {
+		return err
+	}
 	if err := v.record(e.Key, d, sp.Size()); err != nil {
 		return err
 	}
 	uploaded := false
-	if v.claim(d, sp.Size()) {
+	if mine || !declared && v.claim(d, sp.Size()) {
 		missing, err := v.lookup(ctx, d, sp.Size())
 		if err != nil {
 			return err
@@ -235,6 +254,13 @@ func (v *Visitor) hash(ctx context.Context, e core.BlobExportEntry) error {
 	if err := checkSize(e.Size, n); err != nil {
 		return err
 	}
+	want, declared, err := declaredDigest(e)
+	if err != nil {
+		return err
+	}
+	if err := checkDeclared(want, declared, digest.FromSum(h.Sum(nil))); err != nil {
+		return err
+	}
 	if err := v.record(e.Key, digest.FromSum(h.Sum(nil)), n); err != nil {
 		return err
 	}
@@ -254,6 +280,30 @@ func (v *Visitor) spool(ctx context.Context, r io.Reader, size int64) (*spool.Sp
 		return nil, fmt.Errorf("read: %w", err)
 	}
 	return sp, nil
+}
+
+// declaredDigest returns the digest e declares (see
+// core.BlobExportEntry.SHA256), and whether it declares one; a declared
+// digest of another length, or without a size, is bad usage.
+func declaredDigest(e core.BlobExportEntry) (digest.Digest, bool, error) {
+	switch {
+	case e.SHA256 == nil:
+		return "", false, nil
+	case len(e.SHA256) != sha256.Size:
+		return "", false, fmt.Errorf("BlobExportEntry.SHA256 holds %d bytes, want %d: %w", len(e.SHA256), sha256.Size, core.ErrInvalid)
+	case e.Size < 0:
+		return "", false, fmt.Errorf("BlobExportEntry.SHA256 is set but the size is unknown; declare both or neither: %w", core.ErrInvalid)
+	}
+	return digest.FromSum(e.SHA256), true, nil
+}
+
+// checkDeclared reports bytes whose digest, got, is not the one the
+// service declared.
+func checkDeclared(want digest.Digest, declared bool, got digest.Digest) error {
+	if declared && got != want {
+		return fmt.Errorf("the service declared SHA-256 %s, but the blob's bytes hash to %s: %w", want.Hex(), got.Hex(), core.ErrChecksumMismatch)
+	}
+	return nil
 }
 
 // checkSize reports a blob whose reader gave got bytes when the service

@@ -211,6 +211,7 @@ type view struct {
 type service struct {
 	blobs    []blob
 	open     func(i int) io.ReadCloser
+	sum      func(i int) []byte // the SHA-256 of blob i, if known
 	notifier core.StateChangeNotifier[view]
 }
 
@@ -246,7 +247,11 @@ func (s *service) SnapshotWithBlobs(ctx context.Context, _, _ string, visitor co
 		end := min(start+core.DefaultBlobBatchSize, len(s.blobs))
 		batch := make([]core.BlobExportEntry, 0, end-start)
 		for i := start; i < end; i++ {
-			batch = append(batch, core.BlobExportEntry{Key: s.blobs[i].Key, Reader: s.open(i), Size: s.blobs[i].Size})
+			e := core.BlobExportEntry{Key: s.blobs[i].Key, Reader: s.open(i), Size: s.blobs[i].Size}
+			if s.sum != nil {
+				e.SHA256 = s.sum(i)
+			}
+			batch = append(batch, e)
 		}
 		if err := visitor.Visit(ctx, batch); err != nil {
 			return view{}, err
@@ -322,11 +327,23 @@ func (l *lazyFile) Close() error {
 	return l.f.Close()
 }
 
-// fileService returns the service whose blobs are w's files on disk.
+// fileService returns the service whose blobs are w's files on disk. It
+// declares each blob's SHA-256, which the file's name holds, as an S3
+// mock declares the checksum it keeps with an object: the engine checks
+// it on every blob it reads, and reads none that the repository's parent
+// snapshot holds.
 func fileService(w *workload) *service {
-	return &service{blobs: w.Blobs, open: func(i int) io.ReadCloser {
-		return &lazyFile{path: filepath.Join(w.Repo, filepath.FromSlash(w.Blobs[i].Path))}
-	}}
+	return &service{blobs: w.Blobs,
+		open: func(i int) io.ReadCloser {
+			return &lazyFile{path: filepath.Join(w.Repo, filepath.FromSlash(w.Blobs[i].Path))}
+		},
+		sum: func(i int) []byte {
+			if d, ok := repo.ParseBlobName(w.Blobs[i].Path); ok {
+				return d.Sum()
+			}
+			return nil
+		},
+	}
 }
 
 // describe returns "N blobs, X MiB" for the sizes of name.
