@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -385,7 +386,9 @@ func cleanUpAfterKill(t *testing.T, r *snapshot.Repo, pid int, when string) clea
 
 // TestExportCleansStaleTempFiles: an export removes, as it starts, the
 // temporary files that writers gone long ago left in a directory
-// repository, and keeps young ones, which a live writer may own.
+// repository, and keeps young ones, which a live writer may own. It
+// sweeps only when a stale lock shows that a writer died: otherwise its
+// cost would grow with the repository.
 func TestExportCleansStaleTempFiles(t *testing.T) {
 	ctx := t.Context()
 	dir := filepath.Join(t.TempDir(), "repo")
@@ -406,6 +409,17 @@ func TestExportCleansStaleTempFiles(t *testing.T) {
 	}
 	old := time.Now().Add(-2 * filestore.DefaultStaleAge)
 	require.NoError(t, os.Chtimes(stale, old, old))
+
+	_, err = snapshot.Export(ctx, r, svc, acct, region, nil)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{stale, young}, dirDebris(t, dir), "no stale lock: no sweep")
+
+	// The writer that left them was killed holding its lock.
+	dead := repo.LockInfo{ID: "shared-killedwriter", Kind: repo.SharedLock, Host: "gone", PID: 1 << 30,
+		Created: old.UTC(), Refreshed: old.UTC()}
+	record, err := json.Marshal(dead)
+	require.NoError(t, err)
+	require.NoError(t, r.Store().PutBytes(ctx, repo.LockName(dead.ID), record, store.PutOptions{}))
 
 	_, err = snapshot.Export(ctx, r, svc, acct, region, nil)
 	require.NoError(t, err)

@@ -83,9 +83,10 @@ func (o *ExportOptions) check() (*ExportOptions, error) {
 // its parents until the manifest is committed, so that a garbage
 // collection cannot delete blobs it relies on; an exclusive lock (a
 // collection running) makes it fail with an error matching
-// core.ErrConflict that names that lock. Once it holds the lock, it
-// removes the temporary files that writers killed long ago left behind,
-// on drivers that leave such files (see store.Cleaner).
+// core.ErrConflict that names that lock. Once it holds the lock, if
+// another lock is stale (a writer was killed), it removes the temporary
+// files that writers killed long ago left behind, on drivers that leave
+// such files (see store.Cleaner).
 func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], accountID, region string, opts *ExportOptions) (*manifest.Manifest, error) {
 	opts, err := opts.check()
 	if err != nil {
@@ -237,9 +238,7 @@ func (r *Repo) locked(ctx context.Context, where string, dryRun bool, export fun
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 	}
-	// Temporary files of writers killed long ago go (see store.Cleaner);
-	// a failure to remove them is no reason to fail the export.
-	_, _ = r.r.Store().CleanStale(ctx, 0)
+	r.cleanAfterDeadWriters(ctx, lock)
 	m, err := export(lock)
 	// Released even when ctx is done: a lock left behind would hold off
 	// garbage collection until it goes stale.
@@ -251,6 +250,27 @@ func (r *Repo) locked(ctx context.Context, where string, dryRun bool, export fun
 		err = fmt.Errorf("%w (and then: %w)", err, uerr)
 	}
 	return m, err
+}
+
+// cleanAfterDeadWriters removes the temporary files that writers killed
+// long ago left behind (see store.Cleaner), when a writer may have been
+// killed: when another lock on the repository is stale. A killed writer
+// leaves its lock, which stays until a collection removes it (see
+// [Repo.GC]), so every export until then sweeps. Otherwise an export does
+// not: sweeping reads every name a directory repository holds, and an
+// export must cost what its state costs, not what the repository holds.
+// A failure here is no reason to fail the export.
+func (r *Repo) cleanAfterDeadWriters(ctx context.Context, own *repo.Lock) {
+	locks, err := r.r.Locks(ctx)
+	if err != nil {
+		return
+	}
+	for _, l := range locks {
+		if l.Stale && l.ID != own.Info().ID {
+			_, _ = r.r.Store().CleanStale(ctx, 0)
+			return
+		}
+	}
 }
 
 // layer returns the repository layer of r, or nil for a nil r (a dry
