@@ -40,7 +40,8 @@ func (e *Error) Unwrap() error { return e.Err }
 // Stat, List, Delete, Sync, CleanStale) holds one request slot while
 // it runs, its retries and the
 // waits between them included; a reader returned by Get or GetRange holds
-// its slot until it is closed or has returned io.EOF or an error. So a
+// its slot until it is closed or has returned io.EOF or an error. The
+// reads of a [ReaderAt] alone take none (see there). So a
 // goroutine that holds such a reader, or runs inside List's callback, must
 // not wait for another call on the same Store to finish: with a budget of
 // one request that would never happen.
