@@ -47,7 +47,8 @@ import (
 // Options configure a [Visitor]. The zero value is ready to use.
 type Options struct {
 	// MemoryThreshold is the largest blob spooled in memory; larger ones
-	// go to a temporary file. 0 means 4 MiB.
+	// go to a temporary file, or, in a Copy, stream from the source
+	// without a spool. 0 means 4 MiB.
 	MemoryThreshold int64
 	// TempDir holds temporary spool files; "" means os.TempDir().
 	TempDir string
