@@ -340,11 +340,12 @@ func (v *Visitor) holds(ctx context.Context, d digest.Digest, size int64) (bool,
 }
 
 // write stores the blob of size bytes read from body, whose digest is d,
-// and reports whether it uploaded it. A blob of at most Options.CreateOnlyMax bytes
-// is written create-only: a refusal (core.ErrExists) means a blob named
-// d is stored, by an earlier export, a concurrent one, or an earlier
-// attempt of this write whose answer was lost; it is counted as skipped
-// if it has the size of sp, and replaced otherwise, as a larger blob
+// and reports whether it uploaded it. A blob of at most
+// Options.CreateOnlyMax bytes is written create-only: a refusal
+// (core.ErrExists) means a blob named d is stored, by an earlier export,
+// a concurrent one, or an earlier attempt of this write whose answer was
+// lost; it is counted as skipped if it has size bytes, and replaced
+// otherwise, as a larger blob
 // found stored with another size is (see [Visitor.lookup]).
 func (v *Visitor) write(ctx context.Context, d digest.Digest, body io.ReaderAt, size int64) (bool, error) {
 	if size <= v.createOnlyMax() {
