@@ -3,6 +3,7 @@ package integration_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,11 +12,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/statebucket/statebucket/core"
 	"github.com/statebucket/statebucket/core/coretest"
 	"github.com/statebucket/statebucket/integration/testserver"
 	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/snapshot"
+	"github.com/statebucket/statebucket/store"
 )
 
 // openDir opens a repository in a new directory.
@@ -91,6 +94,66 @@ func TestCopyFileToS3ToFile(t *testing.T) {
 		require.NoError(t, err)
 		assert.True(t, rep.Snapshots[0].Existed)
 		assert.Zero(t, rep.Transferred, "a second copy transfers no blob")
+	}
+}
+
+// TestCopyStreamsDamagedBlobsNowhere copies a snapshot whose large
+// blob, streamed rather than spooled, is damaged on the source (altered,
+// truncated, one byte longer), from a directory to MinIO and from MinIO
+// to a directory: each copy fails with a mismatch naming the key, and
+// the target holds neither the blob nor the snapshot.
+func TestCopyStreamsDamagedBlobsNowhere(t *testing.T) {
+	srv := testserver.S3(t)
+	srv.SetEnv(t)
+	ctx := t.Context()
+	svc := coretest.NewObjectStore()
+	large := bytes.Repeat([]byte("0123456789abcdef"), 6<<20/16)
+	require.NoError(t, svc.CreateBucket(ctx, acct, region, "coretest-plain", false))
+	_, err := svc.PutObject(ctx, acct, region, "coretest-plain", "large", large)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name    string
+		edit    func([]byte) []byte
+		wantErr error
+	}{
+		{"altered", func(b []byte) []byte { b = bytes.Clone(b); b[len(b)-1] ^= 1; return b }, core.ErrChecksumMismatch},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-1] }, core.ErrSizeMismatch},
+		{"longer", func(b []byte) []byte { return append(bytes.Clone(b), 'x') }, core.ErrSizeMismatch},
+	} {
+		for _, up := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/to S3 %t", tc.name, up), func(t *testing.T) {
+				dir := openDir(t)
+				bucket, err := snapshot.Open(ctx, srv.URL(srv.NewBucket(t), "r"))
+				require.NoError(t, err)
+				defer bucket.Close()
+				from, to := bucket, dir
+				if up {
+					from, to = dir, bucket
+				}
+				m, err := snapshot.Export(ctx, from, svc, acct, region, nil)
+				require.NoError(t, err)
+				var blob manifest.Entry
+				for _, e := range m.Blobs {
+					if e.Size == int64(len(large)) {
+						blob = e
+					}
+				}
+				require.NotEmpty(t, blob.Key)
+				name := repo.BlobName(blob.Digest)
+				require.NoError(t, from.Store().PutBytes(ctx, name, tc.edit(large), store.PutOptions{}))
+
+				_, err = snapshot.Copy(ctx, from, to, []string{m.ID.String()}, nil)
+				require.ErrorIs(t, err, tc.wantErr)
+				var mm *repo.MismatchError
+				require.ErrorAs(t, err, &mm)
+				assert.Equal(t, blob.Key, mm.Key)
+				_, err = to.Store().Stat(ctx, name)
+				require.ErrorIs(t, err, core.ErrNotFound, "the damaged blob was stored")
+				ms, err := to.List(ctx, snapshot.Filter{})
+				require.NoError(t, err)
+				assert.Empty(t, ms, "a snapshot was committed")
+			})
+		}
 	}
 }
 

@@ -83,8 +83,9 @@ type CopiedTag struct {
 // Every manifest named, and every tag to copy, is read and validated
 // before any blob moves. For each snapshot the target does not hold yet,
 // the blobs the target lacks move from source to target, concurrently
-// under the target's budget, each streamed into a spool and checked
-// against the size and digest its entry records before it is stored (see
+// under the target's budget, each checked against the size and digest
+// its entry records as it is stored: small ones spooled in memory, larger
+// ones streamed from source to target without a copy on disk (see
 // [visitors.Visitor.Copy]). The target's blobs are never listed: those of
 // the snapshots the target's copies of the same tags point at, and of the
 // target's head of the snapshot's scope (see [ExportOptions].Parent),

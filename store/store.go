@@ -40,7 +40,8 @@ func (e *Error) Unwrap() error { return e.Err }
 // Stat, List, Delete, Sync, CleanStale) holds one request slot while
 // it runs, its retries and the
 // waits between them included; a reader returned by Get or GetRange holds
-// its slot until it is closed or has returned io.EOF or an error. So a
+// its slot until it is closed or has returned io.EOF or an error. The
+// reads of a [ReaderAt] alone take none (see there). So a
 // goroutine that holds such a reader, or runs inside List's callback, must
 // not wait for another call on the same Store to finish: with a budget of
 // one request that would never happen.
@@ -225,12 +226,18 @@ func (s *Store) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	if err := ValidName(name); err != nil {
 		return nil, s.wrap("get", name, err)
 	}
-	return s.open(ctx, name, 0, -1, func() (io.ReadCloser, error) { return s.drv.Get(ctx, name) })
+	return s.open(ctx, name, 0, -1, true, func() (io.ReadCloser, error) { return s.drv.Get(ctx, name) })
 }
 
 // GetRange opens length bytes of the object name from offset (see
 // [Driver.GetRange]), as Get does.
 func (s *Store) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	return s.getRange(ctx, name, offset, length, true)
+}
+
+// getRange is GetRange; the reader takes a request slot only if slot is
+// set.
+func (s *Store) getRange(ctx context.Context, name string, offset, length int64, slot bool) (io.ReadCloser, error) {
 	if err := ValidName(name); err != nil {
 		return nil, s.wrap("get", name, err)
 	}
@@ -241,15 +248,17 @@ func (s *Store) GetRange(ctx context.Context, name string, offset, length int64)
 	if length <= math.MaxInt64-offset {
 		end = offset + length
 	}
-	return s.open(ctx, name, offset, end, func() (io.ReadCloser, error) { return s.drv.GetRange(ctx, name, offset, length) })
+	return s.open(ctx, name, offset, end, slot, func() (io.ReadCloser, error) { return s.drv.GetRange(ctx, name, offset, length) })
 }
 
-// open takes a request slot and opens the bytes from off to end of the
-// object name with get, trying again after transient failures; the
-// reader returned holds the slot.
-func (s *Store) open(ctx context.Context, name string, off, end int64, get func() (io.ReadCloser, error)) (io.ReadCloser, error) {
-	if err := s.budget.acquireRequest(ctx); err != nil {
-		return nil, s.wrap("get", name, err)
+// open takes a request slot, if slot is set, and opens the bytes from
+// off to end of the object name with get, trying again after transient
+// failures; the reader returned holds the slot.
+func (s *Store) open(ctx context.Context, name string, off, end int64, slot bool, get func() (io.ReadCloser, error)) (io.ReadCloser, error) {
+	if slot {
+		if err := s.budget.acquireRequest(ctx); err != nil {
+			return nil, s.wrap("get", name, err)
+		}
 	}
 	var rc io.ReadCloser
 	err := s.retry.do(ctx, func() error {
@@ -257,11 +266,13 @@ func (s *Store) open(ctx context.Context, name string, off, end int64, get func(
 		rc, err = get()
 		return err
 	})
+	r := &reader{s: s, ctx: ctx, name: name, rc: rc, off: off, end: end}
+	r.released.Store(!slot)
 	if err != nil {
-		s.budget.releaseRequest()
+		r.release()
 		return nil, s.wrap("get", name, err)
 	}
-	return &reader{s: s, ctx: ctx, name: name, rc: rc, off: off, end: end}, nil
+	return r, nil
 }
 
 // GetBytes reads the object name whole, failing with an error matching

@@ -190,7 +190,8 @@ func TestCopyTransfersOnlyMissingBlobs(t *testing.T) {
 }
 
 // A source blob whose bytes are not those its entry records fails the
-// copy with a mismatch naming the key, and is not stored.
+// copy with a mismatch naming the key, and is not stored, whether it is
+// spooled or streamed.
 func TestCopyRefusesDamagedSourceBlobs(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -201,30 +202,34 @@ func TestCopyRefusesDamagedSourceBlobs(t *testing.T) {
 		{"truncated", func(b []byte) []byte { return b[:len(b)-1] }, core.ErrSizeMismatch},
 		{"longer", func(b []byte) []byte { return append(b, 'x') }, core.ErrSizeMismatch},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			from, _ := newRepo(t)
-			to, toDrv := newRepo(t)
-			tmp := t.TempDir()
-			bad := blobOf("bad\x00key", 3000)
-			entries := storeAll(t, from, blobOf("good", 100), bad)
-			name := blobName(bad.data)
-			data, err := from.Store().GetBytes(t.Context(), name, 1<<20)
-			require.NoError(t, err)
-			require.NoError(t, from.Store().PutBytes(t.Context(), name, tc.edit(data), store.PutOptions{}))
+		for _, threshold := range []int64{1 << 20, 1 << 10} {
+			t.Run(fmt.Sprintf("%s/memory threshold %d", tc.name, threshold), func(t *testing.T) {
+				from, _ := newRepo(t)
+				to, toDrv := newRepo(t)
+				tmp := t.TempDir()
+				bad := blobOf("bad\x00key", 3000)
+				entries := storeAll(t, from, blobOf("good", 100), bad)
+				name := blobName(bad.data)
+				data, err := from.Store().GetBytes(t.Context(), name, 1<<20)
+				require.NoError(t, err)
+				require.NoError(t, from.Store().PutBytes(t.Context(), name, tc.edit(data), store.PutOptions{}))
 
-			v := visitors.New(to, &visitors.Options{TempDir: tmp, MemoryThreshold: 1 << 10})
-			err = v.Copy(t.Context(), from, entries)
-			require.ErrorIs(t, err, tc.wantErr)
-			mm, ok := err.(*repo.MismatchError)
-			require.True(t, ok, "a *repo.MismatchError, not wrapped again: %v", err)
-			assert.Equal(t, bad.key, mm.Key)
-			assert.Contains(t, err.Error(), fmt.Sprintf("%q", bad.key))
-			assert.NotContains(t, toDrv.puts(), name, "the damaged blob was stored")
-			files, err := os.ReadDir(tmp)
-			require.NoError(t, err)
-			assert.Empty(t, files, "spool files left behind")
-			requireBudgetFree(t, to.Budget())
-		})
+				v := visitors.New(to, &visitors.Options{TempDir: tmp, MemoryThreshold: threshold})
+				err = v.Copy(t.Context(), from, entries)
+				require.ErrorIs(t, err, tc.wantErr)
+				mm, ok := err.(*repo.MismatchError)
+				require.True(t, ok, "a *repo.MismatchError, not wrapped again: %v", err)
+				assert.Equal(t, bad.key, mm.Key)
+				assert.Contains(t, err.Error(), fmt.Sprintf("%q", bad.key))
+				assert.NotContains(t, toDrv.stored(), name, "the damaged blob was stored")
+				_, err = to.Store().Stat(t.Context(), name)
+				require.ErrorIs(t, err, core.ErrNotFound, "the damaged blob was stored")
+				files, err := os.ReadDir(tmp)
+				require.NoError(t, err)
+				assert.Empty(t, files, "spool files left behind")
+				requireBudgetFree(t, to.Budget())
+			})
+		}
 	}
 }
 
@@ -240,19 +245,32 @@ func TestCopyMissingSourceBlob(t *testing.T) {
 	assert.Contains(t, err.Error(), `visitors: blob "gone"`)
 }
 
-// Copy between two repositories that share one budget of a single
-// request never deadlocks: the source is opened only once the spool has
-// its memory, and closed before the upload.
+// Copy between two repositories that share one budget of one or two
+// requests never deadlocks, whether blobs are spooled (the source is
+// opened only once the spool has its memory, and closed before the
+// upload) or streamed (the reads of a Put's body take no request slot).
 func TestCopySharedBudget(t *testing.T) {
-	budget := store.NewBudget(1, 64<<10)
-	from, _ := newRepoWith(t, &store.Options{Budget: budget})
-	var blobs []blob
-	for i := range 20 {
-		blobs = append(blobs, blobOf(fmt.Sprint("k", i), 20<<10+i))
+	for _, slots := range []int{1, 2} {
+		for _, threshold := range []int64{1 << 20, 1 << 10} {
+			t.Run(fmt.Sprintf("%d slots, memory threshold %d", slots, threshold), func(t *testing.T) {
+				budget := store.NewBudget(slots, 64<<10)
+				from, _ := newRepoWith(t, &store.Options{Budget: budget})
+				var blobs []blob
+				for i := range 20 {
+					blobs = append(blobs, blobOf(fmt.Sprint("k", i), 20<<10+i))
+				}
+				entries := storeAll(t, from, blobs...)
+				to, toDrv := newRepoWith(t, &store.Options{Budget: budget})
+				v := visitors.New(to, &visitors.Options{MemoryThreshold: threshold})
+				require.NoError(t, v.Copy(t.Context(), from, entries))
+				assert.Len(t, toDrv.puts(), len(blobs))
+				requireBudgetFree(t, budget)
+				for _, b := range blobs {
+					got, err := to.Store().GetBytes(t.Context(), blobName(b.data), 1<<20)
+					require.NoError(t, err)
+					require.Equal(t, b.data, got, b.key)
+				}
+			})
+		}
 	}
-	entries := storeAll(t, from, blobs...)
-	to, toDrv := newRepoWith(t, &store.Options{Budget: budget})
-	require.NoError(t, visitors.New(to, nil).Copy(t.Context(), from, entries))
-	assert.Len(t, toDrv.puts(), len(blobs))
-	requireBudgetFree(t, budget)
 }

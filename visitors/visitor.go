@@ -19,9 +19,10 @@
 // The same engine serves two other flows. With Options.DryRun it only
 // hashes: it records the entries an export would, and reads or writes
 // nothing in the repository. [Visitor.Copy] moves the blobs of a manifest
-// from another repository: each blob the repository lacks is streamed
-// from the source into a spool, checked against the size and digest the
-// manifest records before it is uploaded, and uploaded as Visit does.
+// from another repository: each blob the repository lacks is uploaded as
+// Visit does, with the size and digest the manifest records, which the
+// store checks; a small one is spooled in memory first, and a larger one
+// streams from the source as the upload reads it.
 package visitors
 
 import (
@@ -46,7 +47,8 @@ import (
 // Options configure a [Visitor]. The zero value is ready to use.
 type Options struct {
 	// MemoryThreshold is the largest blob spooled in memory; larger ones
-	// go to a temporary file. 0 means 4 MiB.
+	// go to a temporary file, or, in a Copy, stream from the source
+	// without a spool. 0 means 4 MiB.
 	MemoryThreshold int64
 	// TempDir holds temporary spool files; "" means os.TempDir().
 	TempDir string
@@ -231,7 +233,7 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 			return err
 		}
 		if missing {
-			if uploaded, err = v.write(ctx, d, sp); err != nil {
+			if uploaded, err = v.write(ctx, d, sp.ReaderAt(), sp.Size()); err != nil {
 				return err
 			}
 		}
@@ -387,18 +389,19 @@ func (v *Visitor) holds(ctx context.Context, d digest.Digest, size int64) (bool,
 	return false, fmt.Errorf("look up the stored blob: %w", err)
 }
 
-// write stores the blob held by sp, whose digest is d, and reports
-// whether it uploaded it. A blob of at most Options.CreateOnlyMax bytes
-// is written create-only: a refusal (core.ErrExists) means a blob named
-// d is stored, by an earlier export, a concurrent one, or an earlier
-// attempt of this write whose answer was lost; it is counted as skipped
-// if it has the size of sp, and replaced otherwise, as a larger blob
+// write stores the blob of size bytes read from body, whose digest is d,
+// and reports whether it uploaded it. A blob of at most
+// Options.CreateOnlyMax bytes is written create-only: a refusal
+// (core.ErrExists) means a blob named d is stored, by an earlier export,
+// a concurrent one, or an earlier attempt of this write whose answer was
+// lost; it is counted as skipped if it has size bytes, and replaced
+// otherwise, as a larger blob
 // found stored with another size is (see [Visitor.lookup]).
-func (v *Visitor) write(ctx context.Context, d digest.Digest, sp *spool.Spool) (bool, error) {
-	if sp.Size() <= v.createOnlyMax() {
-		err := v.r.CreateBlob(ctx, d, sp.ReaderAt(), sp.Size())
+func (v *Visitor) write(ctx context.Context, d digest.Digest, body io.ReaderAt, size int64) (bool, error) {
+	if size <= v.createOnlyMax() {
+		err := v.r.CreateBlob(ctx, d, body, size)
 		if err == nil {
-			v.uploaded(sp.Size())
+			v.uploaded(size)
 			return true, nil
 		}
 		if !errors.Is(err, core.ErrExists) {
@@ -407,7 +410,7 @@ func (v *Visitor) write(ctx context.Context, d digest.Digest, sp *spool.Spool) (
 		// Stored already, unless a concurrent create-only write still
 		// runs (S3 answers that with a conflict too) or the blob stored
 		// is damaged: then it is written again.
-		held, err := v.holds(ctx, d, sp.Size())
+		held, err := v.holds(ctx, d, size)
 		if err != nil {
 			return false, err
 		}
@@ -416,10 +419,10 @@ func (v *Visitor) write(ctx context.Context, d digest.Digest, sp *spool.Spool) (
 			return false, nil
 		}
 	}
-	if err := v.r.PutBlob(ctx, d, sp.ReaderAt(), sp.Size()); err != nil {
+	if err := v.r.PutBlob(ctx, d, body, size); err != nil {
 		return false, err
 	}
-	v.uploaded(sp.Size())
+	v.uploaded(size)
 	return true, nil
 }
 
@@ -452,11 +455,17 @@ func (v *Visitor) done(key string, size int64, uploaded bool) {
 // Copy stores the blobs of entries, the blob entries of a manifest, that
 // the repository lacks, reading each from from: at most one download and
 // one upload per distinct digest, none for a blob stored already. Blobs
-// move concurrently under the budget of the visitor's repository; each is
-// streamed from from into a spool and checked against the size and
-// digest its entry records before it is uploaded, so that a damaged
-// source blob is never stored: it fails the copy with a
-// [*repo.MismatchError] naming its key. Blobs are deduplicated as Visit
+// move concurrently under the budget of the visitor's repository. A blob
+// of at most Options.MemoryThreshold bytes is spooled in memory and
+// checked against the size and digest its entry records before it is
+// uploaded; a larger one is uploaded straight from from, the upload
+// reading the source as it goes (see repo.Repo.BlobReaderAt), with the
+// digest its entry records, which the store verifies as it writes and
+// which fails the upload, storing nothing, if the bytes differ. Either
+// way a damaged source blob is never stored: it fails the copy with a
+// [*repo.MismatchError] naming its key. The reads of a streamed blob take
+// no request slot, so two repositories sharing one budget never wait
+// for each other. Blobs are deduplicated as Visit
 // does them: those of parent snapshots (see [Visitor.AddStored]) and
 // those this visitor handled before cost nothing, so one Visitor serves
 // the copy of several snapshots; a larger blob is looked up before it is
@@ -492,10 +501,69 @@ func (v *Visitor) copyBlob(ctx context.Context, from *repo.Repo, e manifest.Entr
 	return nil
 }
 
-// transfer reads the blob of e from from into a spool, checks it against
-// e, and writes it (see [Visitor.write]), reporting whether it uploaded
-// it.
+// transfer writes the blob of e, read from from, reporting whether it
+// uploaded it: a blob larger than the spool's memory threshold streams
+// (see [Visitor.stream]), and a smaller one is spooled (see
+// [Visitor.spoolCopy]).
 func (v *Visitor) transfer(ctx context.Context, from *repo.Repo, e manifest.Entry) (bool, error) {
+	if e.Size > v.memoryThreshold() {
+		return v.stream(ctx, from, e)
+	}
+	return v.spoolCopy(ctx, from, e)
+}
+
+// memoryThreshold returns the largest blob spooled in memory.
+func (v *Visitor) memoryThreshold() int64 {
+	if v.opts.MemoryThreshold <= 0 {
+		return spool.DefaultMemoryThreshold
+	}
+	return v.opts.MemoryThreshold
+}
+
+// stream writes the blob of e with a body that reads it from from as the
+// destination's driver reads the body: no spool, and one hash, the one
+// the driver checks the digest e records with. A source blob of another
+// size or content fails the write, storing nothing, and is reported as a
+// [*repo.MismatchError].
+func (v *Visitor) stream(ctx context.Context, from *repo.Repo, e manifest.Entry) (bool, error) {
+	src, err := from.BlobReaderAt(ctx, e.Digest, e.Size)
+	if err != nil {
+		return false, err
+	}
+	defer src.Close()
+	uploaded, err := v.write(ctx, e.Digest, src, e.Size)
+	if err == nil && uploaded {
+		err = src.CheckEnd(ctx) // a Put may not read up to the end
+	}
+	if err != nil {
+		return false, streamMismatch(e, src.SizeSeen(), err)
+	}
+	return uploaded, nil
+}
+
+// streamMismatch returns err, the failure of a streamed copy of the blob
+// of e, as a [*repo.MismatchError] if it shows a source blob that is not
+// the one e records: reads that found it of size seen (see
+// store.ReaderAt.SizeSeen), or a destination that refused its digest.
+func streamMismatch(e manifest.Entry, seen int64, err error) error {
+	mismatch := func(expected, actual string, err error) error {
+		return mismatchOf(e, expected, actual, err)
+	}
+	switch {
+	case seen > e.Size:
+		return mismatch(fmt.Sprintf("%d bytes", e.Size), fmt.Sprintf("more than %d bytes", e.Size), core.ErrSizeMismatch)
+	case seen >= 0 && seen < e.Size:
+		return mismatch(fmt.Sprintf("%d bytes", e.Size), fmt.Sprintf("%d bytes", seen), core.ErrSizeMismatch)
+	case errors.Is(err, core.ErrChecksumMismatch):
+		return mismatch(string(e.Digest), "other content", core.ErrChecksumMismatch)
+	}
+	return err
+}
+
+// spoolCopy reads the blob of e from from into a spool, checks it
+// against e, and writes it (see [Visitor.write]), reporting whether it
+// uploaded it: one download and one upload, each a single request.
+func (v *Visitor) spoolCopy(ctx context.Context, from *repo.Repo, e manifest.Entry) (bool, error) {
 	// The source is opened on the first read, once the spool has its
 	// memory: a request slot is never held while waiting for memory, even
 	// when both repositories share one budget. One byte more than
@@ -510,13 +578,13 @@ func (v *Visitor) transfer(ctx context.Context, from *repo.Repo, e manifest.Entr
 	if err := checkEntry(e, sp); err != nil {
 		return false, err
 	}
-	return v.write(ctx, e.Digest, sp)
+	return v.write(ctx, e.Digest, sp.ReaderAt(), sp.Size())
 }
 
 // checkEntry reports bytes held by sp that are not those e records.
 func checkEntry(e manifest.Entry, sp *spool.Spool) error {
 	mismatch := func(expected, actual string, err error) error {
-		return &repo.MismatchError{Key: e.Key, Expected: expected, Actual: actual, Err: err}
+		return mismatchOf(e, expected, actual, err)
 	}
 	switch {
 	case sp.Size() > e.Size:
@@ -555,4 +623,9 @@ func (b *lazyBlob) Close() error {
 		return nil
 	}
 	return b.rc.Close()
+}
+
+// mismatchOf reports the blob of e found to be actual, not expected.
+func mismatchOf(e manifest.Entry, expected, actual string, err error) error {
+	return &repo.MismatchError{Key: e.Key, Expected: expected, Actual: actual, Err: err}
 }
