@@ -142,6 +142,7 @@ func TestLocalDirectory(t *testing.T) {
 	again, err := readResults(path)
 	require.NoError(t, err)
 	assert.Equal(t, res.Rows, again.Rows)
+	assert.Equal(t, res.Targets, again.Targets, "a report read back checks the same targets")
 	var md bytes.Buffer
 	again.print(&md, true)
 	assert.Contains(t, md.String(), "| 2x1MiB | file | export | statebucket |")
