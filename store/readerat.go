@@ -132,9 +132,6 @@ func (r *ReaderAt) take(off int64) (*stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.size+1-off >= readAheadMin {
-		rc = newReadAhead(rc) // the download overlaps the Put's hashing and writing
-	}
 	return &stream{rc: rc, off: off}, nil
 }
 
