@@ -1,9 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"math"
 	"time"
+
+	"github.com/statebucket/statebucket/core"
 )
 
 // Driver is the contract a storage backend implements. Names given to a
@@ -157,4 +162,28 @@ type Cleaner interface {
 //     WriterOptions.BeforeWrite and As).
 type ConditionalPutter interface {
 	PutIfMatch(ctx context.Context, name string, body io.ReaderAt, size int64, opts PutOptions, version string) error
+}
+
+// ServeRange implements the argument checks of [Driver.GetRange] for a
+// driver whose server reads ranges: it refuses a negative offset or
+// length (core.ErrInvalid), answers a length of 0 by checking that the
+// object exists with stat (servers differ on empty ranges; S3 refuses
+// them), and otherwise calls read, with a length of -1, "to the object's
+// end", for a range that runs past math.MaxInt64.
+func ServeRange(ctx context.Context, name string, offset, length int64,
+	stat func(ctx context.Context, name string) (ObjectInfo, error),
+	read func(offset, length int64) (io.ReadCloser, error)) (io.ReadCloser, error) {
+	if offset < 0 || length < 0 {
+		return nil, fmt.Errorf("range of %d bytes from %d: %w", length, offset, core.ErrInvalid)
+	}
+	if length == 0 {
+		if _, err := stat(ctx, name); err != nil {
+			return nil, err
+		}
+		return io.NopCloser(bytes.NewReader(nil)), nil
+	}
+	if length > math.MaxInt64-offset {
+		length = -1
+	}
+	return read(offset, length)
 }

@@ -9,7 +9,6 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
-	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -351,21 +350,9 @@ func (d *Driver) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 
 // GetRange implements [store.Driver.GetRange].
 func (d *Driver) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
-	if offset < 0 || length < 0 {
-		return nil, fmt.Errorf("gcsstore: range of %d bytes from %d: %w", length, offset, core.ErrInvalid)
-	}
-	if length == 0 {
-		// The client asks for no byte by downloading the whole object
-		// and closing the connection: only check that it is there.
-		if _, err := d.Stat(ctx, name); err != nil {
-			return nil, err
-		}
-		return http.NoBody, nil
-	}
-	if length > math.MaxInt64-offset {
-		length = -1 // to the object's end
-	}
-	return d.read(ctx, name, offset, length)
+	return store.ServeRange(ctx, name, offset, length, d.Stat, func(offset, length int64) (io.ReadCloser, error) {
+		return d.read(ctx, name, offset, length)
+	})
 }
 
 // read opens length bytes of the object name from offset, or the bytes to

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -296,22 +295,13 @@ func (d *Driver) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 
 // GetRange implements [store.Driver.GetRange], as Get does.
 func (d *Driver) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
-	if offset < 0 || length < 0 {
-		return nil, fmt.Errorf("s3store: range of %d bytes from %d: %w", length, offset, core.ErrInvalid)
-	}
-	if length == 0 {
-		// No Range header asks for no byte: only check that the object
-		// is there.
-		if _, err := d.Stat(ctx, name); err != nil {
-			return nil, err
+	return store.ServeRange(ctx, name, offset, length, d.Stat, func(offset, length int64) (io.ReadCloser, error) {
+		end := int64(-1) // to the object's end
+		if length >= 0 {
+			end = offset + length
 		}
-		return http.NoBody, nil
-	}
-	end := int64(-1) // the range runs past math.MaxInt64: to the object's end
-	if length <= math.MaxInt64-offset {
-		end = offset + length
-	}
-	return d.get(ctx, name, offset, end)
+		return d.get(ctx, name, offset, end)
+	})
 }
 
 // get opens the bytes of the object name from offset to end, exclusive,
