@@ -36,6 +36,11 @@ const (
 	// once with DefaultChunkSize.
 	DefaultMaxBufferBytes = 2 * DefaultChunkSize
 	DefaultMaxAttempts    = 8
+	// DefaultSingleRequestMax is the largest object sent in one
+	// streamed request: a failed one is sent again whole, which costs
+	// little below this size, and a resumable upload costs a request
+	// and a buffered chunk per ChunkSize bytes.
+	DefaultSingleRequestMax = 64 << 20
 
 	// chunkGranularity is the multiple of which GCS takes the chunks of
 	// a resumable upload; the client rounds ChunkSize up to it.
@@ -48,12 +53,22 @@ type Options struct {
 	// MaxConcurrency is the number of requests the engine keeps in flight
 	// to the driver. Default DefaultMaxConcurrency.
 	MaxConcurrency int
-	// ChunkSize decides how an object goes up. One smaller than ChunkSize
-	// goes up in one request, from a buffer of its size rounded up to a
-	// multiple of 256 KiB, so that the client can send it again. A larger
-	// one goes up in a resumable upload, in chunks of ChunkSize (rounded
-	// up likewise), each buffered: ChunkSize is the memory of each large
-	// upload in flight. Default DefaultChunkSize.
+	// SingleRequestMax is the largest object sent in one request
+	// streamed from the Put's body, with no buffer: the driver reads the
+	// body once first for its CRC32C, which the request declares, and
+	// after a transient failure the engine sends the object again from
+	// its body. Larger objects, and bodies that another store streams
+	// (a [store.ReaderAt], which a second pass would download again), go
+	// as ChunkSize says. Default DefaultSingleRequestMax; negative sends
+	// every object as ChunkSize says.
+	SingleRequestMax int64
+	// ChunkSize decides how an object that does not go in one streamed
+	// request goes up. One smaller than ChunkSize goes up in one request,
+	// from a buffer of its size rounded up to a multiple of 256 KiB, so
+	// that the client can send it again. A larger one goes up in a
+	// resumable upload, in chunks of ChunkSize (rounded up likewise), each
+	// buffered: ChunkSize is the memory of each such upload in flight.
+	// Default DefaultChunkSize.
 	ChunkSize int
 	// MaxBufferBytes bounds the memory of the buffers of uploads in
 	// flight together: an upload whose buffer does not fit waits. Objects
@@ -96,6 +111,9 @@ func (o *Options) withDefaults() Options {
 	r.MaxBufferBytes = max(r.MaxBufferBytes, int64(r.ChunkSize))
 	if r.MaxAttempts <= 0 {
 		r.MaxAttempts = DefaultMaxAttempts
+	}
+	if r.SingleRequestMax == 0 {
+		r.SingleRequestMax = DefaultSingleRequestMax
 	}
 	return r
 }
@@ -198,6 +216,9 @@ func (d *Driver) put(ctx context.Context, name string, body io.ReaderAt, size in
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("gcsstore: %w", err)
 	}
+	if d.oneRequest(body, size) {
+		return d.putStreamed(ctx, name, body, size, opts, conds)
+	}
 	// A chunk larger than the object makes the client send it in one
 	// request; a full chunk would leave it waiting for the end of the
 	// body to know that the chunk is the last.
@@ -255,6 +276,70 @@ func (d *Driver) put(ctx context.Context, name string, body io.ReaderAt, size in
 		return d.putFailed(ctx, err, conds)
 	}
 	return d.checkStored(ctx, name, w.Attrs(), crc.Sum32())
+}
+
+// oneRequest reports whether an object of size bytes read from body goes
+// up in one streamed request (see Options.SingleRequestMax).
+func (d *Driver) oneRequest(body io.ReaderAt, size int64) bool {
+	if size > d.opts.SingleRequestMax {
+		return false
+	}
+	_, remote := body.(*store.ReaderAt)
+	return !remote
+}
+
+// putStreamed stores size bytes of body under name in one request that
+// streams the body through the client without a buffer. The body is read
+// twice: first for its CRC32C, which the request declares so that GCS
+// refuses bytes that differ (a body that changed between the passes, or
+// was damaged on its way) and stores nothing, and for its SHA-256, which
+// is checked before anything is sent; then for the upload. The client
+// does not send such a request again: the engine does, from the body.
+func (d *Driver) putStreamed(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions, conds storage.Conditions) error {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	src := io.NewSectionReader(sizedReaderAt{body, size}, 0, size)
+	crc := crc32.New(castagnoli)
+	var w io.Writer = crc
+	var sum hash.Hash
+	if opts.SHA256 != nil {
+		sum = sha256.New()
+		w = io.MultiWriter(crc, sum)
+	}
+	if _, err := io.CopyBuffer(w, src, *buf); err != nil {
+		return err
+	}
+	if sum != nil {
+		if got := sum.Sum(nil); !bytes.Equal(got, opts.SHA256) {
+			return fmt.Errorf("gcsstore: content has SHA-256 %x, want %x; nothing was sent: %w", got, opts.SHA256, core.ErrChecksumMismatch)
+		}
+	}
+
+	obj := d.bucket.Object(d.prefix + name)
+	if conds != (storage.Conditions{}) {
+		obj = obj.If(conds)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	up := obj.NewWriter(wctx)
+	up.ChunkSize = 0 // one request, streamed
+	up.ContentType = contentType(opts)
+	up.CRC32C, up.SendCRC32C = crc.Sum32(), true
+	if _, err := src.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := io.CopyBuffer(up, src, *buf); err != nil {
+		cancel()
+		_ = up.Close() // fails with the cancellation: err says more
+		if errors.As(err, new(*bodyError)) {
+			return err
+		}
+		return d.putFailed(ctx, err, conds)
+	}
+	if err := up.Close(); err != nil {
+		return d.putFailed(ctx, err, conds)
+	}
+	return d.checkStored(ctx, name, up.Attrs(), crc.Sum32())
 }
 
 // checkStored compares the CRC32C of the object an upload stored with the

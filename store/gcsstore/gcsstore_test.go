@@ -43,11 +43,12 @@ func TestConformance(t *testing.T) {
 }
 
 // TestConformanceResumable runs the suite with every object of 256 KiB or
-// more uploaded in a resumable upload of 256 KiB chunks, one at a time.
+// more uploaded in a resumable upload of 256 KiB chunks, one at a time,
+// and none streamed in one request (TestConformance streams them all).
 func TestConformanceResumable(t *testing.T) {
 	srv := testserver.GCS(t)
 	client := srv.Client(t)
-	opts := &gcsstore.Options{ChunkSize: 1, MaxBufferBytes: 1}
+	opts := &gcsstore.Options{ChunkSize: 1, MaxBufferBytes: 1, SingleRequestMax: -1}
 	storetest.RunDriverTests(t, func(t *testing.T) store.Driver {
 		return gcsstore.New(client, srv.NewBucket(t), "", opts)
 	})
@@ -71,7 +72,7 @@ func (g *gatedReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // with a large Put, and stores a small object meanwhile.
 func TestSmallUploadsDoNotWait(t *testing.T) {
 	srv := testserver.GCS(t)
-	st := newStore(t, srv, srv.Client(t), &gcsstore.Options{ChunkSize: 256 << 10, MaxBufferBytes: 1})
+	st := newStore(t, srv, srv.Client(t), &gcsstore.Options{ChunkSize: 256 << 10, MaxBufferBytes: 1, SingleRequestMax: -1})
 	ctx := t.Context()
 	large := &gatedReaderAt{data: randomBytes(1, 1<<20), entered: make(chan struct{}), gate: make(chan struct{})}
 	done := make(chan error, 1)
@@ -91,7 +92,7 @@ func TestSmallUploadsDoNotWait(t *testing.T) {
 var tag = "tags/" + "t" + ".json"
 
 // smallChunks makes objects of 256 KiB and more go up in resumable uploads.
-var smallChunks = &gcsstore.Options{ChunkSize: 256 << 10}
+var smallChunks = &gcsstore.Options{ChunkSize: 256 << 10, SingleRequestMax: -1}
 
 // uploadModes are the three ways the client sends an object: streamed
 // (ChunkSize 0), in one request, and in a resumable upload.
@@ -300,17 +301,25 @@ func (c *corruptUploads) RoundTrip(req *http.Request) (*http.Response, error) {
 // CRC32C wrong and deletes it.)
 func TestCorruptedInTransit(t *testing.T) {
 	srv := testserver.GCS(t)
-	for name, size := range map[string]int{"OneRequest": 100 << 10, "Resumable": 700 << 10} {
-		data := randomBytes(5, size)
+	modes := map[string]struct {
+		size int
+		opts *gcsstore.Options
+	}{
+		"Streamed":   {1 << 20, nil},
+		"OneRequest": {100 << 10, smallChunks},
+		"Resumable":  {700 << 10, smallChunks},
+	}
+	for name, mode := range modes {
+		data := randomBytes(5, mode.size)
 		sum := sha256.Sum256(data)
 		for what, opts := range map[string]store.PutOptions{"WithSHA256": {SHA256: sum[:]}, "WithoutSHA256": {}} {
 			t.Run(name+"/"+what, func(t *testing.T) {
 				rt := &corruptUploads{base: newTransport()}
-				st := newStore(t, srv, srv.Client(t, option.WithHTTPClient(&http.Client{Transport: rt})), smallChunks)
+				st := newStore(t, srv, srv.Client(t, option.WithHTTPClient(&http.Client{Transport: rt})), mode.opts)
 				err := st.PutBytes(t.Context(), tag, data, opts)
 				require.ErrorIs(t, err, core.ErrChecksumMismatch)
 				assert.Positive(t, rt.corrupted.Load(), "no upload was corrupted")
-				if name == "OneRequest" {
+				if name != "Resumable" {
 					var apiErr *googleapi.Error
 					require.ErrorAs(t, err, &apiErr, "the server did not refuse the upload: did it get its CRC32C?")
 					assert.Equal(t, http.StatusBadRequest, apiErr.Code)
@@ -320,6 +329,55 @@ func TestCorruptedInTransit(t *testing.T) {
 			})
 		}
 	}
+}
+
+// changingReaderAt serves data, with one byte flipped from the second pass
+// over it on: a body that changes while the driver reads it.
+type changingReaderAt struct {
+	data   []byte
+	passes atomic.Int32
+}
+
+func (c *changingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off == 0 {
+		c.passes.Add(1)
+	}
+	n, err := bytes.NewReader(c.data).ReadAt(p, off)
+	if c.passes.Load() > 1 && off <= 100 && 100 < off+int64(n) {
+		p[100-off] ^= 1
+	}
+	return n, err
+}
+
+// TestStreamedBodyChanges: a body that changes between the pass that
+// takes its checksums and the upload is refused by the CRC32C that the
+// request declares, and nothing is stored.
+func TestStreamedBodyChanges(t *testing.T) {
+	srv := testserver.GCS(t)
+	st := newStore(t, srv, srv.Client(t), nil)
+	data := randomBytes(9, 300<<10)
+	body := &changingReaderAt{data: data}
+	err := st.Put(t.Context(), tag, body, int64(len(data)), store.PutOptions{CreateOnly: true})
+	require.ErrorIs(t, err, core.ErrChecksumMismatch)
+	assert.GreaterOrEqual(t, body.passes.Load(), int32(2), "the body was read once: no checksum pass before the upload")
+	_, err = st.Stat(t.Context(), tag)
+	require.ErrorIs(t, err, core.ErrNotFound, "a body that changed was stored")
+}
+
+// TestWrongSHA256Streamed: a streamed Put whose body does not have the
+// SHA-256 given fails before it sends anything.
+func TestWrongSHA256Streamed(t *testing.T) {
+	srv := testserver.GCS(t)
+	rt := &corruptUploads{base: newTransport()}
+	st := newStore(t, srv, srv.Client(t, option.WithHTTPClient(&http.Client{Transport: rt})), nil)
+	data := randomBytes(6, 700<<10)
+	wrong := sha256.Sum256([]byte("other content"))
+	err := st.PutBytes(t.Context(), tag, data, store.PutOptions{SHA256: wrong[:], CreateOnly: true})
+	require.ErrorIs(t, err, core.ErrChecksumMismatch)
+	assert.Contains(t, err.Error(), "nothing was sent")
+	assert.Zero(t, rt.corrupted.Load(), "an upload was sent")
+	_, err = st.Stat(t.Context(), tag)
+	require.ErrorIs(t, err, core.ErrNotFound)
 }
 
 // TestWrongSHA256Resumable: a resumable upload whose body does not have
@@ -341,16 +399,24 @@ func TestWrongSHA256Resumable(t *testing.T) {
 }
 
 // TestFaults round-trips objects through a transport that fails one
-// request in five: the client's retries and resumed downloads make every
-// operation succeed, byte-exact. Uploads meet the faults that keep a
+// request in five: the retries (the client's for resumable uploads and
+// reads, the engine's for streamed uploads) and resumed downloads make
+// every operation succeed, byte-exact. Uploads meet the faults that keep a
 // request from the server; TestLostAnswer and TestLostChunkAnswer lose
 // answers to uploads that landed. (A cut answer fails an upload that
 // landed with core.ErrTransient, for the store layer to retry: the client
 // reads the answer after its retries.)
 func TestFaults(t *testing.T) {
 	srv := testserver.GCS(t)
+	for mode, single := range map[string]int64{"Streamed": 0, "Resumable": -1} {
+		t.Run(mode, func(t *testing.T) {
+			testFaults(t, srv, &gcsstore.Options{ChunkSize: 256 << 10, MaxAttempts: 20, SingleRequestMax: single})
+		})
+	}
+}
+
+func testFaults(t *testing.T, srv *testserver.GCSServer, opts *gcsstore.Options) {
 	bucket := srv.NewBucket(t)
-	opts := &gcsstore.Options{ChunkSize: 256 << 10, MaxAttempts: 20}
 	writes := &faults.RoundTripper{Base: newTransport(), Rate: 0.2, Seed: 2026,
 		Kinds: []faults.Kind{faults.SlowDown, faults.ResetBeforeSend}}
 	reads := &faults.RoundTripper{Base: newTransport(), Rate: 0.2, Seed: 2027}
