@@ -22,7 +22,7 @@
 // Put reads its body once, hashing it on its way to the client. The client
 // computes the CRC32C of the bytes it sends and sends it along (in the
 // object's metadata for an upload in one request, with the last chunk of a
-// resumable one); GCS checks it before it creates the object, so bytes
+// resumable one; the driver computes it first for a streamed one); GCS checks it before it creates the object, so bytes
 // corrupted on their way are refused (core.ErrChecksumMismatch) and
 // nothing is stored. GCS cannot check a SHA-256: when the engine gives
 // one, the driver checks it once the whole body has passed and, if it
@@ -34,14 +34,21 @@
 // the client; the CRC32C already catches what it would.) An object appears
 // whole once its upload completes, never in part.
 //
-// Each upload is sized to its object. An object smaller than
-// Options.ChunkSize goes up in one request, from a buffer of its size
-// rounded up to 256 KiB (not the client's default of 16 MiB for every
-// writer); a larger one goes up in a resumable upload, in chunks of
-// Options.ChunkSize. Either way the client holds what it sends in a
-// buffer, so that it can send it again. Options.MaxBufferBytes bounds the
-// buffers of objects of 256 KiB and more together (16 MiB by default: two
-// large uploads at once); an upload whose buffer does not fit waits, but
+// Each upload is sized to its object. An object of at most
+// Options.SingleRequestMax (64 MiB by default) goes up in one request that
+// streams the body through the client, with no buffer: the driver reads
+// the body a first time for its CRC32C, which the request declares, and
+// for its SHA-256, checked before anything is sent. A body that changed
+// between the two passes is refused by GCS like bytes damaged on their
+// way. The client does not send such a request again; the engine does,
+// from the body, after a transient failure. A larger object, or a body
+// streamed from another store (a [store.ReaderAt], which a second pass
+// would download again), goes as before: below Options.ChunkSize in one
+// request from a buffer of its size rounded up to 256 KiB, above it in a
+// resumable upload, in chunks of Options.ChunkSize, each buffered so that
+// the client can send it again. Options.MaxBufferBytes bounds those
+// buffers of 256 KiB and more together (16 MiB by default: two large
+// uploads at once); an upload whose buffer does not fit waits, but
 // smaller objects never wait behind larger ones.
 //
 // A create-only Put carries the precondition DoesNotExist
