@@ -1,9 +1,11 @@
 package visitors_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"io"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -90,5 +92,96 @@ func TestVisitChecksDeclaredDigests(t *testing.T) {
 		e.Reader = io.NopCloser(&unreadable{t: t, key: name})
 		err := visitors.New(r, nil).Visit(t.Context(), []core.BlobExportEntry{e})
 		assert.ErrorIs(t, err, core.ErrInvalid, name)
+	}
+}
+
+// placed is a blob's bytes given with random access, as an *os.File
+// gives them: the export reads them in place. It counts the bytes read.
+type placed struct {
+	r      *bytes.Reader
+	read   atomic.Int64
+	closed atomic.Int32
+}
+
+func placedOf(data []byte) *placed { return &placed{r: bytes.NewReader(data)} }
+
+func (p *placed) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.read.Add(int64(n))
+	return n, err
+}
+
+func (p *placed) ReadAt(b []byte, off int64) (int, error) {
+	n, err := p.r.ReadAt(b, off)
+	p.read.Add(int64(n))
+	return n, err
+}
+
+func (p *placed) Seek(off int64, whence int) (int64, error) { return p.r.Seek(off, whence) }
+
+func (p *placed) Close() error { p.closed.Add(1); return nil }
+
+// A blob whose digest the service declares, and which the export reads in
+// place, is read once, by its upload: the store verifies the digest, the
+// visitor does not hash it first. That holds for a small blob written
+// create-only and for a large one looked up first.
+func TestVisitReadsDeclaredBlobsInPlaceOnce(t *testing.T) {
+	r, d := newRepo(t)
+	blobs := []blob{blobOf("small", 3000), blobOf("large", visitors.DefaultCreateOnlyMax+5000)}
+	var entries []core.BlobExportEntry
+	var readers []*placed
+	for _, b := range blobs {
+		p := placedOf(b.data)
+		readers = append(readers, p)
+		entries = append(entries, core.BlobExportEntry{Key: b.key, Reader: p, Size: int64(len(b.data)), SHA256: declared(b)})
+	}
+	v := visitors.New(r, nil)
+	require.NoError(t, v.Visit(t.Context(), entries))
+
+	for i, b := range blobs {
+		size := int64(len(b.data))
+		assert.Equal(t, int32(1), readers[i].closed.Load(), "%q closed once", b.key)
+		assert.GreaterOrEqual(t, readers[i].read.Load(), size, "%q uploaded whole", b.key)
+		assert.Less(t, readers[i].read.Load(), 2*size, "%q read once, by its upload", b.key)
+		got, err := r.Store().GetBytes(t.Context(), blobName(b.data), 4<<20)
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(b.data, got), "stored bytes of %q", b.key)
+	}
+	assert.Equal(t, []manifest.Entry{
+		{Key: "large", Digest: digestOf(blobs[1].data), Size: int64(len(blobs[1].data))},
+		{Key: "small", Digest: digestOf(blobs[0].data), Size: int64(len(blobs[0].data))},
+	}, v.Entries())
+	assert.Equal(t, 2, v.Stats().Uploaded)
+	assert.Len(t, d.stored(), 2)
+}
+
+// A blob read in place whose bytes are not those the service declared,
+// or not as many, fails the export naming its key, and nothing is stored.
+func TestVisitChecksDeclaredBlobsInPlace(t *testing.T) {
+	small, large := blobOf("small", 3000), blobOf("large", visitors.DefaultCreateOnlyMax+5000)
+	wrong := sha256.Sum256([]byte("other bytes"))
+	for _, tc := range []struct {
+		name    string
+		b       blob
+		size    int64
+		sum     []byte
+		wantErr error
+		wantMsg string
+	}{
+		{"small, other digest", small, 3000, wrong[:], core.ErrChecksumMismatch, "declared SHA-256"},
+		{"large, other digest", large, int64(len(large.data)), wrong[:], core.ErrChecksumMismatch, "declared SHA-256"},
+		{"reader longer", small, 2999, declared(blob{data: small.data[:2999]}), core.ErrSizeMismatch, "announced 2999 bytes, reader gave more"},
+		{"reader shorter", small, 3001, declared(small), core.ErrSizeMismatch, "announced 3001 bytes, reader gave fewer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, d := newRepo(t)
+			p := placedOf(tc.b.data)
+			err := visitors.New(r, nil).Visit(t.Context(), []core.BlobExportEntry{{Key: tc.b.key, Reader: p, Size: tc.size, SHA256: tc.sum}})
+			require.ErrorIs(t, err, tc.wantErr)
+			assert.ErrorContains(t, err, tc.wantMsg)
+			assert.ErrorContains(t, err, `"`+tc.b.key+`"`, "the error names the key")
+			assert.Empty(t, d.stored(), "nothing stored")
+			assert.Equal(t, int32(1), p.closed.Load())
+		})
 	}
 }

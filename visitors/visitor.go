@@ -4,10 +4,14 @@
 //
 // Each minibatch is uploaded concurrently under the store's shared
 // [store.Budget]. Every blob is read once, hashed while it is spooled (in
-// memory when small, to a temporary file when large), and stored with its
-// digest attached so the driver can have the server verify it, unless the
-// repository holds it already. The visitor records one manifest entry per
-// blob.
+// memory when small, to a temporary file when large, in place when its
+// reader gives random access), and stored with its digest attached so the
+// driver can have the server verify it, unless the repository holds it
+// already. A blob whose digest the service declares and whose reader
+// gives random access is not hashed by the visitor at all: its name is
+// known before it is read, so its upload is its one read, and the store
+// verifies the declared digest as it writes. The visitor records one
+// manifest entry per blob.
 //
 // Deduplication costs what the state costs, never what the repository
 // holds: nothing is listed. A blob of a parent snapshot (see
@@ -210,6 +214,9 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 			v.done(e.Key, e.Size, false)
 			return nil
 		}
+		if body, ok := spool.RandomAccess(e.Reader, e.Size); ok {
+			return v.storeDeclared(ctx, e.Key, want, body, e.Size)
+		}
 	}
 	sp, err := v.spool(ctx, e.Reader, e.Size)
 	if err != nil {
@@ -239,6 +246,54 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 		}
 	}
 	v.done(e.Key, sp.Size(), uploaded)
+	return nil
+}
+
+// storeDeclared stores the blob of key, whose digest d the service
+// declared, a blob this visitor claimed (see [Visitor.claim]), from body,
+// which gives random access to its size bytes: in one pass, the upload's.
+// The name being known before any byte is read, the visitor does not hash
+// the body: the store verifies d as it writes (every driver does, see
+// store.PutOptions.SHA256), and bytes that do not match fail the export,
+// storing nothing. A blob found stored already is not read, as one a
+// parent holds is not.
+func (v *Visitor) storeDeclared(ctx context.Context, key string, d digest.Digest, body io.ReaderAt, size int64) error {
+	if err := checkLength(body, size); err != nil {
+		return err
+	}
+	if err := v.record(key, d, size); err != nil {
+		return err
+	}
+	missing, err := v.lookup(ctx, d, size)
+	if err != nil {
+		return err
+	}
+	uploaded := false
+	if missing {
+		uploaded, err = v.write(ctx, d, body, size)
+		if errors.Is(err, core.ErrChecksumMismatch) {
+			return fmt.Errorf("the service declared SHA-256 %s, but the store found the blob's bytes do not hash to it: %w", d.Hex(), err)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	v.done(key, size, uploaded)
+	return nil
+}
+
+// checkLength reports a body, read in place, that does not hold the size
+// bytes the service announced: it reads the last byte and the one after.
+func checkLength(body io.ReaderAt, size int64) error {
+	var b [1]byte
+	if size > 0 {
+		if n, _ := body.ReadAt(b[:], size-1); n == 0 {
+			return fmt.Errorf("service announced %d bytes, reader gave fewer: %w", size, core.ErrSizeMismatch)
+		}
+	}
+	if n, _ := body.ReadAt(b[:], size); n > 0 {
+		return fmt.Errorf("service announced %d bytes, reader gave more: %w", size, core.ErrSizeMismatch)
+	}
 	return nil
 }
 
