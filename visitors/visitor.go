@@ -212,7 +212,10 @@ func (v *Visitor) dispatch(ctx context.Context, batch []core.BlobExportEntry, do
 	p := &v.pipe
 	p.dispatching.RLock()
 	defer p.dispatching.RUnlock()
-	tasks := p.start(v.workers(), v)
+	var tasks chan<- task
+	if p.failure() == nil {
+		tasks = p.start(v.workers(), v)
+	}
 	for _, e := range batch {
 		release := sync.OnceFunc(func() {
 			if e.Reader != nil {
