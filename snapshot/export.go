@@ -114,6 +114,9 @@ func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], 
 			head = p.addHead(ctx, svc.ServiceName(), accountID, region)
 		}
 		view, err := svc.SnapshotWithBlobs(ctx, accountID, region, v)
+		if werr := v.Wait(); err == nil {
+			err = werr // an upload that failed after the last Visit
+		}
 		if opts.Stats != nil {
 			*opts.Stats = v.Stats()
 		}

@@ -88,7 +88,7 @@ func TestDryRunTouchesNothing(t *testing.T) {
 	dry := visitors.New(r, &visitors.Options{DryRun: true, MemoryThreshold: 1 << 10})
 	for i := range blobs {
 		entries, readers := batch(i%2 == 0, blobs[i])
-		require.NoError(t, dry.Visit(t.Context(), entries))
+		require.NoError(t, visit(t.Context(), dry, entries))
 		requireClosed(t, readers)
 	}
 	assert.Empty(t, d.all(), "a dry run reached the driver")
@@ -98,12 +98,12 @@ func TestDryRunTouchesNothing(t *testing.T) {
 
 	real := visitors.New(r, nil)
 	entries, _ := batch(true, blobs...)
-	require.NoError(t, real.Visit(t.Context(), entries))
+	require.NoError(t, visit(t.Context(), real, entries))
 	assert.Equal(t, real.Entries(), dry.Entries())
 
 	entries, _ = batch(true, blob{"short", make([]byte, 3)})
 	entries[0].Size = 4
-	err := dry.Visit(t.Context(), entries)
+	err := visit(t.Context(), dry, entries)
 	require.ErrorIs(t, err, core.ErrSizeMismatch)
 	assert.Contains(t, err.Error(), `"short"`)
 
@@ -115,7 +115,7 @@ func storeAll(t *testing.T, r *repo.Repo, blobs ...blob) []manifest.Entry {
 	t.Helper()
 	v := visitors.New(r, nil)
 	entries, _ := batch(true, blobs...)
-	require.NoError(t, v.Visit(t.Context(), entries))
+	require.NoError(t, visit(t.Context(), v, entries))
 	return v.Entries()
 }
 

@@ -15,13 +15,13 @@ import (
 func TestSizeLeftAtZeroSaysHowToDeclareUnknownSize(t *testing.T) {
 	r, _ := newRepo(t)
 	v := visitors.New(r, nil)
-	err := v.Visit(t.Context(), []core.BlobExportEntry{{Key: "k\x00v1", Reader: io.NopCloser(strings.NewReader("bytes"))}})
+	err := visit(t.Context(), v, []core.BlobExportEntry{{Key: "k\x00v1", Reader: io.NopCloser(strings.NewReader("bytes"))}})
 	require.ErrorIs(t, err, core.ErrSizeMismatch)
 	assert.Contains(t, err.Error(), "core.UnknownSize")
 	assert.Contains(t, err.Error(), `"k\x00v1"`, "the error names the key")
 
 	v = visitors.New(r, nil)
-	require.NoError(t, v.Visit(t.Context(), []core.BlobExportEntry{
+	require.NoError(t, visit(t.Context(), v, []core.BlobExportEntry{
 		{Key: "unknown", Reader: io.NopCloser(strings.NewReader("bytes")), Size: core.UnknownSize},
 		{Key: "empty", Reader: io.NopCloser(strings.NewReader(""))},
 	}))

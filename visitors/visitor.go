@@ -2,12 +2,19 @@
 // the blobs a service hands it into a repository ([repo.Repo]) over any
 // store driver.
 //
-// Each minibatch is uploaded concurrently under the store's shared
-// [store.Budget]. Every blob is read once, hashed while it is spooled (in
-// memory when small, to a temporary file when large), and stored with its
-// digest attached so the driver can have the server verify it, unless the
-// repository holds it already. The visitor records one manifest entry per
-// blob.
+// Blobs are uploaded concurrently under the store's shared
+// [store.Budget], by goroutines that outlive a minibatch: Visit returns
+// once it has read its batch, and the uploads of one batch overlap the
+// reading of the next, as in a bare loop over every blob; [Visitor.Wait]
+// waits for the last ones. Every blob is read once, hashed while it is
+// spooled (in memory when small, to a temporary file when large, in place
+// when its reader gives random access and it is larger than 256 KiB), and
+// stored with its digest attached so the driver can have the server
+// verify it, unless the repository holds it already. A blob whose digest
+// the service declares, read in place, is not hashed by the visitor at
+// all: its name is known before it is read, so its upload is its one
+// read, and the store verifies the declared digest as it writes. The
+// visitor records one manifest entry per blob.
 //
 // Deduplication costs what the state costs, never what the repository
 // holds: nothing is listed. A blob of a parent snapshot (see
@@ -110,6 +117,8 @@ type Visitor struct {
 	claimed map[digest.Digest]struct{} // digests this visitor stores or found stored
 	stored  map[digest.Digest]int64    // size of the blobs of parent snapshots
 	stats   Stats
+
+	pipe pipeline // the uploads of Visit
 }
 
 var _ core.BlobVisitor = (*Visitor)(nil)
@@ -139,8 +148,11 @@ func (v *Visitor) AddStored(entries []manifest.Entry) {
 	}
 }
 
-// Entries returns the recorded entries sorted by key bytes.
+// Entries returns the recorded entries sorted by key bytes, once the
+// uploads of Visit have ended (see [Visitor.Wait], which says whether
+// they all succeeded).
 func (v *Visitor) Entries() []manifest.Entry {
+	v.pipe.drain()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	out := append([]manifest.Entry(nil), v.entries...)
@@ -148,28 +160,216 @@ func (v *Visitor) Entries() []manifest.Entry {
 	return out
 }
 
-// Stats returns what the visitor did so far.
+// Stats returns what the visitor did so far: after [Visitor.Wait], all
+// it did.
 func (v *Visitor) Stats() Stats {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.stats
 }
 
-// Visit stores every blob of batch concurrently and closes every reader,
-// also when it fails. It fails if a key repeats one seen before in this
-// export, or if any blob cannot be read or stored; the error names the key.
+// Visit hands every blob of batch to the visitor's uploads and returns
+// once it has closed every reader, also when it fails: a blob is then
+// held in memory or in a temporary file, or stored already, so that the
+// uploads of one batch overlap the reading of the next, and no request
+// slot idles waiting for a batch's slowest upload. (A blob of more than
+// 256 KiB read in place, from a reader that gives random access, is
+// stored before Visit returns.) Call [Visitor.Wait] after the last Visit
+// to learn whether every blob was stored.
+//
+// Visit fails if a key repeats one seen before in this export, if ctx is
+// done, or if any blob handed over so far, in this batch or an earlier
+// one, could not be read or stored; the error names the key. The uploads
+// of a batch run under the ctx of its Visit: keep it alive until Wait
+// returns. With Options.DryRun, Visit hashes the batch and returns when
+// it is done.
 func (v *Visitor) Visit(ctx context.Context, batch []core.BlobExportEntry) error {
-	return v.each(ctx, len(batch), func(ctx context.Context, i int) (string, error) {
-		e := batch[i]
-		if e.Reader == nil {
-			return e.Key, fmt.Errorf("nil reader: %w", core.ErrInvalid)
-		}
-		defer e.Reader.Close()
-		if v.opts.DryRun {
+	if v.opts.DryRun {
+		return v.each(ctx, len(batch), func(ctx context.Context, i int) (string, error) {
+			e := batch[i]
+			if e.Reader == nil {
+				return e.Key, errNilReader
+			}
+			defer e.Reader.Close()
+			if err := v.addKey(e.Key); err != nil {
+				return e.Key, err
+			}
 			return e.Key, v.hash(ctx, e)
+		})
+	}
+	var read sync.WaitGroup
+	read.Add(len(batch))
+	v.dispatch(ctx, batch, read.Done)
+	read.Wait()
+	return v.pipe.failure()
+}
+
+// dispatch hands the blobs of batch to the pipeline, each with a release
+// that closes its reader and then calls done. A blob that cannot be
+// handed over (a failure came first, its key is a repeat, ctx is done)
+// is released at once.
+func (v *Visitor) dispatch(ctx context.Context, batch []core.BlobExportEntry, done func()) {
+	p := &v.pipe
+	p.dispatching.RLock()
+	defer p.dispatching.RUnlock()
+	var tasks chan<- task
+	if p.failure() == nil {
+		tasks = p.start(v.workers(), v)
+	}
+	for _, e := range batch {
+		release := sync.OnceFunc(func() {
+			if e.Reader != nil {
+				e.Reader.Close()
+			}
+			done()
+		})
+		if p.failure() != nil {
+			release()
+			continue
 		}
-		return e.Key, v.store(ctx, e)
-	})
+		if err := v.addKey(e.Key); err != nil {
+			p.fail(e.Key, err)
+			release()
+			continue
+		}
+		select {
+		case tasks <- task{ctx: ctx, e: e, release: release}:
+		case <-ctx.Done():
+			p.fail(e.Key, ctx.Err())
+			release()
+		}
+	}
+}
+
+// Wait waits for the uploads of every Visit so far to end, and returns
+// the first failure of any blob (the one a Visit returned, or one that
+// came after the last Visit), or nil if every blob was stored or found
+// stored. Call it after the last Visit; a failure stays: every later
+// call returns it. Until Wait or Entries, a visitor that Visit started
+// keeps goroutines waiting for the next batch.
+func (v *Visitor) Wait() error {
+	v.pipe.drain()
+	return v.pipe.failure()
+}
+
+var errNilReader = fmt.Errorf("nil reader: %w", core.ErrInvalid)
+
+// workers returns the number of blobs the uploads of Visit handle at
+// once: twice the store's request slots, so that the next blobs are read
+// while the slots are busy.
+func (v *Visitor) workers() int {
+	return 2 * v.r.Budget().MaxRequests()
+}
+
+// work stores the blobs of tasks until the channel is closed: one of the
+// goroutines of the pipeline, each of which keeps its stack, grown once
+// to the depth of a driver's request, across blobs and batches.
+func (v *Visitor) work(tasks <-chan task, workers *sync.WaitGroup) {
+	defer workers.Done()
+	for t := range tasks {
+		err := v.pipe.failure()
+		if err == nil {
+			err = v.storeTask(t)
+		}
+		if err != nil {
+			v.pipe.fail(t.e.Key, err) // before the release, for the Visit to see
+		}
+		t.release()
+	}
+}
+
+// storeTask stores the blob of t under t's context, which the
+// pipeline's first failure cancels too.
+func (v *Visitor) storeTask(t task) error {
+	ctx, cancel := context.WithCancelCause(t.ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(v.pipe.ctx, func() { cancel(context.Cause(v.pipe.ctx)) })
+	defer stop()
+	return v.store(ctx, t.e, t.release)
+}
+
+// task is one blob handed to the pipeline by Visit. release closes its
+// reader, once, which lets Visit return: the pipeline calls it as soon
+// as it no longer reads the reader.
+type task struct {
+	ctx     context.Context
+	e       core.BlobExportEntry
+	release func()
+}
+
+// pipeline is the goroutines that store the blobs of Visit across
+// minibatches, and the first failure among them. Its zero value has no
+// goroutines; start starts them, drain stops them.
+type pipeline struct {
+	// dispatching is held, shared, while Visit hands blobs over, and
+	// exclusively by drain, which closes the channel they go through.
+	dispatching sync.RWMutex
+
+	mu      sync.Mutex
+	tasks   chan task       // nil when no goroutine runs
+	workers *sync.WaitGroup // those reading tasks
+	ctx     context.Context // cancelled by the first failure
+	cancel  context.CancelCauseFunc
+	err     error
+}
+
+// start starts n goroutines of v unless they run, and returns the
+// channel that feeds them. They run until drain.
+func (p *pipeline) start(n int, v *Visitor) chan<- task {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tasks == nil {
+		if p.ctx == nil {
+			p.ctx, p.cancel = context.WithCancelCause(context.Background())
+		}
+		p.tasks, p.workers = make(chan task), &sync.WaitGroup{}
+		p.workers.Add(n)
+		for range n {
+			go v.work(p.tasks, p.workers)
+		}
+	}
+	return p.tasks
+}
+
+// drain stops the goroutines once they have handled every task handed
+// over, and waits for them.
+func (p *pipeline) drain() {
+	p.dispatching.Lock()
+	p.mu.Lock()
+	tasks, workers := p.tasks, p.workers
+	p.tasks, p.workers = nil, nil
+	p.mu.Unlock()
+	p.dispatching.Unlock()
+	if tasks != nil {
+		close(tasks)
+		workers.Wait()
+	}
+}
+
+// fail records the failure err of the blob key, if it is the first, and
+// cancels the blobs in flight.
+func (p *pipeline) fail(key string, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		p.err = blobError(key, err)
+		p.cancel(p.err)
+	}
+}
+
+// failure returns the first failure, or nil.
+func (p *pipeline) failure() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// blobError returns err, the failure of the blob key, naming the key.
+func blobError(key string, err error) error {
+	if _, mismatch := errors.AsType[*repo.MismatchError](err); mismatch {
+		return err // it names the key already
+	}
+	return fmt.Errorf("visitors: blob %q: %w", key, err)
 }
 
 // each runs do for 0 to n-1 concurrently, as many at once as the store's
@@ -184,17 +384,26 @@ func (v *Visitor) each(ctx context.Context, n int, do func(ctx context.Context, 
 	g.SetLimit(limit)
 	for i := range n {
 		g.Go(func() error {
-			key, err := do(gctx, i)
-			if _, mismatch := errors.AsType[*repo.MismatchError](err); err != nil && !mismatch {
-				return fmt.Errorf("visitors: blob %q: %w", key, err)
+			if key, err := do(gctx, i); err != nil {
+				return blobError(key, err)
 			}
-			return err // a *repo.MismatchError names the key already
+			return nil
 		})
 	}
 	return g.Wait()
 }
 
-func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
+// copyMax is the largest blob that Visit copies from a reader giving
+// random access rather than read it in place: copied, it lets Visit
+// return before its upload ends.
+const copyMax = 256 << 10
+
+// store stores the blob of e, calling release as soon as it no longer
+// reads e.Reader.
+func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry, release func()) error {
+	if e.Reader == nil {
+		return errNilReader
+	}
 	want, declared, err := declaredDigest(e)
 	if err != nil {
 		return err
@@ -204,14 +413,19 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 		// A blob a parent holds, or another key of this export stores,
 		// is not read at all.
 		if mine = v.claim(want, e.Size); !mine {
-			if err := v.record(e.Key, want, e.Size); err != nil {
-				return err
-			}
+			v.record(e.Key, want, e.Size)
 			v.done(e.Key, e.Size, false)
 			return nil
 		}
+		if body, ok := spool.RandomAccess(e.Reader, e.Size); ok && e.Size > copyMax {
+			return v.storeDeclared(ctx, e.Key, want, body, e.Size)
+		}
 	}
-	sp, err := v.spool(ctx, e.Reader, e.Size)
+	var r io.Reader = e.Reader
+	if e.Size <= copyMax {
+		r = struct{ io.Reader }{r} // no random access: copied
+	}
+	sp, err := v.spool(ctx, r, e.Size)
 	if err != nil {
 		return err
 	}
@@ -223,9 +437,10 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 	if err := checkDeclared(want, declared, d); err != nil {
 		return err
 	}
-	if err := v.record(e.Key, d, sp.Size()); err != nil {
-		return err
+	if !sp.InPlace() {
+		release() // read and checked: the Visit of e learns no more
 	}
+	v.record(e.Key, d, sp.Size())
 	uploaded := false
 	if mine || !declared && v.claim(d, sp.Size()) {
 		missing, err := v.lookup(ctx, d, sp.Size())
@@ -239,6 +454,52 @@ func (v *Visitor) store(ctx context.Context, e core.BlobExportEntry) error {
 		}
 	}
 	v.done(e.Key, sp.Size(), uploaded)
+	return nil
+}
+
+// storeDeclared stores the blob of key, whose digest d the service
+// declared, a blob this visitor claimed (see [Visitor.claim]), from body,
+// which gives random access to its size bytes: in one pass, the upload's.
+// The name being known before any byte is read, the visitor does not hash
+// the body: the store verifies d as it writes (every driver does, see
+// store.PutOptions.SHA256), and bytes that do not match fail the export,
+// storing nothing. A blob found stored already is not read, as one a
+// parent holds is not.
+func (v *Visitor) storeDeclared(ctx context.Context, key string, d digest.Digest, body io.ReaderAt, size int64) error {
+	if err := checkLength(body, size); err != nil {
+		return err
+	}
+	v.record(key, d, size)
+	missing, err := v.lookup(ctx, d, size)
+	if err != nil {
+		return err
+	}
+	uploaded := false
+	if missing {
+		uploaded, err = v.write(ctx, d, body, size)
+		if errors.Is(err, core.ErrChecksumMismatch) {
+			return fmt.Errorf("the service declared SHA-256 %s, but the store found the blob's bytes do not hash to it: %w", d.Hex(), err)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	v.done(key, size, uploaded)
+	return nil
+}
+
+// checkLength reports a body, read in place, that does not hold the size
+// bytes the service announced: it reads the last byte and the one after.
+func checkLength(body io.ReaderAt, size int64) error {
+	var b [1]byte
+	if size > 0 {
+		if n, _ := body.ReadAt(b[:], size-1); n == 0 {
+			return fmt.Errorf("service announced %d bytes, reader gave fewer: %w", size, core.ErrSizeMismatch)
+		}
+	}
+	if n, _ := body.ReadAt(b[:], size); n > 0 {
+		return fmt.Errorf("service announced %d bytes, reader gave more: %w", size, core.ErrSizeMismatch)
+	}
 	return nil
 }
 
@@ -263,9 +524,7 @@ func (v *Visitor) hash(ctx context.Context, e core.BlobExportEntry) error {
 	if err := checkDeclared(want, declared, digest.FromSum(h.Sum(nil))); err != nil {
 		return err
 	}
-	if err := v.record(e.Key, digest.FromSum(h.Sum(nil)), n); err != nil {
-		return err
-	}
+	v.record(e.Key, digest.FromSum(h.Sum(nil)), n)
 	v.done(e.Key, n, false)
 	return nil
 }
@@ -320,16 +579,22 @@ func checkSize(announced, got int64) error {
 	return nil
 }
 
-// record adds the entry of key, refusing a key seen before.
-func (v *Visitor) record(key string, d digest.Digest, size int64) error {
+// addKey adds key to the keys of this export, refusing one seen before.
+func (v *Visitor) addKey(key string) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if _, dup := v.keys[key]; dup {
 		return fmt.Errorf("key exported twice: %w", core.ErrInvalid)
 	}
 	v.keys[key] = struct{}{}
-	v.entries = append(v.entries, manifest.Entry{Key: key, Digest: d, Size: size})
 	return nil
+}
+
+// record adds the entry of key.
+func (v *Visitor) record(key string, d digest.Digest, size int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.entries = append(v.entries, manifest.Entry{Key: key, Digest: d, Size: size})
 }
 
 // claim reports whether this visitor is to store the blob of digest d and

@@ -211,7 +211,7 @@ func TestVisitRecordsEntries(t *testing.T) {
 	second := []blob{blobOf("a", 1), blobOf("b/key\x00v2", 2000), blobOf(string(bytes.Repeat([]byte("k"), 2048)), 5)}
 	for i, blobs := range [][]blob{first, second} {
 		entries, readers := batch(i == 0, blobs...)
-		require.NoError(t, v.Visit(t.Context(), entries))
+		require.NoError(t, visit(t.Context(), v, entries))
 		requireClosed(t, readers)
 	}
 
@@ -301,7 +301,7 @@ func TestVisitFailures(t *testing.T) {
 			name: "cancelled before a later Visit",
 			prepare: func(t *testing.T, v *visitors.Visitor, _ *putDriver) context.Context {
 				entries, readers := batch(true, blobOf("earlier", 10))
-				require.NoError(t, v.Visit(t.Context(), entries))
+				require.NoError(t, visit(t.Context(), v, entries))
 				requireClosed(t, readers)
 				return cancelled(t)
 			},
@@ -347,13 +347,14 @@ func TestVisitFailures(t *testing.T) {
 				// The bad entry goes in the middle of the batch.
 				entries = append(entries[:1], append([]core.BlobExportEntry{*tc.bad}, entries[1:]...)...)
 			}
-			err := v.Visit(ctx, entries)
+			err := visit(ctx, v, entries)
 			require.ErrorIs(t, err, tc.wantErr)
 			assert.Contains(t, err.Error(), "visitors:")
 			if tc.wantKey != "" {
 				assert.Contains(t, err.Error(), fmt.Sprintf("%q", tc.wantKey), "the error names the key")
 			}
 			requireClosed(t, readers)
+			require.ErrorIs(t, v.Wait(), tc.wantErr, "Wait returns the failure too")
 			if tc.bad == nil && !tc.recorded {
 				assert.Len(t, v.Entries(), before, "no entry recorded")
 			}
@@ -374,11 +375,11 @@ func TestVisitKeyTwiceAcrossBatches(t *testing.T) {
 	v := visitors.New(r, nil)
 	key := "bucket/k\x00v1"
 	entries, readers := batch(true, blobOf(key, 10), blobOf("other", 20))
-	require.NoError(t, v.Visit(t.Context(), entries))
+	require.NoError(t, visit(t.Context(), v, entries))
 	requireClosed(t, readers)
 
 	entries, readers = batch(true, blob{key, []byte("new content")})
-	err := v.Visit(t.Context(), entries)
+	err := visit(t.Context(), v, entries)
 	require.ErrorIs(t, err, core.ErrInvalid)
 	assert.Contains(t, err.Error(), `"bucket/k\x00v1"`)
 	requireClosed(t, readers)
@@ -398,7 +399,7 @@ func TestVisitUploadsSameContentOnce(t *testing.T) {
 			blobs = append(blobs, blob{k, small}, blob{k + "-large", large})
 		}
 		entries, readers := batch(false, blobs...)
-		require.NoError(t, v.Visit(t.Context(), entries))
+		require.NoError(t, visit(t.Context(), v, entries))
 		requireClosed(t, readers)
 	}
 	assert.ElementsMatch(t, []string{blobName(small), blobName(large)}, d.stored())
@@ -450,7 +451,7 @@ func TestVisitSkipsStoredBlobs(t *testing.T) {
 			var events eventLog
 			v := visitors.New(r, &visitors.Options{OnBlob: events.add, CreateOnlyMax: tc.createOnlyMax})
 			entries, readers := batch(true, stored, fresh, damaged)
-			require.NoError(t, v.Visit(ctx, entries))
+			require.NoError(t, visit(ctx, v, entries))
 			requireClosed(t, readers)
 
 			assert.ElementsMatch(t, []string{blobName(fresh.data), blobName(damaged.data)}, d.stored()[before:])
@@ -478,7 +479,7 @@ func TestVisitTrustsParentBlobs(t *testing.T) {
 	wrong := blobOf("wrong", 100)
 	first := visitors.New(r, nil)
 	entries, _ := batch(true, parent, large, wrong)
-	require.NoError(t, first.Visit(ctx, entries))
+	require.NoError(t, visit(ctx, first, entries))
 	known := first.Entries()
 	for i := range known {
 		if known[i].Key == "wrong" {
@@ -490,7 +491,7 @@ func TestVisitTrustsParentBlobs(t *testing.T) {
 	v := visitors.New(r, &visitors.Options{CreateOnlyMax: 1000})
 	v.AddStored(known)
 	entries, readers := batch(true, parent, large, fresh, wrong)
-	require.NoError(t, v.Visit(ctx, entries))
+	require.NoError(t, visit(ctx, v, entries))
 	requireClosed(t, readers)
 	// The wrong one is written create-only, refused, and then looked up.
 	assert.ElementsMatch(t, []string{blobName(fresh.data), blobName(wrong.data)}, d.puts()[before:], "only the blobs no parent holds are written")
@@ -510,7 +511,7 @@ func TestVisitRequestBudget(t *testing.T) {
 	}
 	entries, readers := batch(true, blobs...)
 	done := make(chan error)
-	go func() { done <- v.Visit(t.Context(), entries) }()
+	go func() { done <- visit(t.Context(), v, entries) }()
 
 	// limit Puts reach the driver and wait there, holding every request
 	// slot; then they all go.
@@ -535,7 +536,7 @@ func TestVisitByteBudget(t *testing.T) {
 	}
 	for i, known := range []bool{true, false} {
 		entries, readers := batch(known, blobs[i*6:(i+1)*6]...)
-		require.NoError(t, v.Visit(t.Context(), entries))
+		require.NoError(t, visit(t.Context(), v, entries))
 		requireClosed(t, readers)
 	}
 	assert.Len(t, d.puts(), len(blobs))
@@ -549,4 +550,65 @@ func TestVisitByteBudget(t *testing.T) {
 	files, err := os.ReadDir(tmp)
 	require.NoError(t, err)
 	assert.Empty(t, files, "spool files left behind")
+}
+
+// visit runs one Visit of entries and waits for its uploads: the failure
+// of either (see Visitor.Wait).
+func visit(ctx context.Context, v *visitors.Visitor, entries []core.BlobExportEntry) error {
+	if err := v.Visit(ctx, entries); err != nil {
+		return err
+	}
+	return v.Wait()
+}
+
+// Visit returns once it has closed its readers, while the uploads of its
+// small blobs still run: the next batch is read meanwhile, and no request
+// slot waits for a batch's slowest upload. Wait waits for them.
+func TestVisitReturnsBeforeUploadsEnd(t *testing.T) {
+	r, d := newRepo(t)
+	d.entered = make(chan struct{}, 16)
+	d.gate = make(chan struct{})
+	v := visitors.New(r, nil)
+	first, firstReaders := batch(true, blobOf("a", 100), blobOf("b", 200))
+	second, secondReaders := batch(false, blobOf("c", 300))
+	require.NoError(t, v.Visit(t.Context(), first))
+	requireClosed(t, firstReaders)
+	require.NoError(t, v.Visit(t.Context(), second))
+	requireClosed(t, secondReaders)
+	for range 3 {
+		<-d.entered // every Put waits at the gate, after both Visits returned
+	}
+	assert.Empty(t, d.stored())
+
+	close(d.gate)
+	require.NoError(t, v.Wait())
+	assert.Len(t, d.stored(), 3)
+	assert.Equal(t, 3, v.Stats().Uploaded)
+	assert.Len(t, v.Entries(), 3)
+	requireBudgetFree(t, r.Budget())
+}
+
+// An upload that fails after its Visit returned fails the next Visit,
+// which closes its readers and stores nothing more, and Wait.
+func TestVisitReportsLaterFailures(t *testing.T) {
+	boom := errors.New("boom")
+	r, d := newRepo(t)
+	d.entered = make(chan struct{}, 16)
+	d.gate = make(chan struct{})
+	d.putErr = boom
+	v := visitors.New(r, nil)
+	first, _ := batch(true, blobOf("a\x00key", 100))
+	require.NoError(t, v.Visit(t.Context(), first))
+	<-d.entered
+	close(d.gate)
+	err := v.Wait()
+	require.ErrorIs(t, err, boom)
+	assert.ErrorContains(t, err, `visitors: blob "a\x00key"`)
+
+	second, readers := batch(true, blobOf("b", 100))
+	require.ErrorIs(t, v.Visit(t.Context(), second), boom)
+	requireClosed(t, readers)
+	assert.Len(t, d.puts(), 1, "nothing more is written after a failure")
+	require.ErrorIs(t, v.Wait(), boom)
+	requireBudgetFree(t, r.Budget())
 }

@@ -221,17 +221,31 @@ func (s *Spool) fillMemory(r io.Reader, threshold int64) (bool, error) {
 	}
 }
 
+// RandomAccess returns r as random access to its bytes, and true, if r
+// gives it from its start: an io.ReaderAt and io.Seeker positioned at
+// offset 0 (an *os.File, a *bytes.Reader, an *io.SectionReader), and size,
+// its announced length, is known (not negative). Fill reads such a reader
+// in place. RandomAccess does not check the length: the bytes past size,
+// or missing before it, are the caller's to detect.
+func RandomAccess(r io.Reader, size int64) (io.ReaderAt, bool) {
+	ra, isReaderAt := r.(io.ReaderAt)
+	sk, isSeeker := r.(io.Seeker)
+	if !isReaderAt || !isSeeker || size < 0 {
+		return nil, false
+	}
+	if pos, err := sk.Seek(0, io.SeekCurrent); err != nil || pos != 0 {
+		return nil, false
+	}
+	return ra, true
+}
+
 // inPlace hashes r in place when it gives random access to exactly size
 // bytes from its current position, its start, and reports whether it
 // did. A reader of another length, or one read past its start already,
 // is left at its position for Fill to stream, which counts its bytes.
 func inPlace(ctx context.Context, r io.Reader, size int64) (*Spool, bool, error) {
-	ra, isReaderAt := r.(io.ReaderAt)
-	sk, isSeeker := r.(io.Seeker)
-	if !isReaderAt || !isSeeker || size < 0 {
-		return nil, false, nil
-	}
-	if pos, err := sk.Seek(0, io.SeekCurrent); err != nil || pos != 0 {
+	ra, ok := RandomAccess(r, size)
+	if !ok {
 		return nil, false, nil
 	}
 	h := sha256.New()
