@@ -73,6 +73,12 @@ type BlobExportEntry struct {
 // closes each of them before Visit returns, also when it returns an error.
 // When Visit returns an error, the service stops and returns that error,
 // wrapped or not, from SnapshotWithBlobs.
+//
+// A visitor may go on storing bytes it has read after Visit returns (the
+// engine's visitor uploads across minibatches and reports a failure from
+// a later Visit, or once the export waits for it), under the ctx given to
+// Visit: a service passes the context of SnapshotWithBlobs, or one that
+// lives as long, never one it cancels after each minibatch.
 type BlobVisitor interface {
 	Visit(ctx context.Context, batch []BlobExportEntry) error
 }
