@@ -26,7 +26,7 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func newDriver(t *testing.T, dir string) *filestore.Driver {
+func newDriver(t testing.TB, dir string) *filestore.Driver {
 	t.Helper()
 	drv, err := filestore.New(dir, nil)
 	require.NoError(t, err)
