@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -65,6 +66,8 @@ type Driver struct {
 	closed bool                   // set by Close
 	dirs   map[string]*openDir    // handles on directories, by path (see openDir)
 	dirty  map[string]fs.FileInfo // directories written by deferred Puts since the last Sync, with the identity of those written into
+
+	noUnnamed atomic.Bool // set once the file system refuses unnamed files (see createUnnamed)
 }
 
 var (
@@ -184,6 +187,15 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 		case err != nil && !errors.Is(err, fs.ErrNotExist):
 			return osError(err)
 		}
+		if opts.CreateOnly {
+			err := d.createUnnamed(ctx, od, name, base, body, size, opts.SHA256)
+			if !errors.Is(err, errNoUnnamed) {
+				if err != nil {
+					return err
+				}
+				return d.syncEntries(r, od, name, opts)
+			}
+		}
 		return d.write(ctx, r, od, name, base, body, size, opts)
 	})
 }
@@ -249,7 +261,7 @@ func (d *Driver) prepare(ctx context.Context, name string, size int64, opts stor
 // write stores body under name, the file base of od, through a temporary
 // file, synced, then renamed over base, or linked to it for a create-only
 // Put, and syncs the directories leading to it, from the Driver's root r,
-// unless opts defers that.
+// unless opts defers that (see syncEntries).
 func (d *Driver) write(ctx context.Context, r *os.Root, od *openDir, name, base string, body io.ReaderAt, size int64, opts store.PutOptions) error {
 	tmp := tempName()
 	f, err := od.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
@@ -290,6 +302,13 @@ func (d *Driver) write(ctx context.Context, r *os.Root, od *openDir, name, base 
 	if err != nil {
 		return osError(err)
 	}
+	return d.syncEntries(r, od, name, opts)
+}
+
+// syncEntries makes durable the entry of name, just written into od, and
+// those of the directories leading to it, from the Driver's root r, or,
+// if opts defers that, records those directories for the next Sync.
+func (d *Driver) syncEntries(r *os.Root, od *openDir, name string, opts store.PutOptions) error {
 	dir := path.Dir(name)
 	if opts.DeferSync {
 		d.mu.Lock()
@@ -390,13 +409,24 @@ func (d *Driver) syncAll(ctx context.Context, dirs map[string]fs.FileInfo) error
 
 var errExists = fmt.Errorf("filestore: %w", core.ErrExists)
 
+// errNoUnnamed is createUnnamed's answer where unnamed files cannot be
+// made: the Put then goes through a temporary file.
+var errNoUnnamed = errors.New("filestore: no unnamed files here")
+
 // copyBufs hold the buffers of copyChunk bytes that Puts copy bodies
 // through.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyChunk); return &b }}
 
+// syncWriter is a file being written: an [os.File], or an unnamed file
+// (see createUnnamed).
+type syncWriter interface {
+	io.Writer
+	Sync() error
+}
+
 // writeBody copies size bytes of body to f, checking ctx between chunks
 // and, if want is set, that their SHA-256 digest is want, then syncs f.
-func writeBody(ctx context.Context, f *os.File, body io.ReaderAt, size int64, want []byte) error {
+func writeBody(ctx context.Context, f syncWriter, body io.ReaderAt, size int64, want []byte) error {
 	var w io.Writer = f
 	var h hash.Hash
 	if want != nil {
@@ -832,6 +862,7 @@ func closeSynced(f *os.File) error {
 	return osError(err)
 }
 
+// refuse returns the error for a path that is not the kind of file a
 // repository holds there.
 func refuse(name string, mode fs.FileMode, want string) error {
 	if mode&fs.ModeSymlink != 0 {

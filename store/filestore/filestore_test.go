@@ -26,6 +26,16 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceThroughTemporaryFiles runs the suite with create-only
+// Puts through temporary files, as where unnamed files cannot be made.
+func TestConformanceThroughTemporaryFiles(t *testing.T) {
+	storetest.RunDriverTests(t, func(t *testing.T) store.Driver {
+		d := newDriver(t, t.TempDir())
+		filestore.WithoutUnnamedFiles(d)
+		return d
+	})
+}
+
 func newDriver(t testing.TB, dir string) *filestore.Driver {
 	t.Helper()
 	drv, err := filestore.New(dir, nil)
