@@ -118,6 +118,17 @@ func TestNew(t *testing.T) {
 	require.Error(t, err)
 }
 
+// TestMaxConcurrency: the driver sizes the store's limit on requests,
+// DefaultMaxConcurrency unless told otherwise.
+func TestMaxConcurrency(t *testing.T) {
+	st := store.New(newDriver(t, t.TempDir()), "test", nil)
+	assert.Equal(t, filestore.DefaultMaxConcurrency, st.Budget().MaxRequests())
+	drv, err := filestore.New(t.TempDir(), &filestore.Options{MaxConcurrency: 5})
+	require.NoError(t, err)
+	defer drv.Close()
+	assert.Equal(t, 5, store.New(drv, "test", nil).Budget().MaxRequests())
+}
+
 func TestRootIsAbsolute(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
