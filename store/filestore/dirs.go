@@ -30,6 +30,11 @@ const maxOpenDirs = 512
 type openDir struct {
 	root *os.Root
 	id   fs.FileInfo // the directory's identity; nil for the Driver's root
+	// file is the directory opened again, whose descriptor fd unnamed
+	// files are created in and linked into (see createUnnamed); nil where
+	// the system has none, and for the Driver's root.
+	file *os.File
+	fd   int
 
 	// Guarded by the Driver's mu.
 	refs    int  // operations using the handle
@@ -83,14 +88,15 @@ func (d *Driver) dirFor(r *os.Root, dir string, create bool) (*openDir, error) {
 		return nil, fmt.Errorf("filestore: directory %q was replaced while being opened: %w", dir, core.ErrConflict)
 	}
 	od = &openDir{root: sub, id: opened}
+	od.file, od.fd = openDirFile(sub)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		sub.Close()
+		od.close()
 		return nil, fmt.Errorf("filestore: %s: driver closed: %w", d.dir, fs.ErrClosed)
 	}
 	if cur := d.dirs[dir]; cur != nil { // opened concurrently
-		sub.Close()
+		od.close()
 		cur.refs++
 		return cur, nil
 	}
@@ -105,6 +111,14 @@ func (d *Driver) dirFor(r *os.Root, dir string, create bool) (*openDir, error) {
 	return od, nil
 }
 
+// close closes the handle.
+func (od *openDir) close() {
+	od.root.Close()
+	if od.file != nil {
+		od.file.Close()
+	}
+}
+
 // release ends an operation's use of od, which dirFor returned, and
 // closes it if it was dropped from the cache and no other operation uses
 // it.
@@ -116,7 +130,7 @@ func (d *Driver) release(od *openDir) {
 	defer d.mu.Unlock()
 	od.refs--
 	if od.dropped && od.refs == 0 {
-		od.root.Close()
+		od.close()
 	}
 }
 
@@ -126,7 +140,7 @@ func (d *Driver) drop(dir string, od *openDir) {
 	delete(d.dirs, dir)
 	od.dropped = true
 	if od.refs == 0 {
-		od.root.Close()
+		od.close()
 	}
 }
 

@@ -41,18 +41,20 @@ func TestDirectoryRemovedBetweenCalls(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []byte("put back"), got)
 
-	require.NoError(t, os.RemoveAll(filepath.Join(root, "blobs")))
-	other := "blobs/sha256/ab/ab" + hexA[2:62] + "1111"
-	require.NoError(t, st.PutBytes(ctx, other, []byte("second"), store.PutOptions{DeferSync: true}))
-	require.NoError(t, st.Sync(ctx))
-	data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(other)))
-	require.NoError(t, err)
-	assert.Equal(t, []byte("second"), data)
-	info, err := st.Stat(ctx, other)
-	require.NoError(t, err)
-	assert.Equal(t, int64(len("second")), info.Size)
-	require.NoError(t, st.Delete(ctx, other))
-	assert.NoFileExists(t, filepath.Join(root, filepath.FromSlash(other)))
+	for _, createOnly := range []bool{false, true} {
+		require.NoError(t, os.RemoveAll(filepath.Join(root, "blobs")))
+		other := "blobs/sha256/ab/ab" + hexA[2:62] + "1111"
+		require.NoError(t, st.PutBytes(ctx, other, []byte("second"), store.PutOptions{DeferSync: true, CreateOnly: createOnly}))
+		require.NoError(t, st.Sync(ctx))
+		data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(other)))
+		require.NoError(t, err, "CreateOnly %v", createOnly)
+		assert.Equal(t, []byte("second"), data)
+		info, err := st.Stat(ctx, other)
+		require.NoError(t, err)
+		assert.Equal(t, int64(len("second")), info.Size)
+		require.NoError(t, st.Delete(ctx, other))
+		assert.NoFileExists(t, filepath.Join(root, filepath.FromSlash(other)))
+	}
 }
 
 // TestDirectoryReplacedWhileWritten moves a directory the driver writes
@@ -86,17 +88,19 @@ func TestDirectoryReplacedWhileWritten(t *testing.T) {
 	assert.Equal(t, []byte("third"), data)
 }
 
-// TestManyDirectories uses more directories than the driver keeps open.
+// TestManyDirectories uses more directories than the driver keeps open,
+// with plain and create-only Puts.
 func TestManyDirectories(t *testing.T) {
 	st := store.New(newDriver(t, t.TempDir()), "test", nil)
 	ctx := t.Context()
 	const n = 600
-	for i := range n {
-		require.NoError(t, st.PutBytes(ctx, fmt.Sprintf("d/%03d/x", i), []byte{byte(i)}, store.PutOptions{DeferSync: true}))
+	name := func(i int) string { return fmt.Sprintf("d/%03d/%v", i%n, i >= n) }
+	for i := range 2 * n {
+		require.NoError(t, st.PutBytes(ctx, name(i), []byte{byte(i)}, store.PutOptions{DeferSync: true, CreateOnly: i >= n}))
 	}
 	require.NoError(t, st.Sync(ctx))
-	for i := range n {
-		got, err := st.GetBytes(ctx, fmt.Sprintf("d/%03d/x", i), 1)
+	for i := range 2 * n {
+		got, err := st.GetBytes(ctx, name(i), 1)
 		require.NoError(t, err)
 		assert.Equal(t, []byte{byte(i)}, got)
 	}

@@ -26,7 +26,12 @@
 // ".tmp-…": no valid object name has a segment starting with '.') in the
 // object's directory, syncs it, then renames it over the object, or, for a
 // create-only Put, hard-links it to the object's name, so that of two
-// writers, in the same process or not, only one can win. It then syncs the
+// writers, in the same process or not, only one can win. On Linux a
+// create-only Put into a folder writes an unnamed file instead
+// (O_TMPFILE), syncs it and links it to the object's name (linkat through
+// /proc/self/fd): no name to make, rename or remove, and nothing left if
+// the process dies; where the file system refuses unnamed files, or /proc
+// is missing, it takes the temporary file's way. It then syncs the
 // directories leading to the object, unless the Put defers that
 // (PutOptions.DeferSync) to the next [Driver.Sync], which syncs each
 // directory written once however many files it received. Temporary files

@@ -26,7 +26,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func newDriver(t *testing.T, dir string) *filestore.Driver {
+// TestConformanceThroughTemporaryFiles runs the suite with create-only
+// Puts through temporary files, as where unnamed files cannot be made.
+func TestConformanceThroughTemporaryFiles(t *testing.T) {
+	storetest.RunDriverTests(t, func(t *testing.T) store.Driver {
+		d := newDriver(t, t.TempDir())
+		filestore.WithoutUnnamedFiles(d)
+		return d
+	})
+}
+
+func newDriver(t testing.TB, dir string) *filestore.Driver {
 	t.Helper()
 	drv, err := filestore.New(dir, nil)
 	require.NoError(t, err)
@@ -106,6 +116,17 @@ func TestNew(t *testing.T) {
 	require.Error(t, err)
 	_, err = filestore.New(file, &filestore.Options{Create: true})
 	require.Error(t, err)
+}
+
+// TestMaxConcurrency: the driver sizes the store's limit on requests,
+// DefaultMaxConcurrency unless told otherwise.
+func TestMaxConcurrency(t *testing.T) {
+	st := store.New(newDriver(t, t.TempDir()), "test", nil)
+	assert.Equal(t, filestore.DefaultMaxConcurrency, st.Budget().MaxRequests())
+	drv, err := filestore.New(t.TempDir(), &filestore.Options{MaxConcurrency: 5})
+	require.NoError(t, err)
+	defer drv.Close()
+	assert.Equal(t, 5, store.New(drv, "test", nil).Budget().MaxRequests())
 }
 
 func TestRootIsAbsolute(t *testing.T) {

@@ -48,14 +48,16 @@ func (b *stuckBody) ReadAt(p []byte, off int64) (int, error) {
 
 // Environment of the helper process that TestHelperStuckPuts runs as.
 const (
-	envHelperDir  = "FILESTORE_HELPER_DIR"
-	envHelperPuts = "FILESTORE_HELPER_PUTS"
+	envHelperDir        = "FILESTORE_HELPER_DIR"
+	envHelperPuts       = "FILESTORE_HELPER_PUTS"
+	envHelperCreateOnly = "FILESTORE_HELPER_CREATE_ONLY"
 )
 
 // TestHelperStuckPuts is not a test: run by startStuckPuts, it starts
 // $FILESTORE_HELPER_PUTS Puts into $FILESTORE_HELPER_DIR whose bodies
-// block, prints "stuck" once each has written part of its temporary file,
-// and waits to be killed (or for its standard input to close).
+// block, create-only if $FILESTORE_HELPER_CREATE_ONLY is set, prints
+// "stuck" once each has written part of its file, and waits to be killed
+// (or for its standard input to close).
 func TestHelperStuckPuts(t *testing.T) {
 	dir := os.Getenv(envHelperDir)
 	if dir == "" {
@@ -64,9 +66,10 @@ func TestHelperStuckPuts(t *testing.T) {
 	puts, err := strconv.Atoi(os.Getenv(envHelperPuts))
 	require.NoError(t, err)
 	st := store.New(newDriver(t, dir), dir, nil)
+	opts := store.PutOptions{CreateOnly: os.Getenv(envHelperCreateOnly) != ""}
 	for i := range puts {
 		body := newStuckBody()
-		go st.Put(t.Context(), fmt.Sprintf("blobs/sha256/%02x/object-%d", i, i), body, stuckSize, store.PutOptions{})
+		go st.Put(t.Context(), fmt.Sprintf("blobs/sha256/%02x/object-%d", i, i), body, stuckSize, opts)
 		<-body.stuck
 	}
 	fmt.Println("stuck")
@@ -76,9 +79,16 @@ func TestHelperStuckPuts(t *testing.T) {
 // startStuckPuts starts a process with puts Puts into dir stuck half-way,
 // and returns it once their temporary files exist.
 func startStuckPuts(t *testing.T, dir string, puts int) *exec.Cmd {
+	return startStuckPutsEnv(t, dir, puts)
+}
+
+// startStuckPutsEnv is startStuckPuts with env added to the helper's
+// environment.
+func startStuckPutsEnv(t *testing.T, dir string, puts int, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperStuckPuts$")
 	cmd.Env = append(os.Environ(), envHelperDir+"="+dir, envHelperPuts+"="+strconv.Itoa(puts))
+	cmd.Env = append(cmd.Env, env...)
 	_, err := cmd.StdinPipe() // never written: the helper waits on it
 	require.NoError(t, err)
 	out, err := cmd.StdoutPipe()
