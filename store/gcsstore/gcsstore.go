@@ -251,31 +251,54 @@ func (d *Driver) put(ctx context.Context, name string, body io.ReaderAt, size in
 		return err
 	}
 
-	crc := crc32.New(castagnoli)
-	hashes := []io.Writer{crc}
-	var sum hash.Hash
-	if opts.SHA256 != nil {
-		sum = sha256.New()
-		hashes = append(hashes, sum)
-	}
+	h := newBodyHashes(opts.SHA256)
 	buf := getBuffer()
 	defer putBuffer(buf)
 	src := io.NewSectionReader(sizedReaderAt{body, size}, 0, size)
-	if _, err := io.CopyBuffer(io.MultiWriter(append(hashes, w)...), src, *buf); err != nil {
+	if _, err := io.CopyBuffer(io.MultiWriter(h.w, w), src, *buf); err != nil {
 		if errors.As(err, new(*bodyError)) {
 			return abandon(err)
 		}
 		return abandon(d.putFailed(ctx, err, conds))
 	}
-	if sum != nil {
-		if got := sum.Sum(nil); !bytes.Equal(got, opts.SHA256) {
-			return abandon(fmt.Errorf("gcsstore: content has SHA-256 %x, want %x; the upload was abandoned: %w", got, opts.SHA256, core.ErrChecksumMismatch))
-		}
+	if err := h.check("the upload was abandoned"); err != nil {
+		return abandon(err)
 	}
 	if err := w.Close(); err != nil {
 		return d.putFailed(ctx, err, conds)
 	}
-	return d.checkStored(ctx, name, w.Attrs(), crc.Sum32())
+	return d.checkStored(ctx, name, w.Attrs(), h.crc.Sum32())
+}
+
+// bodyHashes take the CRC32C of a Put's body and, when the engine gives
+// one, its SHA-256, through w.
+type bodyHashes struct {
+	crc  hash.Hash32
+	sum  hash.Hash // nil without a SHA-256 to check
+	want []byte
+	w    io.Writer
+}
+
+func newBodyHashes(want []byte) *bodyHashes {
+	h := &bodyHashes{crc: crc32.New(castagnoli), want: want}
+	h.w = h.crc
+	if want != nil {
+		h.sum = sha256.New()
+		h.w = io.MultiWriter(h.crc, h.sum)
+	}
+	return h
+}
+
+// check reports a body whose SHA-256 is not the one given, saying what
+// became of the upload.
+func (h *bodyHashes) check(outcome string) error {
+	if h.sum == nil {
+		return nil
+	}
+	if got := h.sum.Sum(nil); !bytes.Equal(got, h.want) {
+		return fmt.Errorf("gcsstore: content has SHA-256 %x, want %x; %s: %w", got, h.want, outcome, core.ErrChecksumMismatch)
+	}
+	return nil
 }
 
 // oneRequest reports whether an object of size bytes read from body goes
@@ -299,21 +322,14 @@ func (d *Driver) putStreamed(ctx context.Context, name string, body io.ReaderAt,
 	buf := getBuffer()
 	defer putBuffer(buf)
 	src := io.NewSectionReader(sizedReaderAt{body, size}, 0, size)
-	crc := crc32.New(castagnoli)
-	var w io.Writer = crc
-	var sum hash.Hash
-	if opts.SHA256 != nil {
-		sum = sha256.New()
-		w = io.MultiWriter(crc, sum)
-	}
-	if _, err := io.CopyBuffer(w, src, *buf); err != nil {
+	h := newBodyHashes(opts.SHA256)
+	if _, err := io.CopyBuffer(h.w, src, *buf); err != nil {
 		return err
 	}
-	if sum != nil {
-		if got := sum.Sum(nil); !bytes.Equal(got, opts.SHA256) {
-			return fmt.Errorf("gcsstore: content has SHA-256 %x, want %x; nothing was sent: %w", got, opts.SHA256, core.ErrChecksumMismatch)
-		}
+	if err := h.check("nothing was sent"); err != nil {
+		return err
 	}
+	crc := h.crc.Sum32()
 
 	obj := d.bucket.Object(d.prefix + name)
 	if conds != (storage.Conditions{}) {
@@ -324,7 +340,7 @@ func (d *Driver) putStreamed(ctx context.Context, name string, body io.ReaderAt,
 	up := obj.NewWriter(wctx)
 	up.ChunkSize = 0 // one request, streamed
 	up.ContentType = contentType(opts)
-	up.CRC32C, up.SendCRC32C = crc.Sum32(), true
+	up.CRC32C, up.SendCRC32C = crc, true
 	if _, err := src.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
@@ -339,7 +355,7 @@ func (d *Driver) putStreamed(ctx context.Context, name string, body io.ReaderAt,
 	if err := up.Close(); err != nil {
 		return d.putFailed(ctx, err, conds)
 	}
-	return d.checkStored(ctx, name, up.Attrs(), crc.Sum32())
+	return d.checkStored(ctx, name, up.Attrs(), crc)
 }
 
 // checkStored compares the CRC32C of the object an upload stored with the
