@@ -54,6 +54,9 @@ func Example() {
 	if _, err := svc.SnapshotWithBlobs(ctx, "123456789012", "eu-west-1", again); err != nil {
 		log.Fatal(err)
 	}
+	if err := again.Wait(); err != nil { // uploads may outlive the last Visit
+		log.Fatal(err)
+	}
 	s = again.Stats()
 	fmt.Printf("second export: %d blobs, %d uploaded, %d skipped\n", s.Blobs, s.Uploaded, s.Skipped)
 	// Output:
