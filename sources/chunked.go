@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/statebucket/statebucket/digest"
+	"github.com/statebucket/statebucket/internal/bigbuf"
 	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/store"
 )
@@ -52,7 +53,6 @@ type chunkReader struct {
 	budget *store.Budget
 	chunk  int64
 	n      int // chunks
-	pool   *sync.Pool
 	// start starts the downloads under the context of the Fetch that
 	// opened the reader, and serves the first Read.
 	start    func(p []byte) (int, error)
@@ -68,7 +68,8 @@ type chunkReader struct {
 	cur     []byte // the bytes of held not read yet
 
 	err       error
-	cancel    context.CancelFunc
+	cancel    context.CancelCauseFunc
+	stop      func() bool // ends the tie to the context of a later Fetch
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -85,8 +86,9 @@ type chunkState struct {
 
 // openChunked returns a reader of e that starts on its first Read, or nil
 // when the budget has no memory free for even one chunk (the caller then
-// spools the blob).
-func (s *Source) openChunked(ctx context.Context, e manifest.Entry) *chunkReader {
+// spools the blob). With ahead set it starts reading ahead into buffers
+// at once, before any Read: see [Source.scheduleLarge].
+func (s *Source) openChunked(ctx context.Context, e manifest.Entry, ahead bool) *chunkReader {
 	budget := s.r.Budget()
 	chunk := s.opts.ChunkSize
 	if !budget.TryAcquireBytes(chunk) {
@@ -95,10 +97,13 @@ func (s *Source) openChunked(ctx context.Context, e manifest.Entry) *chunkReader
 	r := &chunkReader{
 		e: e, budget: budget, chunk: chunk,
 		n:        int((e.Size + chunk - 1) / chunk),
-		pool:     &s.chunkBufs,
 		reserved: true,
 	}
-	ctx, r.cancel = context.WithCancel(ctx)
+	ctx, r.cancel = context.WithCancelCause(ctx)
+	if ahead {
+		r.readAhead(ctx, s)
+		return r
+	}
 	r.start = func(p []byte) (int, error) {
 		if int64(len(p)) >= e.Size {
 			return r.readDirect(ctx, s, p)
@@ -273,14 +278,19 @@ func (r *chunkReader) buffer(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// newBuffer returns a chunk buffer, reused from an earlier reader of the
-// same Source when one is free, for memory already taken from the budget.
+// chunkBufs holds the chunk buffers of closed readers, *[]byte, for the
+// next reader of any Source: memory that is mapped already costs no page
+// faults (see package bigbuf).
+var chunkBufs sync.Pool
+
+// newBuffer returns a chunk buffer, reused from an earlier reader when one
+// of the size is free, for memory already taken from the budget.
 func (r *chunkReader) newBuffer() []byte {
 	var b []byte
-	if p, ok := r.pool.Get().(*[]byte); ok && int64(len(*p)) == r.chunk {
+	if p, ok := chunkBufs.Get().(*[]byte); ok && int64(len(*p)) == r.chunk {
 		b = *p
 	} else {
-		b = make([]byte, r.chunk)
+		b = bigbuf.Alloc(int(r.chunk))
 	}
 	r.bufs = append(r.bufs, b)
 	return b
@@ -337,9 +347,21 @@ func readUpTo(r io.Reader, p []byte) (int64, error) {
 
 // readBuffered serves Read from the chunks read ahead.
 func (r *chunkReader) readBuffered(p []byte) (int, error) {
+	if err := r.fill(); err != nil {
+		return 0, err
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// fill makes r.cur hold the next bytes read ahead, once the chunk they
+// are in is in, and frees the chunk passed before. At the end it returns
+// io.EOF, or the mismatch found in its place.
+func (r *chunkReader) fill() error {
 	for len(r.cur) == 0 {
 		if r.err != nil {
-			return 0, r.err
+			return r.err
 		}
 		if r.held != nil {
 			r.release(r.held)
@@ -350,29 +372,61 @@ func (r *chunkReader) readBuffered(p []byte) (int, error) {
 			if err := <-r.verdict; err != nil {
 				r.err = err
 			}
-			return 0, r.err
+			return r.err
 		}
 		c := &r.chunks[r.next]
 		<-c.done
 		r.next++
 		if c.err != nil {
 			r.err = c.err
-			return 0, r.err
+			return r.err
 		}
 		r.held, r.cur = c, c.data
 	}
-	n := copy(p, r.cur)
-	r.cur = r.cur[n:]
-	return n, nil
+	return nil
+}
+
+// WriteTo writes the rest of the blob to w straight from the chunks read
+// ahead, which io.Copy uses to skip copying them through a buffer of its
+// own. As with Read, a mismatch is returned after the last byte, in place
+// of a clean end.
+func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
+	if start := r.start; start != nil {
+		r.start = nil
+		if _, err := start(nil); err != nil { // reads ahead, as a short buffer does
+			return 0, err
+		}
+	}
+	var total int64
+	for {
+		if err := r.fill(); err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return total, err
+		}
+		n, err := w.Write(r.cur)
+		total += int64(n)
+		r.cur = r.cur[n:]
+		if err == nil && len(r.cur) > 0 {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // Close stops the downloads and returns the buffers' memory.
 func (r *chunkReader) Close() error {
 	r.closeOnce.Do(func() {
-		r.cancel()
+		if r.stop != nil {
+			r.stop()
+		}
+		r.cancel(nil)
 		r.wg.Wait()
 		for i := range r.bufs {
-			r.pool.Put(&r.bufs[i])
+			chunkBufs.Put(&r.bufs[i])
 		}
 		n := int64(len(r.bufs))
 		if r.reserved {

@@ -23,6 +23,7 @@ import (
 type rangeDriver struct {
 	*getDriver
 	fail   func(off int64, n int) error
+	seen   func(name string, off int64) // called for every ranged read
 	mu     sync.Mutex
 	calls  map[int64]int // by offset
 	ranges atomic.Int64
@@ -30,6 +31,9 @@ type rangeDriver struct {
 
 func (d *rangeDriver) GetRange(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
 	d.ranges.Add(1)
+	if d.seen != nil {
+		d.seen(name, off)
+	}
 	d.mu.Lock()
 	d.calls[off]++
 	n := d.calls[off]
@@ -80,16 +84,25 @@ func chunkedOptions() sources.Options {
 	return sources.Options{LargeThreshold: large, ChunkSize: chunk}
 }
 
-// readers read a chunked blob whole, in the two ways a chunk reader
-// serves: small reads, served from chunks read ahead into buffers, and
-// one read into a buffer of the blob's size, which the chunks are read
-// straight into.
+// readers read a chunked blob whole, in the three ways a chunk reader
+// serves: small reads, served from chunks read ahead into buffers; one
+// read into a buffer of the blob's size, which the chunks are read
+// straight into; and io.Copy, which the reader serves with WriteTo
+// straight from its buffers.
 var readers = []struct {
 	name string
 	read func(r io.Reader, size int64) ([]byte, error)
 }{
 	{"small reads", func(r io.Reader, _ int64) ([]byte, error) { return io.ReadAll(r) }},
 	{"one buffer", core.ReadBlob},
+	{"copy", func(r io.Reader, _ int64) ([]byte, error) {
+		if _, ok := r.(io.WriterTo); !ok {
+			return nil, fmt.Errorf("%T is no io.WriterTo", r)
+		}
+		var b bytes.Buffer
+		_, err := io.Copy(&b, r)
+		return b.Bytes(), err
+	}},
 }
 
 func TestChunkedReadsRoundTrip(t *testing.T) {
@@ -291,4 +304,125 @@ func TestChunkedReaderClosedUnread(t *testing.T) {
 	require.Error(t, err, "read after close")
 	assert.Zero(t, drv.ranges.Load(), "a reader read nothing from starts no download")
 	requireBudgetFree(t, f.st.Budget())
+}
+
+// aheadFixture stores three large blobs and reports, on the returned
+// channel, the first ranged read of each blob's object by name.
+func aheadFixture(t *testing.T) (*fixture, *rangeDriver, <-chan string) {
+	t.Helper()
+	f, drv := largeFixture(t, 2*large, 2*large, 2*large)
+	started := make(chan string, 3)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	drv.seen = func(name string, _ int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !seen[name] {
+			seen[name] = true
+			started <- name
+		}
+	}
+	return f, drv, started
+}
+
+// waitStarted waits for the first ranged read of the object name.
+func waitStarted(started <-chan string, name string) {
+	for n := range started {
+		if n == name {
+			return
+		}
+	}
+}
+
+// TestChunkedReadsAhead fetches the first of three large blobs: the
+// second is downloaded before anyone reads the first, and is then served
+// from what was read ahead.
+func TestChunkedReadsAhead(t *testing.T) {
+	for _, rd := range readers {
+		t.Run(rd.name, func(t *testing.T) {
+			f, drv, started := aheadFixture(t)
+			keys := f.keys()
+			s := f.source(t, chunkedOptions())
+			rc, err := s.Fetch(t.Context(), keys[0])
+			require.NoError(t, err)
+			require.Equal(t, f.name(keys[1]), <-started, "the next large blob is read ahead before the first Read")
+			got, err := rd.read(rc, int64(2*large))
+			require.NoError(t, err)
+			require.NoError(t, rc.Close())
+			require.True(t, bytes.Equal(f.data[keys[0]], got))
+			for _, key := range keys[1:] {
+				got, err := f.readWith(t, t.Context(), s, key, rd.read)
+				require.NoError(t, err)
+				require.True(t, bytes.Equal(f.data[key], got), "bytes of %q", key)
+			}
+			assert.Equal(t, 2, s.Stats().PrefetchHits, "the second and third blobs were read ahead")
+			assert.Equal(t, int64(3*2*large/chunk), drv.ranges.Load(), "one ranged read per chunk")
+			require.NoError(t, s.Close())
+			requireBudgetFree(t, f.st.Budget())
+		})
+	}
+}
+
+// TestChunkedReadAheadCatchesMismatches damages the blob read ahead: its
+// reader fails at the end, as one opened at its Fetch would.
+func TestChunkedReadAheadCatchesMismatches(t *testing.T) {
+	f, _, started := aheadFixture(t)
+	keys := f.keys()
+	data := bytes.Clone(f.data[keys[1]])
+	data[len(data)/2] ^= 1
+	f.replace(t, keys[1], data)
+	s := f.source(t, chunkedOptions())
+	f.fetch(t, t.Context(), s, keys[0])
+	waitStarted(started, f.name(keys[1]))
+	_, err := f.readWith(t, t.Context(), s, keys[1], readers[2].read)
+	require.ErrorIs(t, err, core.ErrChecksumMismatch)
+	var me *repo.MismatchError
+	require.ErrorAs(t, err, &me)
+	assert.Equal(t, keys[1], me.Key)
+	require.NoError(t, s.Close())
+	requireBudgetFree(t, f.st.Budget())
+}
+
+// TestChunkedReadAheadDropped fetches past the blob read ahead: its
+// downloads stop and its buffers go back to the budget.
+func TestChunkedReadAheadDropped(t *testing.T) {
+	f, _, started := aheadFixture(t)
+	keys := f.keys()
+	s := f.source(t, chunkedOptions())
+	f.fetch(t, t.Context(), s, keys[0])
+	waitStarted(started, f.name(keys[1]))
+	f.fetch(t, t.Context(), s, keys[2])
+	assert.Zero(t, s.Stats().PrefetchHits, "the blob fetched was not the one read ahead")
+	require.NoError(t, s.Close())
+	requireBudgetFree(t, f.st.Budget())
+}
+
+// TestChunkedReadAheadContexts: a blob read ahead outlives the context
+// of the Fetch that started it, and once fetched ends with the context of
+// its own Fetch.
+func TestChunkedReadAheadContexts(t *testing.T) {
+	f, _, started := aheadFixture(t)
+	keys := f.keys()
+	s := f.source(t, chunkedOptions())
+	first, cancelFirst := context.WithCancel(t.Context())
+	f.fetch(t, first, s, keys[0])
+	waitStarted(started, f.name(keys[1]))
+	cancelFirst()
+	f.fetch(t, t.Context(), s, keys[1])
+	assert.Equal(t, 1, s.Stats().PrefetchHits)
+
+	third, cancelThird := context.WithCancel(t.Context())
+	rc, err := s.Fetch(third, keys[2]) // read ahead at the Fetch of keys[1]
+	require.NoError(t, err)
+	defer rc.Close()
+	cancelThird()
+	// What was downloaded before the cancellation may still be served;
+	// the reader must end with the cancellation, not with a clean end.
+	_, err = io.Copy(io.Discard, rc)
+	if err == nil {
+		assert.Equal(t, 2, s.Stats().PrefetchHits)
+		t.Log("the whole blob was in before the cancellation")
+	} else {
+		require.ErrorIs(t, err, context.Canceled)
+	}
 }

@@ -15,7 +15,9 @@
 // stream to the service in chunks, ranged reads downloaded in parallel
 // ahead of the reader, with their size and digest checked as the bytes
 // pass; a mismatch is returned by Read in place of io.EOF, and the service
-// then fails its restore. A service that reads such a blob into one buffer
+// then fails its restore. While the service reads one, the first chunks of
+// the next large blob are downloaded and hashed, so that two digests are
+// computed at once rather than one after the other. A service that reads such a blob into one buffer
 // of its size, as [core.ReadBlob] does, has the chunks downloaded straight
 // into that buffer, and its Read returns only bytes already checked.
 package sources
@@ -38,7 +40,8 @@ import (
 // Options configure a [Source]. The zero value is ready to use.
 type Options struct {
 	// Prefetch is how many manifest entries after the last key fetched are
-	// downloaded ahead. 0 means the store budget's MaxRequests; a negative
+	// downloaded ahead (of large blobs, only the next one, and only its
+	// first chunks). 0 means the store budget's MaxRequests; a negative
 	// value turns prefetching off.
 	Prefetch int
 	// MemoryThreshold is the largest blob held in memory; larger ones are
@@ -74,10 +77,10 @@ type Source struct {
 	mu    sync.Mutex
 	slots map[int]*slot // downloads ahead, by manifest index
 	next  int           // lowest index not yet scheduled ahead
+	large int           // lowest index of a large blob not yet read ahead
+	ahead int           // index of the large blob read ahead, if its slot is in slots
 	stats Stats
 	wg    sync.WaitGroup
-
-	chunkBufs sync.Pool // *[]byte of ChunkSize+1, shared by chunk readers
 }
 
 type slot struct {
@@ -85,6 +88,7 @@ type slot struct {
 	cancel context.CancelFunc
 	sp     *spool.Spool
 	err    error
+	cr     *chunkReader // a large blob read ahead in chunks; done is closed
 }
 
 var _ core.BlobSource = (*Source)(nil)
@@ -130,8 +134,15 @@ func (s *Source) Fetch(ctx context.Context, key string) (io.ReadCloser, error) {
 	s.schedule(ctx, idx)
 	s.mu.Unlock()
 
+	if sl != nil && sl.cr != nil {
+		r := sl.cr
+		// From now on the reader also ends with the context of this Fetch.
+		r.stop = context.AfterFunc(ctx, func() { r.cancel(context.Cause(ctx)) })
+		s.count(key, s.m.Blobs[idx].Size, true)
+		return r, nil
+	}
 	if e := s.m.Blobs[idx]; sl == nil && s.chunked(e) {
-		if r := s.openChunked(ctx, e); r != nil {
+		if r := s.openChunked(ctx, e, false); r != nil {
 			s.count(key, e.Size, false)
 			return r, nil
 		}
@@ -208,10 +219,51 @@ func (s *Source) schedule(ctx context.Context, idx int) {
 			sl.sp, sl.err = s.load(pctx, i)
 		}()
 	}
+	s.scheduleLarge(ctx, idx, end)
+}
+
+// scheduleLarge starts reading ahead the first large blob after idx and
+// before end, unless one is read ahead already. s.mu is held.
+//
+// A large blob is hashed as one stream, on one core, so a restore that
+// reads large blobs one after the other would verify them no faster than
+// one core hashes. Reading the next one ahead, into the buffers of a
+// chunk reader, hashes its first chunks on another core while the
+// service reads the current one. It is only one blob, and its buffers
+// come from the budget only if they are free: the current blob and the
+// next fill the default budget, and more would take memory from the
+// blob being read.
+//
+// Its downloads run under ctx without its end, since ctx may be that of
+// one Fetch: until the service fetches the blob, only a Fetch past it or
+// Close stops them; from then on, that Fetch's context too.
+func (s *Source) scheduleLarge(ctx context.Context, idx, end int) {
+	if sl := s.slots[s.ahead]; sl != nil && sl.cr != nil {
+		return
+	}
+	for i := max(s.large, idx+1); i < end; i++ {
+		e := s.m.Blobs[i]
+		if !s.chunked(e) {
+			continue
+		}
+		r := s.openChunked(context.WithoutCancel(ctx), e, true)
+		if r == nil {
+			return // no memory free now: try again at the next Fetch
+		}
+		done := make(chan struct{})
+		close(done)
+		s.slots[i] = &slot{done: done, cancel: func() { r.cancel(nil) }, cr: r}
+		s.ahead, s.large = i, i+1
+		return
+	}
 }
 
 // discard waits for sl's download to end and frees what it holds.
 func (s *Source) discard(sl *slot) {
+	if sl.cr != nil {
+		sl.cr.Close()
+		return
+	}
 	<-sl.done
 	if sl.sp != nil {
 		sl.sp.Close()

@@ -1,0 +1,34 @@
+// Package bigbuf allocates the large buffers of the transfer engines
+// (chunks of a large blob, upload chunks) so that the kernel can back
+// them with huge pages.
+//
+// The first write to a fresh page of memory costs a page fault, and on
+// virtual machines a fault can cost far more than the bytes it maps: on
+// the 2-core Firecracker guest of docs/benchmarks.md, touching 64 MiB of
+// fresh memory in 4 KiB pages took 240–290 ms, seven times as long as
+// hashing 64 MiB with SHA-256. Most Linux systems back memory with huge
+// pages only where a program asks for them (transparent huge pages in
+// "madvise" mode), so a buffer from Alloc is aligned to a huge page and
+// marked with madvise(MADV_HUGEPAGE): one fault then maps 2 MiB. Where
+// that does not apply (other systems, huge pages turned off, buffers
+// smaller than a huge page), Alloc is make.
+package bigbuf
+
+// hugePage is the size of a transparent huge page on x86-64 and arm64
+// with 4 KiB base pages.
+const hugePage = 2 << 20
+
+// Alloc returns a zeroed buffer of n bytes. The memory is the Go
+// runtime's, collected like any other once the buffer is unreachable.
+func Alloc(n int) []byte {
+	if n < hugePage || !supported {
+		return make([]byte, n)
+	}
+	// Room to start on a huge-page boundary: the slack before it and
+	// after the buffer is never touched, so it costs address space only.
+	raw := make([]byte, n+hugePage)
+	off := alignOffset(raw)
+	b := raw[off : off+n : off+n]
+	advise(b)
+	return b
+}

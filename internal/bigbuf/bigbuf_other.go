@@ -1,0 +1,9 @@
+//go:build !linux
+
+package bigbuf
+
+const supported = false
+
+func alignOffset([]byte) int { return 0 }
+
+func advise([]byte) {}
