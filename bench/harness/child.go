@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime/pprof"
 
 	"cloud.google.com/go/storage"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,6 +25,10 @@ import (
 // envChild holds the JSON childSpec of an in-process contender: a
 // harness binary started with it set runs that contender and exits.
 const envChild = "STATEBUCKET_BENCH_CHILD"
+
+// envCPUProfile, set beside envChild, names the file a child writes its
+// CPU profile to, for go tool pprof.
+const envCPUProfile = "STATEBUCKET_BENCH_CPUPROFILE"
 
 // The in-process contenders a child runs.
 const (
@@ -61,13 +66,31 @@ func childMain() {
 	var spec childSpec
 	err := json.Unmarshal([]byte(raw), &spec)
 	if err == nil {
-		err = runChild(context.Background(), spec)
+		err = profiled(os.Getenv(envCPUProfile), func() error { return runChild(context.Background(), spec) })
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", spec.Kind, err)
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// profiled runs f, with the CPU profiled into the file named by path
+// unless path is "".
+func profiled(path string, f func() error) error {
+	if path == "" {
+		return f()
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		return errors.Join(err, out.Close())
+	}
+	err = f()
+	pprof.StopCPUProfile()
+	return errors.Join(err, out.Close())
 }
 
 func runChild(ctx context.Context, spec childSpec) error {
