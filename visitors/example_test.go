@@ -54,7 +54,7 @@ func Example() {
 	if _, err := svc.SnapshotWithBlobs(ctx, "123456789012", "eu-west-1", again); err != nil {
 		log.Fatal(err)
 	}
-	if err := again.Wait(); err != nil { // uploads may outlive the last Visit
+	if err := again.Wait(); err != nil { // did every upload succeed?
 		log.Fatal(err)
 	}
 	s = again.Stats()

@@ -160,9 +160,12 @@ func (v *Visitor) Entries() []manifest.Entry {
 	return out
 }
 
-// Stats returns what the visitor did so far: after [Visitor.Wait], all
-// it did.
+// Stats returns what the visitor did, once the uploads of every Visit so
+// far have ended (as [Visitor.Wait] waits for them): called after the last
+// Visit, all it did. For progress while an export runs, use
+// Options.OnBlob.
 func (v *Visitor) Stats() Stats {
+	v.pipe.drain()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.stats

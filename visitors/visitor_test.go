@@ -588,6 +588,27 @@ func TestVisitReturnsBeforeUploadsEnd(t *testing.T) {
 	requireBudgetFree(t, r.Budget())
 }
 
+// Stats waits for the uploads of the Visits before it, so that what it
+// counts after the last Visit is the whole export.
+func TestStatsWaitsForUploads(t *testing.T) {
+	r, d := newRepo(t)
+	d.entered = make(chan struct{}, 16)
+	d.gate = make(chan struct{})
+	v := visitors.New(r, nil)
+	entries, _ := batch(false, blobOf("a", 100), blobOf("b", 200))
+	require.NoError(t, v.Visit(t.Context(), entries))
+	for range 2 {
+		<-d.entered // both uploads wait at the gate
+	}
+	stats := make(chan visitors.Stats, 1)
+	go func() { stats <- v.Stats() }()
+	close(d.gate)
+	s := <-stats
+	assert.Equal(t, 2, s.Blobs)
+	assert.Equal(t, 2, s.Uploaded, "Stats counted before the uploads ended")
+	require.NoError(t, v.Wait())
+}
+
 // An upload that fails after its Visit returned fails the next Visit,
 // which closes its readers and stores nothing more, and Wait.
 func TestVisitReportsLaterFailures(t *testing.T) {
