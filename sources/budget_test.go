@@ -3,6 +3,7 @@ package sources_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"sync/atomic"
 	"testing"
@@ -23,6 +24,14 @@ import (
 // time and little memory: since every request slot is taken inside the
 // store, and no holder of a slot waits for another, both finish.
 func TestOneRequestBudget(t *testing.T) {
+	// The large blob is read in ranged reads, and in one request read in
+	// order, which must not hold the one request slot while it waits.
+	for _, parallel := range []int64{256 << 10, 0} {
+		t.Run(fmt.Sprintf("parallel from %d", parallel), func(t *testing.T) { oneRequestBudget(t, parallel) })
+	}
+}
+
+func oneRequestBudget(t *testing.T, parallel int64) {
 	// A deadlock would hang the test: fail it instead, long after any
 	// run of the test could have finished.
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -47,7 +56,7 @@ func TestOneRequestBudget(t *testing.T) {
 	dst := coretest.NewObjectStore()
 	var stats sources.Stats
 	_, err = snapshot.Import(ctx, r, dst, acct, region, m.ID.String(), &snapshot.ImportOptions{
-		Source: sources.Options{LargeThreshold: 256 << 10, ChunkSize: 128 << 10},
+		Source: sources.Options{LargeThreshold: 256 << 10, ChunkSize: 128 << 10, ParallelThreshold: parallel},
 		Stats:  &stats,
 	})
 	require.NoError(t, err)
@@ -55,7 +64,11 @@ func TestOneRequestBudget(t *testing.T) {
 	got, err := dst.GetObject(ctx, acct, region, "large", "blob")
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(large, got), "the large blob differs")
-	assert.Equal(t, int64(len(large)/(128<<10)), drv.ranges.Load(), "the large blob was not read in chunks")
+	if parallel > 0 {
+		assert.Equal(t, int64(len(large)/(128<<10)), drv.ranges.Load(), "the large blob was not read in chunks")
+	} else {
+		assert.Positive(t, drv.ranges.Load(), "the large blob was not read in ranges")
+	}
 	want, err := src.Snapshot(ctx, acct, region)
 	require.NoError(t, err)
 	have, err := dst.Snapshot(ctx, acct, region)

@@ -22,6 +22,10 @@ const (
 	DefaultLargeThreshold = 32 << 20
 	// DefaultChunkSize is the size of one ranged read of a large blob.
 	DefaultChunkSize = 8 << 20
+	// DefaultParallelThreshold is the size from which a large blob is
+	// downloaded in ranged reads at once; a smaller one is one request,
+	// read in order (rclone's --multi-thread-cutoff is the same size).
+	DefaultParallelThreshold = 256 << 20
 	// maxChunks is the most chunks of one blob downloaded at once.
 	maxChunks = 4
 )
@@ -31,8 +35,11 @@ func (s *Source) chunked(e manifest.Entry) bool {
 	return s.opts.LargeThreshold > 0 && e.Size >= s.opts.LargeThreshold
 }
 
-// chunkReader streams a large blob in chunks, ranged reads of ChunkSize
-// bytes, up to maxChunks of them at once. The first Read decides how:
+// chunkReader streams a large blob in chunks of ChunkSize bytes: from
+// ParallelThreshold up, ranged reads, up to maxChunks of them at once;
+// below it, one request read in order, chunk after chunk, which costs the
+// server one request instead of one per chunk. The first Read decides
+// how:
 //
 //   - When its buffer holds the whole blob, as that of core.ReadBlob
 //     does, the chunks are read straight into it and hashed in order as
@@ -53,6 +60,11 @@ type chunkReader struct {
 	budget *store.Budget
 	chunk  int64
 	n      int // chunks
+	// parallel is the number of chunks downloaded at once: maxChunks, or
+	// 1 for one request read in order, stream, which only the goroutine
+	// that downloads uses.
+	parallel int
+	stream   io.ReadCloser
 	// start starts the downloads under the context of the Fetch that
 	// opened the reader, and serves the first Read.
 	start    func(p []byte) (int, error)
@@ -97,7 +109,11 @@ func (s *Source) openChunked(ctx context.Context, e manifest.Entry, ahead bool) 
 	r := &chunkReader{
 		e: e, budget: budget, chunk: chunk,
 		n:        int((e.Size + chunk - 1) / chunk),
+		parallel: 1,
 		reserved: true,
+	}
+	if t := s.opts.ParallelThreshold; t < 0 || e.Size >= t {
+		r.parallel = maxChunks
 	}
 	ctx, r.cancel = context.WithCancelCause(ctx)
 	if ahead {
@@ -130,7 +146,7 @@ func (r *chunkReader) bounds(i int) (off, n int64) {
 
 // readDirect reads the whole blob into p and returns its size once its
 // size and digest are checked. The calling goroutine downloads the first
-// chunk while up to maxChunks-1 others start on the next ones, then hashes
+// chunk while up to parallel-1 others start on the next ones, then hashes
 // the chunks in order as they come in; while the one it needs next is not
 // in, it downloads one that no one has started. No download writes into p
 // after it returns.
@@ -139,6 +155,7 @@ func (r *chunkReader) readDirect(ctx context.Context, s *Source, p []byte) (int,
 	r.reserved = false
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	defer r.closeStream()
 	defer wg.Wait()
 	defer cancel()
 	span := func(i int) []byte {
@@ -161,7 +178,7 @@ func (r *chunkReader) readDirect(ctx context.Context, s *Source, p []byte) (int,
 		return true
 	}
 	claimed.Store(1) // the first chunk is the caller's
-	for range min(maxChunks, r.n) - 1 {
+	for range min(r.parallel, r.n) - 1 {
 		wg.Go(func() {
 			for fetch() {
 			}
@@ -224,12 +241,17 @@ func (r *chunkReader) dispatch(ctx context.Context, s *Source) {
 			return
 		}
 		c := &r.chunks[i]
-		r.wg.Go(func() {
+		get := func() {
 			_, n := r.bounds(i)
 			c.buf, c.data = buf, buf[:n]
 			c.err = r.download(ctx, s, i, c.data)
 			close(c.done)
-		})
+		}
+		if r.parallel == 1 {
+			get() // in order, from the one request
+			continue
+		}
+		r.wg.Go(get)
 	}
 }
 
@@ -260,7 +282,10 @@ func (r *chunkReader) release(c *chunkState) {
 }
 
 // buffer returns a free chunk buffer, taking a new one from the budget
-// while it has room rather than wait.
+// while it has room rather than wait. Before it waits, it closes the one
+// request of a blob read in order: a request slot is never held while
+// waiting for the reader, which may be waiting for a slot itself (the
+// next chunk then opens a request for the rest).
 func (r *chunkReader) buffer(ctx context.Context) ([]byte, error) {
 	select {
 	case b := <-r.free:
@@ -270,6 +295,7 @@ func (r *chunkReader) buffer(ctx context.Context) ([]byte, error) {
 	if len(r.bufs) < maxChunks && r.budget.TryAcquireBytes(r.chunk) {
 		return r.newBuffer(), nil
 	}
+	r.closeStream()
 	select {
 	case b := <-r.free:
 		return b, nil
@@ -299,24 +325,43 @@ func (r *chunkReader) newBuffer() []byte {
 // download reads chunk i into dst, which has its length; the store
 // resumes a read that breaks off. The last chunk is asked for one byte
 // more: an object longer than recorded shows there.
+//
+// With one download at a time, the chunks come in order from one request
+// for the rest of the blob, opened at the first chunk (or at one after a
+// failure) and closed after the last.
 func (r *chunkReader) download(ctx context.Context, s *Source, i int, dst []byte) error {
 	off, want := r.bounds(i)
 	last := i == r.n-1
-	ask := want
-	if last {
-		ask++
+	var rc io.ReadCloser
+	if r.parallel == 1 && r.stream != nil {
+		rc = r.stream
+	} else {
+		ask := want
+		if r.parallel == 1 {
+			ask = r.e.Size - off // and one more byte, after the last chunk
+		}
+		if r.parallel == 1 || last {
+			ask++
+		}
+		var err error
+		if rc, err = s.r.OpenBlobRange(ctx, r.e.Digest, off, ask); err != nil {
+			return fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
+		}
+		if r.parallel == 1 {
+			r.stream = rc
+		}
 	}
-	rc, err := s.r.OpenBlobRange(ctx, r.e.Digest, off, ask)
-	if err != nil {
-		return fmt.Errorf("sources: blob %q: %w", r.e.Key, err)
-	}
-	defer rc.Close()
 	n, err := readUpTo(rc, dst)
 	if err == nil && last && n == want {
 		var probe [1]byte
 		var m int64
 		m, err = readUpTo(rc, probe[:])
 		n += m
+	}
+	if r.parallel > 1 {
+		rc.Close()
+	} else if last || err != nil || n != want {
+		r.closeStream()
 	}
 	switch {
 	case err != nil:
@@ -327,6 +372,14 @@ func (r *chunkReader) download(ctx context.Context, s *Source, i int, dst []byte
 		return longer(r.e)
 	}
 	return nil
+}
+
+// closeStream closes the one request of a blob read in order, if open.
+func (r *chunkReader) closeStream() {
+	if r.stream != nil {
+		r.stream.Close()
+		r.stream = nil
+	}
 }
 
 // readUpTo fills p from r until p is full or r ends cleanly.
@@ -425,6 +478,7 @@ func (r *chunkReader) Close() error {
 		}
 		r.cancel(nil)
 		r.wg.Wait()
+		r.closeStream()
 		for i := range r.bufs {
 			chunkBufs.Put(&r.bufs[i])
 		}

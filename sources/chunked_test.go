@@ -80,8 +80,38 @@ func largeFixture(t *testing.T, sizes ...int) (*fixture, *rangeDriver) {
 	return f, rd
 }
 
-func chunkedOptions() sources.Options {
-	return sources.Options{LargeThreshold: large, ChunkSize: chunk}
+// modes are the two ways a chunked blob is downloaded: ranged reads of
+// a chunk each, several at once (the blobs of these tests are all at
+// least ParallelThreshold), and one request read in order (below the
+// default ParallelThreshold).
+var modes = []struct {
+	name   string
+	opts   sources.Options
+	ranged bool
+}{
+	{"ranged", sources.Options{LargeThreshold: large, ChunkSize: chunk, ParallelThreshold: large}, true},
+	{"in order", sources.Options{LargeThreshold: large, ChunkSize: chunk}, false},
+}
+
+// chunkedOptions reads every large blob in ranged reads.
+func chunkedOptions() sources.Options { return modes[0].opts }
+
+// requireRequests checks the ranged reads made for blobs of the given
+// chunk counts: one per chunk, or, read in order, one per blob plus at
+// most one for each chunk after a pause (the request is closed while the
+// reader is behind).
+func requireRequests(t *testing.T, ranged bool, got int64, chunks ...int) {
+	t.Helper()
+	total := 0
+	for _, n := range chunks {
+		total += n
+	}
+	if ranged {
+		assert.Equal(t, int64(total), got, "one ranged read per chunk")
+		return
+	}
+	assert.GreaterOrEqual(t, got, int64(len(chunks)), "one request per blob at least")
+	assert.LessOrEqual(t, got, int64(total), "more requests than chunks")
 }
 
 // readers read a chunked blob whole, in the three ways a chunk reader
@@ -107,25 +137,27 @@ var readers = []struct {
 
 func TestChunkedReadsRoundTrip(t *testing.T) {
 	sizes := []int{large, large + 1, 10*chunk - 3, 3 * large}
-	for _, rd := range readers {
-		t.Run(rd.name, func(t *testing.T) {
-			f, drv := largeFixture(t, sizes...)
-			s := f.source(t, chunkedOptions())
-			for _, key := range f.keys() {
-				got, err := f.readWith(t, t.Context(), s, key, rd.read)
-				require.NoError(t, err)
-				require.True(t, bytes.Equal(f.data[key], got), "bytes of %q", key)
-			}
-			want := int64(0)
-			for _, n := range sizes {
-				want += int64((n + chunk - 1) / chunk)
-			}
-			assert.Equal(t, want, drv.ranges.Load(), "one ranged read per chunk")
-			assert.Zero(t, drv.getsOf(f.name(f.keys()[0])), "a large blob was downloaded whole")
-			f.requireNoTempFiles(t)
-			require.NoError(t, s.Close())
-			requireBudgetFree(t, f.st.Budget())
-		})
+	for _, mode := range modes {
+		for _, rd := range readers {
+			t.Run(mode.name+", "+rd.name, func(t *testing.T) {
+				f, drv := largeFixture(t, sizes...)
+				s := f.source(t, mode.opts)
+				for _, key := range f.keys() {
+					got, err := f.readWith(t, t.Context(), s, key, rd.read)
+					require.NoError(t, err)
+					require.True(t, bytes.Equal(f.data[key], got), "bytes of %q", key)
+				}
+				var chunks []int
+				for _, n := range sizes {
+					chunks = append(chunks, (n+chunk-1)/chunk)
+				}
+				requireRequests(t, mode.ranged, drv.ranges.Load(), chunks...)
+				assert.Zero(t, drv.getsOf(f.name(f.keys()[0])), "a large blob was downloaded whole")
+				f.requireNoTempFiles(t)
+				require.NoError(t, s.Close())
+				requireBudgetFree(t, f.st.Budget())
+			})
+		}
 	}
 }
 
@@ -152,24 +184,26 @@ func TestChunkedReadsCatchMismatches(t *testing.T) {
 		{"shorter by a chunk and a byte", func(b []byte) []byte { return b[:len(b)-chunk-1] }, core.ErrSizeMismatch, fmt.Sprintf("%d bytes", 2*large-chunk-1)},
 		{"one byte longer", func(b []byte) []byte { return append(b, 0) }, core.ErrSizeMismatch, fmt.Sprintf("more than %d bytes", 2*large)},
 	} {
-		for _, rd := range readers {
-			t.Run(tc.name+", "+rd.name, func(t *testing.T) {
-				f, drv := largeFixture(t, 2*large)
-				key := f.keys()[0]
-				f.replace(t, key, tc.edit(bytes.Clone(f.data[key])))
-				s := f.source(t, chunkedOptions())
-				_, err := f.readWith(t, t.Context(), s, key, rd.read)
-				require.ErrorIs(t, err, tc.sentinel)
-				var me *repo.MismatchError
-				require.ErrorAs(t, err, &me)
-				assert.Equal(t, key, me.Key)
-				if tc.actual != "" {
-					assert.Equal(t, tc.actual, me.Actual)
-				}
-				assert.LessOrEqual(t, drv.read.Load(), int64(2*large+1), "read past the recorded size + 1")
-				require.NoError(t, s.Close())
-				requireBudgetFree(t, f.st.Budget())
-			})
+		for _, mode := range modes {
+			for _, rd := range readers {
+				t.Run(tc.name+", "+mode.name+", "+rd.name, func(t *testing.T) {
+					f, drv := largeFixture(t, 2*large)
+					key := f.keys()[0]
+					f.replace(t, key, tc.edit(bytes.Clone(f.data[key])))
+					s := f.source(t, mode.opts)
+					_, err := f.readWith(t, t.Context(), s, key, rd.read)
+					require.ErrorIs(t, err, tc.sentinel)
+					var me *repo.MismatchError
+					require.ErrorAs(t, err, &me)
+					assert.Equal(t, key, me.Key)
+					if tc.actual != "" {
+						assert.Equal(t, tc.actual, me.Actual)
+					}
+					assert.LessOrEqual(t, drv.read.Load(), int64(2*large+1), "read past the recorded size + 1")
+					require.NoError(t, s.Close())
+					requireBudgetFree(t, f.st.Budget())
+				})
+			}
 		}
 	}
 }
@@ -197,23 +231,29 @@ func TestChunkedReadIntoOneBufferHandsOverVerifiedBytes(t *testing.T) {
 // TestChunkedReadsSurviveTransientErrors fails the first read of every
 // chunk: the store reads it again.
 func TestChunkedReadsSurviveTransientErrors(t *testing.T) {
-	for _, rd := range readers {
-		t.Run(rd.name, func(t *testing.T) {
-			f, drv := largeFixture(t, 3*large)
-			drv.fail = func(off int64, n int) error {
-				if n == 1 {
-					return fmt.Errorf("connection reset by peer: %w", core.ErrTransient)
+	for _, mode := range modes {
+		for _, rd := range readers {
+			t.Run(mode.name+", "+rd.name, func(t *testing.T) {
+				f, drv := largeFixture(t, 3*large)
+				drv.fail = func(off int64, n int) error {
+					if n == 1 {
+						return fmt.Errorf("connection reset by peer: %w", core.ErrTransient)
+					}
+					return nil
 				}
-				return nil
-			}
-			s := f.source(t, chunkedOptions())
-			key := f.keys()[0]
-			got, err := f.readWith(t, t.Context(), s, key, rd.read)
-			require.NoError(t, err)
-			require.True(t, bytes.Equal(f.data[key], got))
-			chunks := 3 * large / chunk
-			assert.Equal(t, int64(2*chunks), drv.ranges.Load())
-		})
+				s := f.source(t, mode.opts)
+				key := f.keys()[0]
+				got, err := f.readWith(t, t.Context(), s, key, rd.read)
+				require.NoError(t, err)
+				require.True(t, bytes.Equal(f.data[key], got))
+				chunks := 3 * large / chunk
+				if mode.ranged {
+					assert.Equal(t, int64(2*chunks), drv.ranges.Load(), "each chunk read twice")
+				} else {
+					assert.GreaterOrEqual(t, drv.ranges.Load(), int64(2), "the first request failed and was made again")
+				}
+			})
+		}
 	}
 }
 
@@ -338,28 +378,30 @@ func waitStarted(started <-chan string, name string) {
 // second is downloaded before anyone reads the first, and is then served
 // from what was read ahead.
 func TestChunkedReadsAhead(t *testing.T) {
-	for _, rd := range readers {
-		t.Run(rd.name, func(t *testing.T) {
-			f, drv, started := aheadFixture(t)
-			keys := f.keys()
-			s := f.source(t, chunkedOptions())
-			rc, err := s.Fetch(t.Context(), keys[0])
-			require.NoError(t, err)
-			require.Equal(t, f.name(keys[1]), <-started, "the next large blob is read ahead before the first Read")
-			got, err := rd.read(rc, int64(2*large))
-			require.NoError(t, err)
-			require.NoError(t, rc.Close())
-			require.True(t, bytes.Equal(f.data[keys[0]], got))
-			for _, key := range keys[1:] {
-				got, err := f.readWith(t, t.Context(), s, key, rd.read)
+	for _, mode := range modes {
+		for _, rd := range readers {
+			t.Run(mode.name+", "+rd.name, func(t *testing.T) {
+				f, drv, started := aheadFixture(t)
+				keys := f.keys()
+				s := f.source(t, mode.opts)
+				rc, err := s.Fetch(t.Context(), keys[0])
 				require.NoError(t, err)
-				require.True(t, bytes.Equal(f.data[key], got), "bytes of %q", key)
-			}
-			assert.Equal(t, 2, s.Stats().PrefetchHits, "the second and third blobs were read ahead")
-			assert.Equal(t, int64(3*2*large/chunk), drv.ranges.Load(), "one ranged read per chunk")
-			require.NoError(t, s.Close())
-			requireBudgetFree(t, f.st.Budget())
-		})
+				require.Equal(t, f.name(keys[1]), <-started, "the next large blob is read ahead before the first Read")
+				got, err := rd.read(rc, int64(2*large))
+				require.NoError(t, err)
+				require.NoError(t, rc.Close())
+				require.True(t, bytes.Equal(f.data[keys[0]], got))
+				for _, key := range keys[1:] {
+					got, err := f.readWith(t, t.Context(), s, key, rd.read)
+					require.NoError(t, err)
+					require.True(t, bytes.Equal(f.data[key], got), "bytes of %q", key)
+				}
+				assert.Equal(t, 2, s.Stats().PrefetchHits, "the second and third blobs were read ahead")
+				requireRequests(t, mode.ranged, drv.ranges.Load(), 2*large/chunk, 2*large/chunk, 2*large/chunk)
+				require.NoError(t, s.Close())
+				requireBudgetFree(t, f.st.Budget())
+			})
+		}
 	}
 }
 

@@ -56,6 +56,13 @@ type Options struct {
 	LargeThreshold int64
 	// ChunkSize is the size of one ranged read; 0 means DefaultChunkSize.
 	ChunkSize int64
+	// ParallelThreshold is the size from which a blob read in chunks is
+	// downloaded in up to four ranged reads at once; a smaller one is one
+	// request read in order, chunk after chunk. 0 means
+	// DefaultParallelThreshold; negative means every chunked blob in
+	// parallel ranged reads (for a distant server whose single streams
+	// are slow).
+	ParallelThreshold int64
 	// OnBlob, if set, is called for every blob handed to the service.
 	OnBlob func(key string, size int64)
 }
@@ -107,6 +114,9 @@ func New(r *repo.Repo, m *manifest.Manifest, opts *Options) *Source {
 	}
 	if s.opts.ChunkSize <= 0 {
 		s.opts.ChunkSize = DefaultChunkSize
+	}
+	if s.opts.ParallelThreshold == 0 {
+		s.opts.ParallelThreshold = DefaultParallelThreshold
 	}
 	return s
 }
