@@ -112,6 +112,14 @@ type Concurrency interface {
 	MaxConcurrency() int
 }
 
+// Local is implemented by drivers whose objects are on this machine (a
+// local directory) and report so: reading one again costs no download,
+// so a driver that stores a body read from such a store (a
+// [ReaderAt]) may read it twice, as it reads a file of the caller's.
+type Local interface {
+	Local() bool
+}
+
 // Syncer is implemented by drivers that can defer the durability of Puts
 // made with PutOptions.DeferSync, to save a sync per object (a local file
 // system: one directory sync for many files). Sync makes every such Put

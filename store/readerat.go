@@ -204,6 +204,14 @@ func (r *ReaderAt) CheckEnd(ctx context.Context) error {
 	return r.checkEnd(rc)
 }
 
+// Local reports whether the object is on this machine (its driver
+// implements [Local] and says so), so that reading it twice costs no
+// second download.
+func (r *ReaderAt) Local() bool {
+	l, ok := r.s.drv.(Local)
+	return ok && l.Local()
+}
+
 // SizeSeen returns what the reads found of the object's size: the
 // expected size once a read checked the end, the offset where the object
 // ended if before that, more than the expected size if it holds more,

@@ -88,6 +88,7 @@ var (
 	_ store.Cleaner           = (*Driver)(nil)
 	_ store.ConditionalPutter = (*Driver)(nil)
 	_ store.Concurrency       = (*Driver)(nil)
+	_ store.Local             = (*Driver)(nil)
 )
 
 // New returns a Driver over the directory root. A missing directory is
@@ -116,6 +117,9 @@ func New(root string, opts *Options) (*Driver, error) {
 // MaxConcurrency returns Options.MaxConcurrency: the number of operations
 // the engine should keep in flight (see [store.Concurrency]).
 func (d *Driver) MaxConcurrency() int { return d.maxConcurrency }
+
+// Local implements [store.Local]: the objects are files on this machine.
+func (d *Driver) Local() bool { return true }
 
 // Root returns the absolute path of the Driver's directory.
 func (d *Driver) Root() string { return d.dir }

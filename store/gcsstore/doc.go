@@ -41,9 +41,11 @@
 // for its SHA-256, checked before anything is sent. A body that changed
 // between the two passes is refused by GCS like bytes damaged on their
 // way. The client does not send such a request again; the engine does,
-// from the body, after a transient failure. A larger object, or a body
-// streamed from another store (a [store.ReaderAt], which a second pass
-// would download again), goes as before: below Options.ChunkSize in one
+// from the body, after a transient failure. A body streamed from a store
+// on this machine (a [store.ReaderAt] that is [store.Local], as a copy from
+// a directory reads) goes that way too. A larger object, or a body
+// streamed from a store on a server (which a second pass would download
+// again), goes as before: below Options.ChunkSize in one
 // request from a buffer of its size rounded up to 256 KiB, above it in a
 // resumable upload, in chunks of Options.ChunkSize, each buffered so that
 // the client can send it again. Options.MaxBufferBytes bounds those

@@ -58,8 +58,8 @@ type Options struct {
 	// body once first for its CRC32C, which the request declares, and
 	// after a transient failure the engine sends the object again from
 	// its body. Larger objects, and bodies that another store streams
-	// (a [store.ReaderAt], which a second pass would download again), go
-	// as ChunkSize says. Default DefaultSingleRequestMax; negative sends
+	// from a server (a [store.ReaderAt] that is not [store.Local], which
+	// a second pass would download again), go as ChunkSize says. Default DefaultSingleRequestMax; negative sends
 	// every object as ChunkSize says.
 	SingleRequestMax int64
 	// ChunkSize decides how an object that does not go in one streamed
@@ -307,8 +307,12 @@ func (d *Driver) oneRequest(body io.ReaderAt, size int64) bool {
 	if size > d.opts.SingleRequestMax {
 		return false
 	}
-	_, remote := body.(*store.ReaderAt)
-	return !remote
+	// A body streamed from another store would be downloaded twice,
+	// unless that store is on this machine.
+	if ra, ok := body.(*store.ReaderAt); ok && !ra.Local() {
+		return false
+	}
+	return true
 }
 
 // putStreamed stores size bytes of body under name in one request that

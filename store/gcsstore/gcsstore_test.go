@@ -28,6 +28,7 @@ import (
 	"github.com/statebucket/statebucket/integration/faults"
 	"github.com/statebucket/statebucket/integration/testserver"
 	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/store/filestore"
 	"github.com/statebucket/statebucket/store/gcsstore"
 	"github.com/statebucket/statebucket/store/storetest"
 )
@@ -615,4 +616,73 @@ func randomBytes(seed uint64, n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16)}).Read(b)
 	return b
+}
+
+// uploadCounter counts the upload requests that go through it, by
+// uploadType.
+type uploadCounter struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	n    map[string]int
+}
+
+func (c *uploadCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	if typ := req.URL.Query().Get("uploadType"); typ != "" {
+		c.mu.Lock()
+		c.n[typ]++
+		c.mu.Unlock()
+	}
+	return c.base.RoundTrip(req)
+}
+
+func (c *uploadCounter) count(typ string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[typ]
+}
+
+// notLocal hides the Local method of a directory driver: a store it backs
+// looks like one on a server.
+type notLocal struct{ store.Driver }
+
+// TestStreamedFromAnotherStore: a body streamed from a store on this
+// machine (a directory) is read twice and goes up in one request; one
+// streamed from a server, which a second pass would download again, goes
+// up in a resumable upload.
+func TestStreamedFromAnotherStore(t *testing.T) {
+	srv := testserver.GCS(t)
+	data := randomBytes(10, 700<<10)
+	sum := sha256.Sum256(data)
+	fs, err := filestore.New(t.TempDir(), nil)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name      string
+		drv       store.Driver
+		oneUpload bool
+	}{
+		{"local", fs, true},
+		{"remote", notLocal{fs}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			from := store.New(tc.drv, "from", nil)
+			require.NoError(t, from.PutBytes(t.Context(), "blobs/"+tc.name, data, store.PutOptions{}))
+			body, err := from.ReaderAt(t.Context(), "blobs/"+tc.name, int64(len(data)))
+			require.NoError(t, err)
+			defer body.Close()
+			assert.Equal(t, tc.oneUpload, body.Local())
+
+			rt := &uploadCounter{base: newTransport(), n: map[string]int{}}
+			st := newStore(t, srv, srv.Client(t, option.WithHTTPClient(&http.Client{Transport: rt})), &gcsstore.Options{ChunkSize: 256 << 10})
+			require.NoError(t, st.Put(t.Context(), tag, body, int64(len(data)), store.PutOptions{SHA256: sum[:], CreateOnly: true}))
+			if tc.oneUpload {
+				assert.Equal(t, 1, rt.count("multipart"), "one request")
+				assert.Zero(t, rt.count("resumable"))
+			} else {
+				assert.Positive(t, rt.count("resumable"), "a resumable upload")
+			}
+			got, err := st.GetBytes(t.Context(), tag, 1<<20)
+			require.NoError(t, err)
+			assert.True(t, bytes.Equal(data, got), "content read back differs")
+		})
+	}
 }
