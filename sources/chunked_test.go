@@ -374,6 +374,15 @@ func waitStarted(started <-chan string, name string) {
 	}
 }
 
+// fetchFirst fetches and reads the first blob of an aheadFixture under
+// ctx, and waits until the second is being read ahead.
+func (f *fixture) fetchFirst(t *testing.T, ctx context.Context, s *sources.Source, started <-chan string) {
+	t.Helper()
+	keys := f.keys()
+	f.fetch(t, ctx, s, keys[0])
+	waitStarted(started, f.name(keys[1]))
+}
+
 // TestChunkedReadsAhead fetches the first of three large blobs: the
 // second is downloaded before anyone reads the first, and is then served
 // from what was read ahead.
@@ -414,8 +423,7 @@ func TestChunkedReadAheadCatchesMismatches(t *testing.T) {
 	data[len(data)/2] ^= 1
 	f.replace(t, keys[1], data)
 	s := f.source(t, chunkedOptions())
-	f.fetch(t, t.Context(), s, keys[0])
-	waitStarted(started, f.name(keys[1]))
+	f.fetchFirst(t, t.Context(), s, started)
 	_, err := f.readWith(t, t.Context(), s, keys[1], readers[2].read)
 	require.ErrorIs(t, err, core.ErrChecksumMismatch)
 	var me *repo.MismatchError
@@ -431,8 +439,7 @@ func TestChunkedReadAheadDropped(t *testing.T) {
 	f, _, started := aheadFixture(t)
 	keys := f.keys()
 	s := f.source(t, chunkedOptions())
-	f.fetch(t, t.Context(), s, keys[0])
-	waitStarted(started, f.name(keys[1]))
+	f.fetchFirst(t, t.Context(), s, started)
 	f.fetch(t, t.Context(), s, keys[2])
 	assert.Zero(t, s.Stats().PrefetchHits, "the blob fetched was not the one read ahead")
 	require.NoError(t, s.Close())
@@ -447,8 +454,7 @@ func TestChunkedReadAheadContexts(t *testing.T) {
 	keys := f.keys()
 	s := f.source(t, chunkedOptions())
 	first, cancelFirst := context.WithCancel(t.Context())
-	f.fetch(t, first, s, keys[0])
-	waitStarted(started, f.name(keys[1]))
+	f.fetchFirst(t, first, s, started)
 	cancelFirst()
 	f.fetch(t, t.Context(), s, keys[1])
 	assert.Equal(t, 1, s.Stats().PrefetchHits)
