@@ -38,6 +38,13 @@
 // left by a crash are skipped by List and removed by [Driver.CleanStale]
 // once they are old and their writer is gone.
 //
+// A large body's bytes are on their way to the disk before the final
+// sync: Put asks the system to start writing each megabyte as soon as it
+// is written (sync_file_range on Linux) and syncs the file beside the
+// copy every 16 MiB, and, while few large Puts run at once, hashes the
+// body on another goroutine as it copies it. The final sync still
+// follows the last byte, and a failure of any sync fails the Put.
+//
 // Conditional writes ([Driver.PutIfMatch], a compare-and-swap on the
 // version Stat reports: the file's device, inode, modification time and
 // size) compare and rename while holding an advisory lock (flock) on a

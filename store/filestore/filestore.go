@@ -1,13 +1,11 @@
 package filestore
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"iter"
@@ -436,58 +434,6 @@ var errExists = fmt.Errorf("filestore: %w", core.ErrExists)
 // errNoUnnamed is createUnnamed's answer where unnamed files cannot be
 // made: the Put then goes through a temporary file.
 var errNoUnnamed = errors.New("filestore: no unnamed files here")
-
-// copyBufs hold the buffers of copyChunk bytes that Puts copy bodies
-// through.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyChunk); return &b }}
-
-// syncWriter is a file being written: an [os.File], or an unnamed file
-// (see createUnnamed).
-type syncWriter interface {
-	io.Writer
-	Sync() error
-}
-
-// writeBody copies size bytes of body to f, checking ctx between chunks
-// and, if want is set, that their SHA-256 digest is want, then syncs f.
-func writeBody(ctx context.Context, f syncWriter, body io.ReaderAt, size int64, want []byte) error {
-	var w io.Writer = f
-	var h hash.Hash
-	if want != nil {
-		h = sha256.New()
-		w = io.MultiWriter(f, h)
-	}
-	src := io.NewSectionReader(body, 0, size)
-	pooled := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(pooled)
-	buf := (*pooled)[:min(size, copyChunk)]
-	var n int64
-	for n < size {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		m, rerr := src.Read(buf)
-		if _, err := w.Write(buf[:m]); err != nil {
-			return osError(err)
-		}
-		n += int64(m)
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return fmt.Errorf("filestore: read body: %w", rerr)
-		}
-	}
-	if n < size {
-		return fmt.Errorf("filestore: body ended after %d of %d bytes: %w: %w", n, size, core.ErrSizeMismatch, io.ErrUnexpectedEOF)
-	}
-	if h != nil {
-		if got := h.Sum(nil); !bytes.Equal(got, want) {
-			return fmt.Errorf("filestore: content has SHA-256 %x, want %x: %w", got, want, core.ErrChecksumMismatch)
-		}
-	}
-	return osError(f.Sync())
-}
 
 // Get opens the object name for reading (see [store.Driver.Get]). ctx
 // governs the opening only.
