@@ -207,8 +207,26 @@ func s3Backend(srv *testserver.S3Server) *backend {
 	return &backend{
 		name: "s3", endpoint: srv.Endpoint, rclone: "benchs3", aws: true,
 		putKind: kindS3Put, getKind: kindS3Get, hashKind: kindS3GetHash,
-		url:     srv.URL,
-		newDest: bucketDest(srv.NewBucket),
+		url: srv.URL,
+		// MinIO frees deleted objects later, at its own pace: the long
+		// tail, its seed and two destinations would fill the disk first.
+		newDest: purging(bucketDest(srv.NewBucket), srv.PurgeTrash),
+	}
+}
+
+// purging returns newDest, whose removal functions also call purge.
+func purging(newDest func() (string, func(), error), purge func() error) func() (string, func(), error) {
+	return func() (string, func(), error) {
+		name, remove, err := newDest()
+		if err != nil {
+			return name, remove, err
+		}
+		return name, func() {
+			remove()
+			if err := purge(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}, nil
 	}
 }
 

@@ -2,10 +2,13 @@ package testserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +45,7 @@ type S3Server struct {
 
 	adminOnce sync.Once
 	admin     *s3.Client
+	dataDir   string // of the MinIO this package started; "" otherwise
 }
 
 var s3Server lazy[*S3Server]
@@ -113,7 +117,38 @@ func startMinIO(bin string) (*S3Server, error) {
 		return nil, err
 	}
 	register(p)
+	srv.dataDir = filepath.Join(p.dir, "data")
 	return srv, nil
+}
+
+// DataDir returns the data directory of the MinIO this package started,
+// or "" for a server the environment names.
+func (s *S3Server) DataDir() string { return s.dataDir }
+
+// PurgeTrash frees the disk space of the objects and buckets deleted so
+// far. MinIO moves what is deleted into a trash folder of its data
+// directory (.minio.sys/tmp/.trash) and frees it later, at its own pace:
+// a benchmark that writes and deletes many gigabytes would fill the disk
+// first. It removes what the trash holds, on the MinIO this package
+// started only; for a server the environment names it does nothing.
+func (s *S3Server) PurgeTrash() error {
+	if s.dataDir == "" {
+		return nil
+	}
+	trash := filepath.Join(s.dataDir, ".minio.sys", "tmp", ".trash")
+	entries, err := os.ReadDir(trash)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("testserver: purge MinIO's trash: %w", err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(trash, e.Name())); err != nil {
+			return fmt.Errorf("testserver: purge MinIO's trash: %w", err)
+		}
+	}
+	return nil
 }
 
 // Credentials returns a provider of the server's static credentials.

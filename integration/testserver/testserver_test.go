@@ -1,8 +1,11 @@
 package testserver_test
 
 import (
+	"bytes"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,6 +29,48 @@ func TestS3(t *testing.T) {
 	require.NoError(t, err)
 	_, err = client.HeadBucket(t.Context(), &s3.HeadBucketInput{Bucket: &bucket})
 	require.NoError(t, err)
+}
+
+// TestPurgeTrash stores 4 MiB, deletes them, and purges MinIO's trash:
+// the data directory then holds less than the object did.
+func TestPurgeTrash(t *testing.T) {
+	srv := testserver.S3(t)
+	if srv.DataDir() == "" {
+		t.Skip("the S3 server is the environment's: its trash is not ours to purge")
+	}
+	bucket := srv.NewBucket(t)
+	client := srv.Client(t, nil)
+	body := bytes.Repeat([]byte("statebucket"), 400_000)
+	_, err := client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("k"), Body: bytes.NewReader(body)})
+	require.NoError(t, err)
+	require.Greater(t, dirSize(t, srv.DataDir()), int64(len(body)))
+
+	_, err = client.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: &bucket, Key: aws.String("k")})
+	require.NoError(t, err)
+	require.NoError(t, srv.PurgeTrash())
+	assert.Less(t, dirSize(t, srv.DataDir()), int64(len(body)))
+	require.NoError(t, srv.PurgeTrash(), "an empty trash")
+}
+
+// dirSize returns the bytes of the regular files under dir.
+func dirSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n += info.Size()
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	return n
 }
 
 // TestNoServer runs TestHelperNoServer in a child process where neither
