@@ -27,10 +27,12 @@ const maxIdleStreams = 8
 //
 // Each stream asks for one byte past the expected size. A read that
 // reaches the expected end reads that byte too, and fails with an error
-// matching core.ErrSizeMismatch if the object holds it; an object that
-// ends early makes ReadAt return io.EOF before the expected end, as any
-// short body does. [ReaderAt.SizeSeen] tells the caller which, and
-// [ReaderAt.CheckEnd] checks the end when no read reached it.
+// matching core.ErrSizeMismatch if the object holds it, returning none of
+// the bytes it read, so that an upload of the body never sends its whole
+// length; an object that ends early makes ReadAt return io.EOF before the
+// expected end, as any short body does. [ReaderAt.SizeSeen] tells the
+// caller which, and [ReaderAt.CheckEnd] checks the end when no read
+// reached it.
 //
 // Its reads take no request slot of the Store's [Budget]: they are made
 // on behalf of a request that holds one already, the Put that reads the
@@ -101,7 +103,10 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		err = r.checkEnd(st.rc)
 		st.rc.Close()
 		if err != nil {
-			return n, err
+			// The last bytes are withheld: an upload reading this body
+			// must not complete its length, which a server would take
+			// for a whole object even as the client gives up.
+			return 0, err
 		}
 	default:
 		r.put(st)
