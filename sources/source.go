@@ -77,9 +77,10 @@ type Stats struct {
 // Source serves the blobs of one snapshot. Create it with [New] and Close
 // it when the restore is over. It is safe for concurrent use.
 type Source struct {
-	r    *repo.Repo
-	m    *manifest.Manifest
-	opts Options
+	r     *repo.Repo
+	m     *manifest.Manifest
+	opts  Options
+	files *spool.Files // the files of closed spools, written over
 
 	mu    sync.Mutex
 	slots map[int]*slot // downloads ahead, by manifest index
@@ -118,6 +119,10 @@ func New(r *repo.Repo, m *manifest.Manifest, opts *Options) *Source {
 	if s.opts.ParallelThreshold == 0 {
 		s.opts.ParallelThreshold = DefaultParallelThreshold
 	}
+	// As many spool files kept as blobs may be downloaded at once: a
+	// blob past the memory threshold writes over the file of one the
+	// service has read, not into a new one (see spool.Files).
+	s.files = spool.NewFiles(max(s.opts.Prefetch, 1))
 	return s
 }
 
@@ -300,7 +305,7 @@ func (s *Source) Close() error {
 	s.next = len(s.m.Blobs)
 	s.mu.Unlock()
 	s.wg.Wait()
-	return nil
+	return s.files.Close()
 }
 
 // load downloads and verifies entry idx, under ctx; the store tries
@@ -329,6 +334,7 @@ func (s *Source) spoolBlob(ctx context.Context, e manifest.Entry) (*spool.Spool,
 		TempDir:         s.opts.TempDir,
 		SizeHint:        e.Size,
 		NoWait:          true,
+		Files:           s.files,
 	})
 	if err != nil {
 		return nil, err

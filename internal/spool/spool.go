@@ -31,6 +31,9 @@ type Options struct {
 	TempDir string
 	// SizeHint is the expected size, or < 0 when unknown.
 	SizeHint int64
+	// Files, if set, gives the temporary file a file of a closed spool to
+	// write over, and keeps this one's file when it is closed.
+	Files *Files
 	// NoWait makes Fill spill to a temporary file rather than wait for
 	// memory. Use it when spools may be held while others are filled, as
 	// a prefetcher does, so that filling never waits on a held spool.
@@ -44,7 +47,8 @@ type Spool struct {
 	src      io.ReaderAt // the caller's bytes, read in place (see Fill)
 	mem      []byte
 	file     *os.File
-	unlinked bool // the file's name is removed already
+	unlinked bool   // the file's name is removed already
+	files    *Files // keeps the file when the spool is closed, if set
 	size     int64
 	sum      []byte
 	budget   *store.Budget
@@ -63,6 +67,9 @@ func (s *Spool) ReaderAt() io.ReaderAt {
 		return s.src
 	}
 	if s.file != nil {
+		if s.files != nil { // written over: bytes past size are another blob's
+			return io.NewSectionReader(s.file, 0, s.size)
+		}
 		return s.file
 	}
 	return bytesReaderAt(s.mem)
@@ -82,6 +89,9 @@ func (s *Spool) InPlace() bool { return s.src != nil }
 // budget. It is safe to call more than once.
 func (s *Spool) Close() error {
 	var err error
+	if s.file != nil && s.unlinked && s.files.keep(s.file) {
+		s.file = nil
+	}
 	if s.file != nil {
 		err = s.file.Close()
 		if !s.unlinked {
@@ -189,6 +199,7 @@ func Fill(ctx context.Context, r io.Reader, budget *store.Budget, opts Options) 
 			return s.finish(h), nil
 		}
 	}
+	s.files = opts.Files
 	if err := s.spill(r, h, opts.TempDir); err != nil {
 		s.Close()
 		return nil, err
@@ -298,6 +309,10 @@ func (s *Spool) spill(r io.Reader, h hash.Hash, dir string) error {
 // on Linux, unlinked right after its creation elsewhere on Unix (a kill
 // between the two leaves it); the file lives on until it is closed.
 func (s *Spool) createFile(dir string) error {
+	if f := s.files.take(); f != nil {
+		s.file, s.unlinked = f, true
+		return nil
+	}
 	if dir == "" {
 		dir = os.TempDir()
 	}

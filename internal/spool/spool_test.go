@@ -406,3 +406,53 @@ func TestFillInPlaceStopsWhenCancelled(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	requireBudgetFree(t, budget)
 }
+
+// openFiles returns how many descriptors the process has open.
+func openFiles(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd to count descriptors: %v", err)
+	}
+	return len(entries)
+}
+
+// TestFilesWrittenOver spools a blob to a file, closes it, and spools a
+// smaller one: the second writes over the first's file, kept open in
+// between, and hands out its own bytes only, none of the first's past
+// its end. Once the Files is closed, no file stays open.
+func TestFilesWrittenOver(t *testing.T) {
+	budget := store.NewBudget(4, 1<<20)
+	files := spool.NewFiles(2)
+	opts := spool.Options{MemoryThreshold: 64 << 10, TempDir: t.TempDir(), Files: files}
+	before := openFiles(t)
+
+	first := pattern(300 << 10)
+	opts.SizeHint = int64(len(first))
+	sp, err := spool.Fill(t.Context(), stream(first), budget, opts)
+	require.NoError(t, err)
+	require.False(t, sp.InMemory())
+	requireContent(t, sp, first)
+	require.NoError(t, sp.Close())
+	assert.Equal(t, before+1, openFiles(t), "the closed spool's file is kept")
+
+	second := bytes.Repeat([]byte("second"), 20_000)
+	opts.SizeHint = int64(len(second))
+	sp, err = spool.Fill(t.Context(), stream(second), budget, opts)
+	require.NoError(t, err)
+	assert.Equal(t, before+1, openFiles(t), "the kept file is written over, no new one opened")
+	requireContent(t, sp, second)
+	n, err := sp.ReaderAt().ReadAt(make([]byte, 16), int64(len(second)))
+	assert.Zero(t, n, "bytes past the spool's end")
+	assert.ErrorIs(t, err, io.EOF)
+	require.NoError(t, sp.Close())
+
+	require.NoError(t, files.Close())
+	assert.Equal(t, before, openFiles(t), "Files.Close closes the files kept")
+	sp, err = spool.Fill(t.Context(), stream(first), budget, opts)
+	require.NoError(t, err)
+	require.NoError(t, sp.Close())
+	assert.Equal(t, before, openFiles(t), "a spool closed after Files.Close closes its file")
+	requireEmptyDir(t, opts.TempDir)
+	requireBudgetFree(t, budget)
+}
