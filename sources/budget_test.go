@@ -13,6 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/statebucket/statebucket/core/coretest"
+	"github.com/statebucket/statebucket/digest"
+	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/snapshot"
 	"github.com/statebucket/statebucket/sources"
 	"github.com/statebucket/statebucket/store"
@@ -85,4 +88,46 @@ type rangeCounter struct {
 func (d *rangeCounter) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
 	d.ranges.Add(1)
 	return d.Driver.GetRange(ctx, name, offset, length)
+}
+
+// TestLocalStoreStreams checks the defaults on a local store: a blob too
+// large for memory streams in chunks, as it is read, rather than being
+// copied into a spool file first; on a store that is not local it is
+// spooled, so that many download at once.
+func TestLocalStoreStreams(t *testing.T) {
+	for _, local := range []bool{true, false} {
+		t.Run(fmt.Sprintf("local %v", local), func(t *testing.T) {
+			fs, err := filestore.New(t.TempDir(), nil)
+			require.NoError(t, err)
+			rc := &rangeCounter{Driver: fs}
+			var drv store.Driver = rc
+			if !local {
+				drv = struct{ store.Driver }{rc} // hides Local
+			}
+			st := store.New(drv, "test", nil)
+			defer st.Close()
+			data := bytes.Repeat([]byte("statebucket"), 1000)
+			d := digest.FromBytes(data)
+			r := repo.New(st, nil)
+			require.NoError(t, r.PutBlob(t.Context(), d, bytes.NewReader(data), int64(len(data))))
+			m, err := manifest.New("s3", "123456789012", "eu-west-1", manifest.Object{Digest: digest.FromSum(make([]byte, 32))},
+				[]manifest.Entry{{Key: "big", Digest: d, Size: int64(len(data))}})
+			require.NoError(t, err)
+
+			tmp := t.TempDir()
+			s := sources.New(r, m, &sources.Options{MemoryThreshold: 1 << 10, TempDir: tmp})
+			defer s.Close()
+			blob, err := s.Fetch(t.Context(), "big")
+			require.NoError(t, err)
+			got, err := io.ReadAll(blob)
+			require.NoError(t, err)
+			require.NoError(t, blob.Close())
+			assert.True(t, bytes.Equal(data, got), "the blob differs")
+			if local {
+				assert.Positive(t, rc.ranges.Load(), "the blob was not streamed in chunks")
+			} else {
+				assert.Zero(t, rc.ranges.Load(), "the blob was read in chunks, not spooled")
+			}
+		})
+	}
 }

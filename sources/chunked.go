@@ -28,7 +28,24 @@ const (
 	DefaultParallelThreshold = 256 << 20
 	// maxChunks is the most chunks of one blob downloaded at once.
 	maxChunks = 4
+	// localChunkSize is the default chunk size on a local store, where a
+	// read costs no request: smaller chunks hold less memory.
+	localChunkSize = 4 << 20
+	// inOrderBytes is the most bytes of a blob read in order held in
+	// chunks at once, and only up to half of the blob: enough to keep
+	// hashing the blob read ahead on one core while the service reads
+	// the blob before it, without holding all of a large one.
+	inOrderBytes = 32 << 20
 )
+
+// inOrderChunks returns how many chunk buffers a reader of a blob of
+// size bytes read in order may hold: a chunk downloaded while the one
+// before it is hashed and read, and more for a larger blob, up to half of
+// it and inOrderBytes.
+func inOrderChunks(size, chunk int64) int {
+	ahead := min(size/2, inOrderBytes)
+	return int(max(2, (ahead+chunk-1)/chunk))
+}
 
 // chunked reports whether e is read in chunks.
 func (s *Source) chunked(e manifest.Entry) bool {
@@ -73,7 +90,9 @@ type chunkReader struct {
 	// Reading ahead into buffers.
 	chunks  []chunkState
 	free    chan []byte
-	bufs    [][]byte   // every buffer taken from the budget; dispatcher only
+	pool    *chunkPool
+	limit   int        // the most buffers held: maxChunks, or see inOrderChunks
+	bufs    []chunkBuf // every buffer taken from the budget; dispatcher only
 	verdict chan error // the hasher's one result: nil when the digest matches
 	next    int        // the chunk Read takes next
 	held    *chunkState
@@ -107,13 +126,14 @@ func (s *Source) openChunked(ctx context.Context, e manifest.Entry, ahead bool) 
 		return nil
 	}
 	r := &chunkReader{
-		e: e, budget: budget, chunk: chunk,
+		e: e, budget: budget, chunk: chunk, pool: s.chunks,
 		n:        int((e.Size + chunk - 1) / chunk),
 		parallel: 1,
+		limit:    inOrderChunks(e.Size, chunk),
 		reserved: true,
 	}
 	if t := s.opts.ParallelThreshold; t < 0 || e.Size >= t {
-		r.parallel = maxChunks
+		r.parallel, r.limit = maxChunks, maxChunks
 	}
 	ctx, r.cancel = context.WithCancelCause(ctx)
 	if ahead {
@@ -215,7 +235,7 @@ func (r *chunkReader) readAhead(ctx context.Context, s *Source) {
 		r.chunks[i].done = make(chan struct{})
 		r.chunks[i].users.Store(2)
 	}
-	r.free = make(chan []byte, maxChunks)
+	r.free = make(chan []byte, r.limit)
 	r.verdict = make(chan error, 1)
 	r.free <- r.newBuffer() // in the memory reserved
 	r.reserved = false
@@ -277,7 +297,7 @@ func (r *chunkReader) hash() {
 // it frees its buffer for the next download.
 func (r *chunkReader) release(c *chunkState) {
 	if c.users.Add(-1) == 0 {
-		r.free <- c.buf // never blocks: at most maxChunks buffers exist
+		r.free <- c.buf // never blocks: at most limit buffers exist
 	}
 }
 
@@ -292,7 +312,7 @@ func (r *chunkReader) buffer(ctx context.Context) ([]byte, error) {
 		return b, nil
 	default:
 	}
-	if len(r.bufs) < maxChunks && r.budget.TryAcquireBytes(r.chunk) {
+	if len(r.bufs) < r.limit && r.budget.TryAcquireBytes(r.chunk) {
 		return r.newBuffer(), nil
 	}
 	r.closeStream()
@@ -304,22 +324,68 @@ func (r *chunkReader) buffer(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// chunkBufs holds the chunk buffers of closed readers, *[]byte, for the
-// next reader of any Source: memory that is mapped already costs no page
-// faults (see package bigbuf).
-var chunkBufs sync.Pool
+// chunkPool keeps the chunk buffers of a Source's closed readers for its
+// next ones. They are mapped outside the Go heap (see bigbuf.Map): memory
+// already mapped costs no page faults, and buffers that come and go on
+// the heap would make the garbage collector let the heap grow by as much
+// again before it runs. A buffer is taken only for memory taken from the
+// budget, so the pool never maps more buffers than the budget holds
+// chunks; it frees them when the Source closes, or, for a reader still
+// open then, when that reader closes.
+type chunkPool struct {
+	size   int
+	mu     sync.Mutex
+	free   []chunkBuf
+	closed bool
+}
 
-// newBuffer returns a chunk buffer, reused from an earlier reader when one
-// of the size is free, for memory already taken from the budget.
-func (r *chunkReader) newBuffer() []byte {
-	var b []byte
-	if p, ok := chunkBufs.Get().(*[]byte); ok && int64(len(*p)) == r.chunk {
-		b = *p
-	} else {
-		b = bigbuf.Alloc(int(r.chunk))
+// chunkBuf is one mapped chunk buffer and the function that frees it.
+type chunkBuf struct {
+	b     []byte
+	unmap func()
+}
+
+// get returns a free buffer, or maps a new one.
+func (p *chunkPool) get() chunkBuf {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		c := p.free[n-1]
+		p.free = p.free[:n-1]
+		return c
 	}
-	r.bufs = append(r.bufs, b)
-	return b
+	b, unmap := bigbuf.Map(p.size)
+	return chunkBuf{b: b, unmap: unmap}
+}
+
+// put returns c, whose last user is done with it.
+func (p *chunkPool) put(c chunkBuf) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.unmap()
+		return
+	}
+	p.free = append(p.free, c)
+}
+
+// close frees the buffers not in use, and those in use as they come back.
+func (p *chunkPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, c := range p.free {
+		c.unmap()
+	}
+	p.free = nil
+}
+
+// newBuffer returns a chunk buffer from the pool, for memory already
+// taken from the budget.
+func (r *chunkReader) newBuffer() []byte {
+	c := r.pool.get()
+	r.bufs = append(r.bufs, c)
+	return c.b
 }
 
 // download reads chunk i into dst, which has its length; the store
@@ -479,8 +545,8 @@ func (r *chunkReader) Close() error {
 		r.cancel(nil)
 		r.wg.Wait()
 		r.closeStream()
-		for i := range r.bufs {
-			chunkBufs.Put(&r.bufs[i])
+		for _, c := range r.bufs {
+			r.pool.put(c)
 		}
 		n := int64(len(r.bufs))
 		if r.reserved {

@@ -17,12 +17,15 @@
 // pass; a mismatch is returned by Read in place of io.EOF, and the service
 // then fails its restore. While the service reads one, the first chunks of
 // the next large blob are downloaded and hashed, so that two digests are
-// computed at once rather than one after the other. A service that reads such a blob into one buffer
-// of its size, as [core.ReadBlob] does, has the chunks downloaded straight
-// into that buffer, and its Read returns only bytes already checked.
+// computed at once rather than one after the other. A service that reads
+// such a blob into one buffer of its size, as [core.ReadBlob] does, has
+// the chunks downloaded straight into that buffer, and its Read returns
+// only bytes already checked. Chunk buffers are mapped outside the Go
+// heap and reused from blob to blob until the Source closes.
 package sources
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,11 +53,15 @@ type Options struct {
 	// TempDir holds temporary spool files; "" means os.TempDir().
 	TempDir string
 	// LargeThreshold is the size from which a blob is streamed in
-	// parallel chunks instead of being spooled whole; its digest is then checked as the last byte passes,
-	// and a mismatch is returned by Read in place of io.EOF. 0 means
-	// DefaultLargeThreshold; negative turns chunked reads off.
+	// chunks instead of being spooled whole; its digest is then checked
+	// as the last byte passes, and a mismatch is returned by Read in
+	// place of io.EOF. 0 means DefaultLargeThreshold, or, on a local
+	// store (a directory), every blob larger than MemoryThreshold: there
+	// a spool would only copy one file into another. Negative turns
+	// chunked reads off.
 	LargeThreshold int64
-	// ChunkSize is the size of one ranged read; 0 means DefaultChunkSize.
+	// ChunkSize is the size of one ranged read; 0 means DefaultChunkSize,
+	// or 4 MiB on a local store.
 	ChunkSize int64
 	// ParallelThreshold is the size from which a blob read in chunks is
 	// downloaded in up to four ranged reads at once; a smaller one is one
@@ -77,10 +84,11 @@ type Stats struct {
 // Source serves the blobs of one snapshot. Create it with [New] and Close
 // it when the restore is over. It is safe for concurrent use.
 type Source struct {
-	r     *repo.Repo
-	m     *manifest.Manifest
-	opts  Options
-	files *spool.Files // the files of closed spools, written over
+	r      *repo.Repo
+	m      *manifest.Manifest
+	opts   Options
+	files  *spool.Files // the files of closed spools, written over
+	chunks *chunkPool   // the buffers of closed chunk readers
 
 	mu    sync.Mutex
 	slots map[int]*slot // downloads ahead, by manifest index
@@ -112,10 +120,19 @@ func New(r *repo.Repo, m *manifest.Manifest, opts *Options) *Source {
 	}
 	if s.opts.LargeThreshold == 0 {
 		s.opts.LargeThreshold = DefaultLargeThreshold
+		if r.Store().Local() {
+			// Spooling a blob of a local store only copies a file into
+			// another: every blob too large for memory streams instead.
+			s.opts.LargeThreshold = cmp.Or(s.opts.MemoryThreshold, spool.DefaultMemoryThreshold) + 1
+		}
 	}
 	if s.opts.ChunkSize <= 0 {
 		s.opts.ChunkSize = DefaultChunkSize
+		if r.Store().Local() {
+			s.opts.ChunkSize = localChunkSize
+		}
 	}
+	s.chunks = &chunkPool{size: int(s.opts.ChunkSize)}
 	if s.opts.ParallelThreshold == 0 {
 		s.opts.ParallelThreshold = DefaultParallelThreshold
 	}
@@ -305,6 +322,7 @@ func (s *Source) Close() error {
 	s.next = len(s.m.Blobs)
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.chunks.close()
 	return s.files.Close()
 }
 

@@ -212,10 +212,7 @@ func (r *ReaderAt) CheckEnd(ctx context.Context) error {
 // Local reports whether the object is on this machine (its driver
 // implements [Local] and says so), so that reading it twice costs no
 // second download.
-func (r *ReaderAt) Local() bool {
-	l, ok := r.s.drv.(Local)
-	return ok && l.Local()
-}
+func (r *ReaderAt) Local() bool { return r.s.Local() }
 
 // SizeSeen returns what the reads found of the object's size: the
 // expected size once a read checked the end, the offset where the object

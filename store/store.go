@@ -98,6 +98,13 @@ func (s *Store) Budget() *Budget { return s.budget }
 // interfaces.
 func (s *Store) Driver() Driver { return s.drv }
 
+// Local reports whether the driver's objects are on this machine (it
+// implements [Local] and says so).
+func (s *Store) Local() bool {
+	l, ok := s.drv.(Local)
+	return ok && l.Local()
+}
+
 // Location returns the repository's location, as given to [New].
 func (s *Store) Location() string { return s.location }
 

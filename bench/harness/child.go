@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 
 	"cloud.google.com/go/storage"
@@ -29,6 +30,10 @@ const envChild = "STATEBUCKET_BENCH_CHILD"
 // envCPUProfile, set beside envChild, names the file a child writes its
 // CPU profile to, for go tool pprof.
 const envCPUProfile = "STATEBUCKET_BENCH_CPUPROFILE"
+
+// envAllocProfile, set beside envChild, names the file a child writes
+// its allocation profile to (go tool pprof -sample_index=alloc_space).
+const envAllocProfile = "STATEBUCKET_BENCH_ALLOCPROFILE"
 
 // The in-process contenders a child runs.
 const (
@@ -66,7 +71,7 @@ func childMain() {
 	var spec childSpec
 	err := json.Unmarshal([]byte(raw), &spec)
 	if err == nil {
-		err = profiled(os.Getenv(envCPUProfile), func() error { return runChild(context.Background(), spec) })
+		err = profiled(os.Getenv(envCPUProfile), os.Getenv(envAllocProfile), func() error { return runChild(context.Background(), spec) })
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", spec.Kind, err)
@@ -75,22 +80,35 @@ func childMain() {
 	os.Exit(0)
 }
 
-// profiled runs f, with the CPU profiled into the file named by path
-// unless path is "".
-func profiled(path string, f func() error) error {
-	if path == "" {
-		return f()
+// profiled runs f, with the CPU profiled into the file named by cpu and
+// its allocations written to the file named by allocs, each unless "".
+func profiled(cpu, allocs string, f func() error) error {
+	if allocs != "" {
+		runtime.MemProfileRate = 64 << 10
 	}
-	out, err := os.Create(path)
+	var err error
+	if cpu == "" {
+		err = f()
+	} else {
+		var out *os.File
+		if out, err = os.Create(cpu); err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return errors.Join(err, out.Close())
+		}
+		err = f()
+		pprof.StopCPUProfile()
+		err = errors.Join(err, out.Close())
+	}
+	if allocs == "" || err != nil {
+		return err
+	}
+	out, err := os.Create(allocs)
 	if err != nil {
 		return err
 	}
-	if err := pprof.StartCPUProfile(out); err != nil {
-		return errors.Join(err, out.Close())
-	}
-	err = f()
-	pprof.StopCPUProfile()
-	return errors.Join(err, out.Close())
+	return errors.Join(pprof.Lookup("allocs").WriteTo(out, 0), out.Close())
 }
 
 func runChild(ctx context.Context, spec childSpec) error {

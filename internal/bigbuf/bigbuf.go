@@ -32,3 +32,18 @@ func Alloc(n int) []byte {
 	advise(b)
 	return b
 }
+
+// Map returns a zeroed buffer of n bytes outside the Go heap, and the
+// function that frees it. Such a buffer does not count toward the heap
+// the garbage collector sizes itself by: a transfer engine that keeps a
+// few large buffers for reuse then does not double the process's memory
+// by making the collector wait for twice as much garbage. The caller
+// must call free exactly once, after its last use of the buffer; a use
+// after free faults. Where memory cannot be mapped, Map returns a buffer
+// from Alloc and a free that does nothing.
+func Map(n int) (b []byte, free func()) {
+	if b, free, ok := mmap(n); ok {
+		return b, free
+	}
+	return Alloc(n), func() {}
+}

@@ -19,3 +19,28 @@ func alignOffset(b []byte) int {
 func advise(b []byte) {
 	_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
 }
+
+// mmap maps n bytes of anonymous memory, starting on a huge-page boundary
+// when n spans one.
+func mmap(n int) ([]byte, func(), bool) {
+	if n == 0 {
+		return nil, nil, false
+	}
+	slack := 0
+	if n >= hugePage {
+		slack = hugePage
+	}
+	raw, err := unix.Mmap(-1, 0, n+slack, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		return nil, nil, false
+	}
+	off := 0
+	if slack > 0 {
+		off = alignOffset(raw)
+	}
+	b := raw[off : off+n : off+n]
+	if slack > 0 {
+		advise(b)
+	}
+	return b, func() { _ = unix.Munmap(raw) }, true
+}

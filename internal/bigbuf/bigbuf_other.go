@@ -7,3 +7,5 @@ const supported = false
 func alignOffset([]byte) int { return 0 }
 
 func advise([]byte) {}
+
+func mmap(int) ([]byte, func(), bool) { return nil, nil, false }

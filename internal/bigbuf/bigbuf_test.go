@@ -1,6 +1,7 @@
 package bigbuf
 
 import (
+	"runtime"
 	"testing"
 	"unsafe"
 )
@@ -28,5 +29,58 @@ func TestAlloc(t *testing.T) {
 		if n > 0 {
 			b[n-1] = 1
 		}
+	}
+}
+
+func TestMap(t *testing.T) {
+	for _, n := range []int{0, 1, 64 << 10, hugePage, 8 << 20, 8<<20 + 1} {
+		b, free := Map(n)
+		if len(b) != n || cap(b) != n {
+			t.Fatalf("Map(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		for i := range b {
+			if b[i] != 0 {
+				t.Fatalf("Map(%d): byte %d is %d, want 0", n, i, b[i])
+			}
+		}
+		if supported && n >= hugePage {
+			if p := uintptr(unsafe.Pointer(unsafe.SliceData(b))); p%hugePage != 0 {
+				t.Fatalf("Map(%d) starts at %#x, not on a huge-page boundary", n, p)
+			}
+		}
+		for i := 0; i < n; i += 4096 {
+			b[i] = 1
+		}
+		if n > 0 {
+			b[n-1] = 1
+		}
+		free()
+	}
+}
+
+// TestMapOffHeap checks that mapped buffers leave the Go heap as it was,
+// so that the garbage collector's goal does not grow with them.
+func TestMapOffHeap(t *testing.T) {
+	if !supported {
+		t.Skip("buffers come from the Go heap on this system")
+	}
+	const n, count = 8 << 20, 8
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	frees := make([]func(), 0, count)
+	for range count {
+		b, free := Map(n)
+		for i := 0; i < n; i += 4096 {
+			b[i] = 1
+		}
+		frees = append(frees, free)
+	}
+	runtime.ReadMemStats(&after)
+	for _, free := range frees {
+		free()
+	}
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > n {
+		t.Fatalf("the heap grew by %d bytes for %d mapped buffers of %d", grew, count, n)
 	}
 }
