@@ -87,8 +87,9 @@ type Source struct {
 	r      *repo.Repo
 	m      *manifest.Manifest
 	opts   Options
-	files  *spool.Files // the files of closed spools, written over
-	chunks *chunkPool   // the buffers of closed chunk readers
+	files  *spool.Files  // the files of closed spools, written over
+	memory *spool.Memory // the memory of spools, reused
+	chunks *chunkPool    // the buffers of closed chunk readers
 
 	mu    sync.Mutex
 	slots map[int]*slot // downloads ahead, by manifest index
@@ -140,6 +141,7 @@ func New(r *repo.Repo, m *manifest.Manifest, opts *Options) *Source {
 	// blob past the memory threshold writes over the file of one the
 	// service has read, not into a new one (see spool.Files).
 	s.files = spool.NewFiles(max(s.opts.Prefetch, 1))
+	s.memory = spool.NewMemory()
 	return s
 }
 
@@ -323,6 +325,7 @@ func (s *Source) Close() error {
 	s.mu.Unlock()
 	s.wg.Wait()
 	s.chunks.close()
+	s.memory.Close()
 	return s.files.Close()
 }
 
@@ -353,6 +356,7 @@ func (s *Source) spoolBlob(ctx context.Context, e manifest.Entry) (*spool.Spool,
 		SizeHint:        e.Size,
 		NoWait:          true,
 		Files:           s.files,
+		Memory:          s.memory,
 	})
 	if err != nil {
 		return nil, err

@@ -34,6 +34,9 @@ type Options struct {
 	// Files, if set, gives the temporary file a file of a closed spool to
 	// write over, and keeps this one's file when it is closed.
 	Files *Files
+	// Memory, if set, holds a blob of known size (SizeHint) from 256 KiB
+	// up in its pieces, outside the Go heap, rather than on the heap.
+	Memory *Memory
 	// NoWait makes Fill spill to a temporary file rather than wait for
 	// memory. Use it when spools may be held while others are filled, as
 	// a prefetcher does, so that filling never waits on a held spool.
@@ -46,6 +49,9 @@ type Options struct {
 type Spool struct {
 	src      io.ReaderAt // the caller's bytes, read in place (see Fill)
 	mem      []byte
+	pieces   [][]byte // of memory, holding inPieces bytes
+	inPieces int64
+	memory   *Memory
 	file     *os.File
 	unlinked bool   // the file's name is removed already
 	files    *Files // keeps the file when the spool is closed, if set
@@ -71,6 +77,9 @@ func (s *Spool) ReaderAt() io.ReaderAt {
 			return io.NewSectionReader(s.file, 0, s.size)
 		}
 		return s.file
+	}
+	if s.pieces != nil {
+		return piecesReaderAt{s}
 	}
 	return bytesReaderAt(s.mem)
 }
@@ -101,6 +110,7 @@ func (s *Spool) Close() error {
 	}
 	s.mem = nil
 	s.src = nil
+	s.putPieces()
 	if s.held > 0 {
 		s.budget.ReleaseBytes(s.held)
 		s.held = 0
@@ -153,8 +163,8 @@ func Fill(ctx context.Context, r io.Reader, budget *store.Budget, opts Options) 
 	if opts.SizeHint >= 0 {
 		first = opts.SizeHint + 1 // +1 to see EOF without growing
 	}
-	if opts.SizeHint > threshold {
-		first = 0 // known to be large: straight to a file
+	if opts.SizeHint > threshold || (opts.Memory != nil && opts.SizeHint >= pieceSize) {
+		first = 0 // known to be large, or to go in pieces
 	}
 	first = min(first, threshold+1)
 	if first > 0 {
@@ -170,7 +180,16 @@ func Fill(ctx context.Context, r io.Reader, budget *store.Budget, opts Options) 
 			s.held = got
 		}
 	}
-	if s.held > 0 {
+	if opts.Memory != nil && opts.SizeHint >= pieceSize && opts.SizeHint <= threshold {
+		done, err := s.fillPieces(ctx, r, opts)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		if done {
+			return s.finish(h), nil
+		}
+	} else if s.held > 0 {
 		// A blob of unknown size is read into a buffer of the pool
 		// first; one that fits in it is then copied out at its size, so
 		// that a small blob holds, and makes the collector scan, its own
@@ -285,12 +304,19 @@ func (s *Spool) spill(r io.Reader, h hash.Hash, dir string) error {
 		return err
 	}
 	f := s.file
-	if _, err := f.Write(s.mem); err != nil {
-		return fmt.Errorf("spool: write %s: %w", f.Name(), err)
+	held := [][]byte{s.mem}
+	if s.pieces != nil {
+		held = s.piecesHeld()
 	}
-	h.Write(s.mem)
-	s.size = int64(len(s.mem))
+	for _, b := range held {
+		if _, err := f.Write(b); err != nil {
+			return fmt.Errorf("spool: write %s: %w", f.Name(), err)
+		}
+		h.Write(b)
+		s.size += int64(len(b))
+	}
 	s.mem = nil
+	s.putPieces()
 	s.budget.ReleaseBytes(s.held)
 	s.held = 0
 	buf := copyBufs.Get().(*[]byte)
@@ -330,7 +356,12 @@ func (s *Spool) createFile(dir string) error {
 }
 
 func (s *Spool) finish(h hash.Hash) *Spool {
-	if s.file == nil {
+	if s.file == nil && s.pieces != nil {
+		for _, b := range s.piecesHeld() {
+			h.Write(b)
+		}
+		s.size = s.inPieces
+	} else if s.file == nil {
 		s.size = int64(len(s.mem))
 		h.Write(s.mem)
 	}
