@@ -81,8 +81,14 @@ type contender struct {
 // id names the contender within its backend and workload.
 func (c contender) id() string { return c.op + "|" + c.name }
 
+// compareName names the in-process contenders of the harness binary
+// given with -compare: another build of statebucket, run alternately
+// with this one, for an A/B comparison in one run.
+const compareName = "statebucket B"
+
 // tools are the external programs the harness runs.
 type tools struct {
+	compare                         string // another harness binary, or ""
 	launch                          string // bench/harness/launch, built
 	statebucket, statebucketMissing string
 	rclone, rcloneMissing           string
@@ -108,7 +114,7 @@ func contenders(b *backend, levels []int, t tools) []contender {
 				default:
 					spec.Bucket = s.seed
 				}
-				return childCmd(ctx, spec)
+				return childCmd(ctx, "", spec)
 			}}
 	}
 	putOp, hashOp := opPut, opGetHash
@@ -123,22 +129,28 @@ func contenders(b *backend, levels []int, t tools) []contender {
 		cs = append(cs, bare(hashOp, b.hashKind, false, l))
 	}
 	index := func(s setup) string { return filepath.Join(filepath.Dir(s.w.Repo), "workload.json") }
-	cs = append(cs,
-		contender{name: "statebucket", family: familyStatebucket, op: opExport, up: true,
-			cmd: func(ctx context.Context, s setup) (*exec.Cmd, error) {
-				return childCmd(ctx, childSpec{Kind: kindExport, Workload: index(s), URL: b.url(s.dest, "repo")})
-			}},
-		// The seed repository holds the workload's snapshot already:
-		// exporting it again is the re-export of unchanged state.
-		contender{name: "statebucket", family: familyStatebucket, op: opReexport,
-			cmd: func(ctx context.Context, s setup) (*exec.Cmd, error) {
-				return childCmd(ctx, childSpec{Kind: kindExport, Workload: index(s), URL: b.url(s.seed, "repo")})
-			}},
-		contender{name: "statebucket", family: familyStatebucket, op: opImport,
-			cmd: func(ctx context.Context, s setup) (*exec.Cmd, error) {
-				return childCmd(ctx, childSpec{Kind: kindImport, Workload: index(s), URL: b.url(s.seed, "repo")})
-			}},
-	)
+	inProcess := func(name, bin string) []contender {
+		return []contender{
+			{name: name, family: familyStatebucket, op: opExport, up: true,
+				cmd: func(ctx context.Context, s setup) (*exec.Cmd, error) {
+					return childCmd(ctx, bin, childSpec{Kind: kindExport, Workload: index(s), URL: b.url(s.dest, "repo")})
+				}},
+			// The seed repository holds the workload's snapshot already:
+			// exporting it again is the re-export of unchanged state.
+			{name: name, family: familyStatebucket, op: opReexport,
+				cmd: func(ctx context.Context, s setup) (*exec.Cmd, error) {
+					return childCmd(ctx, bin, childSpec{Kind: kindExport, Workload: index(s), URL: b.url(s.seed, "repo")})
+				}},
+			{name: name, family: familyStatebucket, op: opImport,
+				cmd: func(ctx context.Context, s setup) (*exec.Cmd, error) {
+					return childCmd(ctx, bin, childSpec{Kind: kindImport, Workload: index(s), URL: b.url(s.seed, "repo")})
+				}},
+		}
+	}
+	cs = append(cs, inProcess("statebucket", "")...)
+	if t.compare != "" {
+		cs = append(cs, inProcess(compareName, t.compare)...)
+	}
 	if b.name == "file" {
 		return cs
 	}

@@ -37,7 +37,8 @@ type config struct {
 	backends  []string
 	levels    []int
 	rounds    int
-	data      string // where workloads are generated, and kept
+	ops       []string // the operations measured; nil means all
+	data      string   // where workloads are generated, and kept
 	jsonOut   string
 	tools     tools
 	log       io.Writer // progress, one line per contender run
@@ -46,12 +47,14 @@ type config struct {
 func main() {
 	childMain()
 	var cfg config
-	var workloads, backends, levels, sbBin, rcloneBin, awsBin, report string
+	var workloads, backends, levels, ops, compare, sbBin, rcloneBin, awsBin, report string
 	var markdown bool
 	flag.StringVar(&workloads, "workloads", "10000x4KiB,16x64MiB,1x1GiB,"+longTail, "comma-separated workloads: COUNTxSIZE (B, KiB, MiB, GiB) or "+longTail)
 	flag.StringVar(&backends, "backends", "s3,gcs,file", "comma-separated backends: s3, gcs, file")
 	flag.StringVar(&levels, "levels", "8,16,32,64", "concurrency levels of the bare loops; the table shows the best")
 	flag.IntVar(&cfg.rounds, "rounds", 1, "rounds of every contender; the table shows the median")
+	flag.StringVar(&ops, "ops", "", "comma-separated operations to measure (PUT, GET, GET+SHA-256, write+fsync, read+SHA-256, export, re-export, import, copy to, copy from); default all")
+	flag.StringVar(&compare, "compare", "", "another build of this harness (go build -o FILE ./bench/harness): its export, re-export and import run as \"statebucket B\", alternating with this build's")
 	flag.StringVar(&cfg.data, "data", filepath.Join(os.TempDir(), "statebucket-bench"), "directory of the generated workloads, kept for the next run")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&sbBin, "statebucket", "", "statebucket CLI to run (default: built from ./cmd/statebucket)")
@@ -88,6 +91,13 @@ func main() {
 	}
 	defer os.RemoveAll(tmp)
 	cfg.tools = findTools(ctx, tmp, sbBin, rcloneBin, awsBin)
+	cfg.tools.compare = compare
+	cfg.ops = split(ops)
+	for _, op := range cfg.ops {
+		if !slices.Contains([]string{opPut, opGet, opGetHash, opWrite, opReadHash, opExport, opReexport, opImport, opUpload, opDownload}, op) {
+			fatalf("-ops: unknown operation %q", op)
+		}
+	}
 	cfg.tools.launch = filepath.Join(tmp, "launch")
 	if err := goBuild(ctx, cfg.tools.launch, "bench/harness/launch"); err != nil {
 		os.RemoveAll(tmp)
@@ -257,6 +267,9 @@ func measureBackend(ctx context.Context, cfg config, res *results, w *workload, 
 	}
 	defer removeSeed()
 	cs := contenders(b, cfg.levels, cfg.tools)
+	if cfg.ops != nil {
+		cs = slices.DeleteFunc(cs, func(c contender) bool { return !slices.Contains(cfg.ops, c.op) })
+	}
 	for round := range cfg.rounds {
 		for _, up := range []bool{true, false} {
 			group := slices.DeleteFunc(slices.Clone(cs), func(c contender) bool { return c.up != up })

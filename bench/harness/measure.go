@@ -64,12 +64,15 @@ func run(ctx context.Context, launch string, cmd *exec.Cmd) sample {
 	return s
 }
 
-// childCmd returns the command that runs spec in a new process of this
-// very binary (see childMain).
-func childCmd(ctx context.Context, spec childSpec) (*exec.Cmd, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
+// childCmd returns the command that runs spec in a new process of the
+// harness binary bin, or of this very one if bin is "" (see childMain).
+func childCmd(ctx context.Context, bin string, spec childSpec) (*exec.Cmd, error) {
+	self := bin
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return nil, err
+		}
 	}
 	data, err := json.Marshal(spec)
 	if err != nil {
