@@ -44,8 +44,10 @@ import (
 type Options struct {
 	// Prefetch is how many manifest entries after the last key fetched are
 	// downloaded ahead (of large blobs, only the next one, and only its
-	// first chunks). 0 means the store budget's MaxRequests; a negative
-	// value turns prefetching off.
+	// first chunks). 0 means the store budget's MaxRequests, and up to
+	// four times as many while the blobs to spool in all these entries
+	// total at most a quarter of the budget's bytes; a negative value
+	// turns prefetching off.
 	Prefetch int
 	// MemoryThreshold is the largest blob held in memory; larger ones are
 	// spooled to a temporary file. 0 means 4 MiB.
@@ -84,12 +86,16 @@ type Stats struct {
 // Source serves the blobs of one snapshot. Create it with [New] and Close
 // it when the restore is over. It is safe for concurrent use.
 type Source struct {
-	r      *repo.Repo
-	m      *manifest.Manifest
-	opts   Options
-	files  *spool.Files  // the files of closed spools, written over
-	memory *spool.Memory // the memory of spools, reused
-	chunks *chunkPool    // the buffers of closed chunk readers
+	r    *repo.Repo
+	m    *manifest.Manifest
+	opts Options
+	// smallAhead is how many bytes of blobs to spool the window ahead
+	// may hold to grow past Prefetch entries, up to 4 × Prefetch of them;
+	// -1 when Prefetch was set, which then is the window.
+	smallAhead int64
+	files      *spool.Files  // the files of closed spools, written over
+	memory     *spool.Memory // the memory of spools, reused
+	chunks     *chunkPool    // the buffers of closed chunk readers
 
 	mu    sync.Mutex
 	slots map[int]*slot // downloads ahead, by manifest index
@@ -116,8 +122,10 @@ func New(r *repo.Repo, m *manifest.Manifest, opts *Options) *Source {
 	if opts != nil {
 		s.opts = *opts
 	}
+	s.smallAhead = -1
 	if s.opts.Prefetch == 0 {
 		s.opts.Prefetch = r.Budget().MaxRequests()
+		s.smallAhead = r.Budget().MaxBytes() / 4
 	}
 	if s.opts.LargeThreshold == 0 {
 		s.opts.LargeThreshold = DefaultLargeThreshold
@@ -237,7 +245,7 @@ func (s *Source) schedule(ctx context.Context, idx int) {
 	if s.next <= idx {
 		s.next = idx + 1
 	}
-	end := min(idx+1+s.opts.Prefetch, len(s.m.Blobs))
+	end := s.windowEnd(idx)
 	for ; s.next < end; s.next++ {
 		i := s.next
 		if s.chunked(s.m.Blobs[i]) {
@@ -254,6 +262,33 @@ func (s *Source) schedule(ctx context.Context, idx int) {
 		}()
 	}
 	s.scheduleLarge(ctx, idx, end)
+}
+
+// windowEnd returns the end of the window of entries downloaded ahead
+// of idx: Prefetch entries, and, by default, more while their blobs to
+// spool are small, up to 4 × Prefetch. The store runs only Prefetch
+// (its request limit) downloads at once either way; a window larger than
+// that lets the other downloads go on past a slow one, as a bare loop of
+// that many workers does, rather than wait for the service to fetch it.
+func (s *Source) windowEnd(idx int) int {
+	end := min(idx+1+s.opts.Prefetch, len(s.m.Blobs))
+	if s.smallAhead < 0 {
+		return end
+	}
+	var bytes int64
+	for i := idx + 1; i < end; i++ {
+		if e := s.m.Blobs[i]; !s.chunked(e) {
+			bytes += e.Size
+		}
+	}
+	for limit := min(idx+1+4*s.opts.Prefetch, len(s.m.Blobs)); end < limit; end++ {
+		if e := s.m.Blobs[end]; !s.chunked(e) {
+			if bytes += e.Size; bytes > s.smallAhead {
+				break
+			}
+		}
+	}
+	return end
 }
 
 // scheduleLarge starts reading ahead the first large blob after idx and

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -529,4 +530,58 @@ func TestCloseRemovesSpooledBlobs(t *testing.T) {
 	require.NoError(t, rc.Close())
 	f.requireNoTempFiles(t)
 	requireBudgetFree(t, f.st.Budget())
+}
+
+// TestPrefetchPastSlowDownload checks that by default the window of
+// small blobs downloaded ahead reaches past the store's request limit:
+// while one download hangs, the others go on with the blobs after it,
+// as a bare loop's workers would, rather than wait for the service to
+// fetch the slow one.
+func TestPrefetchPastSlowDownload(t *testing.T) {
+	const n, requests = 12, 2
+	f := newRepo(t)
+	f.st = store.New(f.drv, "test", &store.Options{Budget: store.NewBudget(requests, 1<<20), Backoff: -1})
+	for i := range n {
+		f.add(t, fmt.Sprintf("small/%02d", i), bytes.Repeat([]byte{byte(i)}, 100+i))
+	}
+	f.finish(t)
+	keys := f.keys()
+	slow := f.name(keys[1])
+	release := make(chan struct{})
+	started := make(chan string, n)
+	f.drv.hook = func(ctx context.Context, name string, _ int, rc io.ReadCloser) (io.ReadCloser, error) {
+		if name == slow {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				rc.Close()
+				return nil, ctx.Err()
+			}
+		}
+		started <- name
+		return rc, nil
+	}
+	s := f.source(t, sources.Options{})
+	f.fetch(t, t.Context(), s, keys[0])
+
+	// The window after blob 0 holds 4 × requests entries: blobs 1 to 8.
+	want := map[string]bool{}
+	for _, key := range keys[2 : 1+4*requests] {
+		want[f.name(key)] = true
+	}
+	deadline := time.After(time.Minute) // a failure, long after any run could end
+	for len(want) > 0 {
+		select {
+		case name := <-started:
+			delete(want, name)
+		case <-deadline:
+			t.Fatalf("%d blobs after the slow one were not downloaded while it hung", len(want))
+		}
+	}
+	close(release)
+	for _, key := range keys[1:] {
+		f.fetch(t, t.Context(), s, key)
+	}
+	require.NoError(t, s.Close())
+	assert.Equal(t, n-1, s.Stats().PrefetchHits)
 }

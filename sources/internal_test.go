@@ -1,0 +1,110 @@
+package sources
+
+import (
+	"fmt"
+	"testing"
+	"unsafe"
+
+	"github.com/statebucket/statebucket/digest"
+	"github.com/statebucket/statebucket/manifest"
+	"github.com/statebucket/statebucket/repo"
+	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/store/filestore"
+)
+
+func TestChunkPoolReuses(t *testing.T) {
+	p := &chunkPool{size: 64 << 10}
+	a := p.get()
+	if len(a.b) != p.size {
+		t.Fatalf("buffer of %d bytes, want %d", len(a.b), p.size)
+	}
+	a.b[len(a.b)-1] = 1
+	p.put(a)
+	b := p.get()
+	if unsafe.SliceData(b.b) != unsafe.SliceData(a.b) {
+		t.Fatal("a buffer put back was not reused")
+	}
+	c := p.get() // none free: a new one
+	if unsafe.SliceData(c.b) == unsafe.SliceData(b.b) {
+		t.Fatal("a buffer in use was handed out again")
+	}
+	p.put(c)
+	p.close()
+	if len(p.free) != 0 {
+		t.Fatalf("%d buffers kept after close", len(p.free))
+	}
+	p.put(b) // a reader closed after its Source: freed, not kept
+	if len(p.free) != 0 {
+		t.Fatalf("%d buffers kept after close", len(p.free))
+	}
+}
+
+func TestInOrderChunks(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		size, chunk int64
+		want        int
+	}{
+		{5 * mib, 4 * mib, 2},    // at least one downloaded beside one read
+		{32 * mib, 4 * mib, 4},   // half of the blob
+		{33 * mib, 4 * mib, 5},   // half rounded up to a chunk
+		{64 * mib, 4 * mib, 8},   // half of the blob, inOrderBytes
+		{200 * mib, 4 * mib, 8},  // inOrderBytes
+		{64 * mib, 8 * mib, 4},   // inOrderBytes in larger chunks
+		{200 * mib, 64 * mib, 2}, // chunks larger than inOrderBytes
+		{1 << 10, 64 << 10, 2},   // a blob smaller than a chunk
+	} {
+		if got := inOrderChunks(c.size, c.chunk); got != c.want {
+			t.Errorf("inOrderChunks(%d, %d) = %d, want %d", c.size, c.chunk, got, c.want)
+		}
+	}
+}
+
+// TestWindowEnd checks how far ahead a Source downloads by default: past
+// the request limit only while the blobs to spool there are small.
+func TestWindowEnd(t *testing.T) {
+	fs, err := filestore.New(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const requests, budget = 4, 64 << 10 // a window of 16 KiB
+	st := store.New(struct{ store.Driver }{fs}, "test", &store.Options{Budget: store.NewBudget(requests, budget)})
+	defer st.Close()
+	window := func(sizes ...int64) int {
+		entries := make([]manifest.Entry, len(sizes))
+		for i, n := range sizes {
+			entries[i] = manifest.Entry{Key: fmt.Sprint(i), Digest: digest.FromBytes([]byte{byte(i)}), Size: n}
+		}
+		m, err := manifest.New("s3", "123456789012", "eu-west-1", manifest.Object{Digest: digest.FromSum(make([]byte, 32))}, entries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := New(repo.New(st, nil), m, &Options{LargeThreshold: 1 << 20})
+		defer s.Close()
+		return s.windowEnd(0) - 1
+	}
+	for _, c := range []struct {
+		name  string
+		sizes []int64
+		want  int
+	}{
+		{"small blobs: 4 × requests", repeat(30, 100), 4 * requests},
+		{"fewer entries than the window", repeat(6, 100), 5},
+		{"blobs past 16 KiB: the request limit", repeat(30, 8<<10), requests},
+		{"up to 16 KiB in all", repeat(30, 2<<10), requests + 4},
+		{"chunked blobs do not count", repeat(30, 2<<20), 4 * requests},
+	} {
+		if got := window(c.sizes...); got != c.want {
+			t.Errorf("%s: %d entries ahead, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// repeat returns n sizes of size bytes.
+func repeat(n int, size int64) []int64 {
+	sizes := make([]int64, n)
+	for i := range sizes {
+		sizes[i] = size
+	}
+	return sizes
+}
