@@ -6,55 +6,41 @@ import (
 	"unsafe"
 )
 
-func TestAlloc(t *testing.T) {
-	for _, n := range []int{0, 1, 64 << 10, hugePage - 1, hugePage, 8 << 20, 8<<20 + 1} {
-		b := Alloc(n)
-		if len(b) != n || cap(b) != n {
-			t.Fatalf("Alloc(%d): len %d cap %d", n, len(b), cap(b))
-		}
-		for i := range b {
-			if b[i] != 0 {
-				t.Fatalf("Alloc(%d): byte %d is %d, want 0", n, i, b[i])
-			}
-		}
-		if supported && n >= hugePage {
-			if p := uintptr(unsafe.Pointer(unsafe.SliceData(b))); p%hugePage != 0 {
-				t.Fatalf("Alloc(%d) starts at %#x, not on a huge-page boundary", n, p)
-			}
-		}
-		// The buffer is the caller's to write, to its last byte.
-		for i := 0; i < n; i += 4096 {
-			b[i] = 1
-		}
-		if n > 0 {
-			b[n-1] = 1
-		}
-	}
+// allocators are the two ways to get a buffer, each with its free.
+var allocators = []struct {
+	name  string
+	alloc func(n int) ([]byte, func())
+}{
+	{"Alloc", func(n int) ([]byte, func()) { return Alloc(n), func() {} }},
+	{"Map", Map},
 }
 
-func TestMap(t *testing.T) {
-	for _, n := range []int{0, 1, 64 << 10, hugePage, 8 << 20, 8<<20 + 1} {
-		b, free := Map(n)
-		if len(b) != n || cap(b) != n {
-			t.Fatalf("Map(%d): len %d cap %d", n, len(b), cap(b))
-		}
-		for i := range b {
-			if b[i] != 0 {
-				t.Fatalf("Map(%d): byte %d is %d, want 0", n, i, b[i])
+func TestAllocAndMap(t *testing.T) {
+	for _, a := range allocators {
+		for _, n := range []int{0, 1, 64 << 10, hugePage - 1, hugePage, 8 << 20, 8<<20 + 1} {
+			b, free := a.alloc(n)
+			if len(b) != n || cap(b) != n {
+				t.Fatalf("%s(%d): len %d cap %d", a.name, n, len(b), cap(b))
 			}
-		}
-		if supported && n >= hugePage {
-			if p := uintptr(unsafe.Pointer(unsafe.SliceData(b))); p%hugePage != 0 {
-				t.Fatalf("Map(%d) starts at %#x, not on a huge-page boundary", n, p)
+			for i := range b {
+				if b[i] != 0 {
+					t.Fatalf("%s(%d): byte %d is %d, want 0", a.name, n, i, b[i])
+				}
 			}
+			if supported && n >= hugePage {
+				if p := uintptr(unsafe.Pointer(unsafe.SliceData(b))); p%hugePage != 0 {
+					t.Fatalf("%s(%d) starts at %#x, not on a huge-page boundary", a.name, n, p)
+				}
+			}
+			// The buffer is the caller's to write, to its last byte.
+			for i := 0; i < n; i += 4096 {
+				b[i] = 1
+			}
+			if n > 0 {
+				b[n-1] = 1
+			}
+			free()
 		}
-		for i := 0; i < n; i += 4096 {
-			b[i] = 1
-		}
-		if n > 0 {
-			b[n-1] = 1
-		}
-		free()
 	}
 }
 
