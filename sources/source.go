@@ -164,7 +164,9 @@ func (s *Source) Stats() Stats {
 // or, for a large blob streamed in chunks, as they pass. A key the
 // manifest does not list yields an error matching core.ErrNotFound; bytes
 // that differ from the manifest yield a [*repo.MismatchError], from Fetch or,
-// for a streamed blob, from the reader's last Read.
+// for a streamed blob, from the reader's last Read. Close the reader once
+// read: the memory and the file that hold the blob are freed, or reused
+// for the next blobs, only then, even after the Source is closed.
 func (s *Source) Fetch(ctx context.Context, key string) (io.ReadCloser, error) {
 	idx := s.m.Index(key)
 	if idx < 0 {
