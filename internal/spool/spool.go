@@ -163,7 +163,10 @@ func Fill(ctx context.Context, r io.Reader, budget *store.Budget, opts Options) 
 	if opts.SizeHint >= 0 {
 		first = opts.SizeHint + 1 // +1 to see EOF without growing
 	}
-	if opts.SizeHint > threshold || (opts.Memory != nil && opts.SizeHint >= pieceSize) {
+	// A blob of known size within the threshold goes in pieces of
+	// opts.Memory if it has one and the blob fills one piece at least.
+	pieces := opts.Memory != nil && opts.SizeHint >= pieceSize && opts.SizeHint <= threshold
+	if opts.SizeHint > threshold || pieces {
 		first = 0 // known to be large, or to go in pieces
 	}
 	first = min(first, threshold+1)
@@ -180,7 +183,7 @@ func Fill(ctx context.Context, r io.Reader, budget *store.Budget, opts Options) 
 			s.held = got
 		}
 	}
-	if opts.Memory != nil && opts.SizeHint >= pieceSize && opts.SizeHint <= threshold {
+	if pieces {
 		done, err := s.fillPieces(ctx, r, opts)
 		if err != nil {
 			s.Close()
