@@ -90,6 +90,15 @@ type PutOptions struct {
 	// that implement [Syncer]: their Sync then makes it durable. Writers
 	// of many objects set it, and call [Store.Sync] before they write the
 	// object that commits them. Other drivers ignore it.
+	//
+	// A driver may also keep such an object out of its name until Sync,
+	// to make a whole group durable at once (a local directory stages
+	// small files): the Driver that stored it finds it under its name,
+	// but other Drivers and processes may not see it before Sync. A
+	// create-only Put deferred this way checks the name when it runs; if
+	// another Driver takes the name before Sync, that object stays and
+	// this Put's is dropped. Set it only where that is the same (content
+	// addressing: a name's content is fixed).
 	DeferSync bool
 }
 

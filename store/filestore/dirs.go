@@ -35,6 +35,9 @@ type openDir struct {
 	// the system has none, and for the Driver's root.
 	file *os.File
 	fd   int
+	// batch is set if the directory's file system makes a group of files
+	// durable in one sync (see Driver.stage).
+	batch bool
 
 	// Guarded by the Driver's mu.
 	refs    int  // operations using the handle
@@ -89,6 +92,7 @@ func (d *Driver) dirFor(r *os.Root, dir string, create bool) (*openDir, error) {
 	}
 	od = &openDir{root: sub, id: opened}
 	od.file, od.fd = openDirFile(sub)
+	od.batch = od.file != nil && batchable(od.fd)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {

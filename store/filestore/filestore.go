@@ -77,6 +77,8 @@ type Driver struct {
 	dirs   map[string]*openDir    // handles on directories, by path (see openDir)
 	dirty  map[string]fs.FileInfo // directories written by deferred Puts since the last Sync, with the identity of those written into
 
+	staged staging // files of deferred Puts awaiting their commit (see stage)
+
 	noUnnamed atomic.Bool // set once the file system refuses unnamed files (see createUnnamed)
 }
 
@@ -103,6 +105,7 @@ func New(root string, opts *Options) (*Driver, error) {
 		return nil, fmt.Errorf("filestore: directory %q: %w", root, err)
 	}
 	d := &Driver{dir: dir, maxConcurrency: opts.MaxConcurrency, dirs: map[string]*openDir{}, dirty: map[string]fs.FileInfo{}}
+	d.staged.init()
 	if d.maxConcurrency <= 0 {
 		d.maxConcurrency = DefaultMaxConcurrency
 	}
@@ -124,6 +127,7 @@ func (d *Driver) Root() string { return d.dir }
 
 // Close releases the Driver's handles on its directory and those in it.
 func (d *Driver) Close() error {
+	d.discardStaged()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.closed = true
@@ -209,6 +213,9 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 		case err != nil && !errors.Is(err, fs.ErrNotExist):
 			return osError(err)
 		}
+		if err := d.stage(ctx, od, name, base, body, size, opts); !errors.Is(err, errNoStage) {
+			return err
+		}
 		if opts.CreateOnly {
 			err := d.createUnnamed(ctx, od, name, base, body, size, opts.SHA256)
 			if !errors.Is(err, errNoUnnamed) {
@@ -277,6 +284,7 @@ func (d *Driver) prepare(ctx context.Context, name string, size int64, opts stor
 	if opts.SHA256 != nil && len(opts.SHA256) != sha256.Size {
 		return nil, fmt.Errorf("filestore: PutOptions.SHA256 holds %d bytes, want %d: %w", len(opts.SHA256), sha256.Size, core.ErrInvalid)
 	}
+	d.settle(name)
 	return d.open(true)
 }
 
@@ -361,16 +369,20 @@ func dirID(p, dir string, od *openDir) fs.FileInfo {
 	return nil
 }
 
-// Sync makes durable the entries of the directories written by Puts with
-// PutOptions.DeferSync since the last Sync, and of the directories leading
-// to them (see [store.Syncer]). Other Puts are durable when they return.
+// Sync makes every Put with PutOptions.DeferSync that has returned
+// durable (see [store.Syncer]): it commits the staged files (see
+// [Driver.Put]), then syncs the entries of the directories written since
+// the last Sync, and of the directories leading to them. It fails if a
+// staged file could not be made durable or named since the last Sync.
+// Other Puts are durable when they return.
 func (d *Driver) Sync(ctx context.Context) error {
+	staged := d.commitStaged()
 	d.mu.Lock()
 	dirs := d.dirty
 	d.dirty = map[string]fs.FileInfo{}
 	d.mu.Unlock()
 	if len(dirs) == 0 {
-		return nil
+		return staged
 	}
 	err := d.syncAll(ctx, dirs)
 	if err != nil {
@@ -381,9 +393,9 @@ func (d *Driver) Sync(ctx context.Context) error {
 			}
 		}
 		d.mu.Unlock()
-		return fmt.Errorf("filestore: sync %d directories: %w", len(dirs), err)
+		return errors.Join(staged, fmt.Errorf("filestore: sync %d directories: %w", len(dirs), err))
 	}
-	return nil
+	return staged
 }
 
 // syncAll syncs dirs, syncParallel at once, and removes from it those
@@ -435,6 +447,10 @@ var errExists = fmt.Errorf("filestore: %w", core.ErrExists)
 // made: the Put then goes through a temporary file.
 var errNoUnnamed = errors.New("filestore: no unnamed files here")
 
+// errNoStage is stage's answer for a Put it does not stage: the Put then
+// syncs its file itself.
+var errNoStage = errors.New("filestore: not staged")
+
 // Get opens the object name for reading (see [store.Driver.Get]). ctx
 // governs the opening only.
 func (d *Driver) Get(ctx context.Context, name string) (io.ReadCloser, error) {
@@ -462,6 +478,7 @@ func (d *Driver) openFile(ctx context.Context, name string) (*os.File, error) {
 	if err := check(ctx, name); err != nil {
 		return nil, err
 	}
+	d.settle(name)
 	r, err := d.open(false)
 	if err != nil {
 		return nil, err
@@ -498,6 +515,7 @@ func (d *Driver) Stat(ctx context.Context, name string) (store.ObjectInfo, error
 	if err := check(ctx, name); err != nil {
 		return store.ObjectInfo{}, err
 	}
+	d.settle(name)
 	r, err := d.open(false)
 	if err != nil {
 		return store.ObjectInfo{}, err
@@ -518,6 +536,7 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 	if err := check(ctx, name); err != nil {
 		return err
 	}
+	d.settle(name)
 	r, err := d.open(false)
 	if err != nil {
 		return err
@@ -538,6 +557,7 @@ func (d *Driver) List(ctx context.Context, prefix string, fn func(store.ObjectIn
 	if err := store.ValidPrefix(prefix); err != nil {
 		return err
 	}
+	d.settle("")
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -1,0 +1,281 @@
+package filestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/statebucket/statebucket/store"
+)
+
+const (
+	// stageMax is the largest body a deferred Put stages (see
+	// [Driver.stage]): past it, a file's own sync costs little beside its
+	// writes, and a group of them would hold much unwritten data.
+	stageMax = 256 << 10
+	// groupFiles and groupBytes bound a group of staged files: its files
+	// stay open until it commits, and its bytes in the page cache.
+	groupFiles = 1024
+	groupBytes = 64 << 20
+)
+
+// staging is a Driver's group of staged files, those written by deferred
+// Puts (see [Driver.stage]) that the next commit makes durable and names.
+type staging struct {
+	mu    sync.Mutex
+	files []stagedFile
+	bytes int64
+	names map[string]int // the names of the files staged and not committed yet
+	limit int            // the files a group takes before it commits; 0: stage none
+	err   error          // the failures of the commits since the last Sync
+
+	commit sync.Mutex // held while a group commits
+}
+
+// stagedFile is a file written for a deferred Put, not synced yet and
+// under a temporary name: tmp in od, for the object name, base in od.
+type stagedFile struct {
+	od         *openDir // referenced until the commit (see Driver.release)
+	fd         int      // open until the commit, so that its check sees any failure to write it back
+	tmp, base  string
+	name       string
+	createOnly bool
+}
+
+// init sets the group's size: groupFiles, or fewer where the limit on
+// open files is low, since a group's files stay open.
+func (s *staging) init() {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	s.limit = int(min(uint64(groupFiles), lim.Cur/8))
+	if s.limit < 16 {
+		s.limit = 0
+	}
+}
+
+// batchable reports whether the file system of the directory open at fd
+// makes a whole group of files durable in one sync (syncfs): one of the
+// local file systems known to sync everything written, data and
+// metadata, and to rename without replacing (RENAME_NOREPLACE). Elsewhere
+// (network and FUSE file systems among them) each file is synced on its
+// own.
+func batchable(fd int) bool {
+	var st unix.Statfs_t
+	if unix.Fstatfs(fd, &st) != nil {
+		return false
+	}
+	switch uint32(st.Type) {
+	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.TMPFS_MAGIC, unix.F2FS_SUPER_MAGIC:
+		return true
+	}
+	return false
+}
+
+// stage stores body for a Put of name, base in od, deferred to the next
+// Sync (opts.DeferSync): it writes body to a temporary file, checking
+// opts.SHA256, and does not sync it. The file takes its name only once a
+// group of them is durable, in one sync of the file system instead of one
+// per file: when the group is full, in the Put that fills it, and at
+// Sync. Until then the object cannot be read; a crash leaves only
+// temporary files, which CleanStale removes. A create-only Put checks
+// the name when it runs (Put has) and again at the commit: a name another
+// writer took in between keeps that writer's object, and this Put's bytes
+// are dropped.
+//
+// It returns errNoStage, having done nothing, for a Put it does not
+// stage: one not deferred, a body over stageMax, a folder whose file
+// system is not batchable, or the Driver's root.
+func (d *Driver) stage(ctx context.Context, od *openDir, name, base string, body io.ReaderAt, size int64, opts store.PutOptions) error {
+	if !opts.DeferSync || size > stageMax || !od.batch || d.staged.limit == 0 {
+		return errNoStage
+	}
+	tmp := tempName()
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Openat(od.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o666)
+		return err
+	})
+	if err != nil {
+		return osError(&fs.PathError{Op: "create", Path: path.Join(path.Dir(name), tmp), Err: err})
+	}
+	if err = writeBody(ctx, &unsyncedFile{unnamedFile{fd: fd, name: name}}, body, size, opts.SHA256); err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(od.fd, tmp, 0)
+		return err
+	}
+	d.mu.Lock()
+	od.refs++
+	d.mu.Unlock()
+	f := stagedFile{od: od, fd: fd, tmp: tmp, base: base, name: name, createOnly: opts.CreateOnly}
+	if group := d.staged.add(f, size); group != nil {
+		return d.commit(group)
+	}
+	return nil
+}
+
+// add adds f, of size bytes, to the group, and returns the group if f
+// fills it: the caller commits it.
+func (s *staging) add(f stagedFile, size int64) []stagedFile {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.files = append(s.files, f)
+	s.bytes += size
+	if s.names == nil {
+		s.names = map[string]int{}
+	}
+	s.names[f.name]++
+	if len(s.files) < s.limit && s.bytes < groupBytes {
+		return nil
+	}
+	group := s.files
+	s.files, s.bytes = nil, 0
+	return group
+}
+
+// take returns the group and starts a new one.
+func (s *staging) take() []stagedFile {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	group := s.files
+	s.files, s.bytes = nil, 0
+	return group
+}
+
+// commit makes the files of group durable, with one sync of each file
+// system they are on, checks that each was written back, and gives each
+// its name, recording its directories for the next Sync, as a deferred
+// Put does (see syncEntries). A file that fails is removed. The failures
+// are returned, and kept for the next Sync to report: the Puts of the
+// other files of the group have returned already.
+func (d *Driver) commit(group []stagedFile) error {
+	d.staged.commit.Lock()
+	defer d.staged.commit.Unlock()
+	var errs []error
+	synced := map[uint64]error{} // by device
+	for _, f := range group {
+		dev := deviceOf(f.od.id)
+		err, done := synced[dev]
+		if !done {
+			err = ignoringEINTR(func() error { return unix.Syncfs(f.od.fd) })
+			synced[dev] = err
+		}
+		if err == nil {
+			// The sync wrote the file back; this reports a failure to
+			// write it, which the sync of a whole file system may have
+			// reported to another writer instead.
+			err = ignoringEINTR(func() error {
+				return unix.SyncFileRange(f.fd, 0, 0, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+			})
+		}
+		if err == nil {
+			err = f.rename()
+		}
+		unix.Close(f.fd)
+		d.staged.mu.Lock()
+		if d.staged.names[f.name]--; d.staged.names[f.name] <= 0 {
+			delete(d.staged.names, f.name)
+		}
+		d.staged.mu.Unlock()
+		if err != nil {
+			unix.Unlinkat(f.od.fd, f.tmp, 0)
+			errs = append(errs, osError(&fs.PathError{Op: "sync", Path: f.name, Err: err}))
+		} else {
+			_ = d.syncEntries(nil, f.od, f.name, store.PutOptions{DeferSync: true})
+		}
+		d.release(f.od)
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		err = fmt.Errorf("filestore: %d of %d deferred writes failed, and are not stored: %w", len(errs), len(group), err)
+		d.staged.mu.Lock()
+		d.staged.err = errors.Join(d.staged.err, err)
+		d.staged.mu.Unlock()
+	}
+	return err
+}
+
+// rename gives f its name: over the object, or, for a create-only Put,
+// only if the name is free; a name taken meanwhile keeps its object, and
+// f is removed.
+func (f *stagedFile) rename() error {
+	if !f.createOnly {
+		return unix.Renameat(f.od.fd, f.tmp, f.od.fd, f.base)
+	}
+	err := unix.Renameat2(f.od.fd, f.tmp, f.od.fd, f.base, unix.RENAME_NOREPLACE)
+	if err == unix.EEXIST {
+		unix.Unlinkat(f.od.fd, f.tmp, 0)
+		return nil
+	}
+	return err
+}
+
+// settle commits the group, after any commit under way, if a file staged
+// for name is not committed yet, so that an operation on name finds what
+// the Puts that returned stored: the Driver reads its own writes. An
+// empty name settles every staged file. The failures of the commit are
+// left for Sync to report: the object is missing meanwhile.
+func (d *Driver) settle(name string) {
+	d.staged.mu.Lock()
+	staged := d.staged.names[name] > 0 || name == "" && len(d.staged.names) > 0
+	d.staged.mu.Unlock()
+	if !staged {
+		return
+	}
+	if group := d.staged.take(); len(group) > 0 {
+		d.commit(group)
+	}
+	d.staged.commit.Lock() // the commits that began before have ended
+	d.staged.commit.Unlock()
+}
+
+// commitStaged commits the group (after any commit under way) and returns
+// the failures of the commits since the last call.
+func (d *Driver) commitStaged() error {
+	if group := d.staged.take(); len(group) > 0 {
+		d.commit(group)
+	}
+	d.staged.commit.Lock() // the commits that began before have ended
+	d.staged.commit.Unlock()
+	d.staged.mu.Lock()
+	defer d.staged.mu.Unlock()
+	err := d.staged.err
+	d.staged.err = nil
+	return err
+}
+
+// discardStaged removes the files of the group, which no Sync will
+// commit: the Driver is closing.
+func (d *Driver) discardStaged() {
+	for _, f := range d.staged.take() {
+		unix.Close(f.fd)
+		unix.Unlinkat(f.od.fd, f.tmp, 0)
+		d.release(f.od)
+	}
+	d.staged.commit.Lock()
+	d.staged.commit.Unlock()
+}
+
+// deviceOf returns the device of the directory fi.
+func deviceOf(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Dev
+	}
+	return 0
+}
+
+// unsyncedFile is a staged file being written: its sync is the commit's.
+type unsyncedFile struct{ unnamedFile }
+
+func (*unsyncedFile) Sync() error { return nil }
