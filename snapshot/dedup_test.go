@@ -175,7 +175,8 @@ func TestExportCostFollowsTheState(t *testing.T) {
 }
 
 // A second export of unchanged state finds its parent in the head of its
-// scope: no blob is written, created or looked up.
+// scope: no blob is written, created or looked up, and the manifest,
+// read as the parent, is not read again at the commit.
 func TestReExportMakesNoBlobCalls(t *testing.T) {
 	r, drv := countedRepo(t, t.TempDir())
 	svc := filled(t, 60, 2)
@@ -186,7 +187,9 @@ func TestReExportMakesNoBlobCalls(t *testing.T) {
 	again, err := snapshot.Export(t.Context(), r, svc, "a", "r", &snapshot.ExportOptions{Stats: &st})
 	require.NoError(t, err)
 	assert.Equal(t, first.ID, again.ID)
-	assert.Empty(t, blobCalls(drv.reset()))
+	calls := drv.reset()
+	assert.Equal(t, 1, calls["get manifest"], "the parent's manifest is read once")
+	assert.Empty(t, blobCalls(calls))
 	assert.Zero(t, st.Uploaded)
 	assert.Equal(t, len(first.Blobs), st.Skipped)
 }

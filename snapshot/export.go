@@ -98,6 +98,7 @@ func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], 
 		vopts.DryRun = opts.DryRun
 		v := visitors.New(r.layer(), &vopts)
 		var head digest.Digest
+		var parent *manifest.Manifest // the head's manifest, as read
 		if !opts.DryRun {
 			// Under the shared lock: the blobs of a manifest read now stay
 			// stored until the lock is released (docs/design.md,
@@ -112,6 +113,7 @@ func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], 
 				p.addTag(ctx, opts.Tag)
 			}
 			head = p.addHead(ctx, svc.ServiceName(), accountID, region)
+			parent = p.manifests[head]
 		}
 		view, err := svc.SnapshotWithBlobs(ctx, accountID, region, v)
 		if werr := v.Wait(); err == nil {
@@ -123,7 +125,7 @@ func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], 
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 		}
-		return commit(ctx, r, lock, head, svc.ServiceName(), accountID, region, view, v.Entries(), opts)
+		return commit(ctx, r, lock, head, parent, svc.ServiceName(), accountID, region, view, v.Entries(), opts)
 	})
 }
 
@@ -136,12 +138,14 @@ type parentSet struct {
 	v    *visitors.Visitor
 	key  []byte
 	read map[digest.Digest]bool
+	// manifests are the parents read, by id.
+	manifests map[digest.Digest]*manifest.Manifest
 }
 
 // parents returns an empty set of the parents of v's writes into r; with
 // key, only manifests, and tags, signed with it count.
 func (r *Repo) parents(v *visitors.Visitor, key []byte) *parentSet {
-	return &parentSet{r: r, v: v, key: key, read: map[digest.Digest]bool{}}
+	return &parentSet{r: r, v: v, key: key, read: map[digest.Digest]bool{}, manifests: map[digest.Digest]*manifest.Manifest{}}
 }
 
 // decodeOptions verify the signature of a parent, with a key.
@@ -200,6 +204,7 @@ func (p *parentSet) add(ctx context.Context, id digest.Digest) {
 
 func (p *parentSet) addManifest(m *manifest.Manifest) {
 	p.read[m.ID] = true
+	p.manifests[m.ID] = m
 	p.v.AddStored(m.Blobs)
 }
 
@@ -223,7 +228,7 @@ func ExportState[V any](ctx context.Context, r *Repo, svc core.StatefulService[V
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: export %s: %w", where, err)
 		}
-		return commit(ctx, r, lock, "", svc.ServiceName(), accountID, region, view, nil, opts)
+		return commit(ctx, r, lock, "", nil, svc.ServiceName(), accountID, region, view, nil, opts)
 	})
 }
 
@@ -289,7 +294,7 @@ func (r *Repo) layer() *repo.Repo {
 // snapshot is already committed; then it makes it the head of its scope,
 // unless head, the head read before the export, names it already, and
 // moves the tag, if asked to.
-func commit(ctx context.Context, r *Repo, lock *repo.Lock, head digest.Digest, service, accountID, region string, view any, blobs []manifest.Entry, opts *ExportOptions) (*manifest.Manifest, error) {
+func commit(ctx context.Context, r *Repo, lock *repo.Lock, head digest.Digest, parent *manifest.Manifest, service, accountID, region string, view any, blobs []manifest.Entry, opts *ExportOptions) (*manifest.Manifest, error) {
 	where := fmt.Sprintf("%s %s/%s", service, accountID, region)
 	viewJSON, err := json.Marshal(view)
 	if err != nil {
@@ -307,7 +312,7 @@ func commit(ctx context.Context, r *Repo, lock *repo.Lock, head digest.Digest, s
 	if opts.DryRun {
 		return m, nil
 	}
-	stored, err := r.r.ReadManifest(ctx, m.ID, nil)
+	stored, err := r.storedManifest(ctx, m.ID, parent)
 	switch {
 	case err == nil:
 		if !stored.Equal(m) {
@@ -330,6 +335,20 @@ func commit(ctx context.Context, r *Repo, lock *repo.Lock, head digest.Digest, s
 	}
 	r.moveHead(ctx, stored, head)
 	return stored, r.tagAfterExport(ctx, stored, opts)
+}
+
+// storedManifest returns the stored manifest of the snapshot id: parent,
+// the manifest this export read and checked as it began, if it is that
+// snapshot's and the snapshot is still committed (an unchanged state
+// exported again reads its manifest once), or else the manifest as read
+// now.
+func (r *Repo) storedManifest(ctx context.Context, id digest.Digest, parent *manifest.Manifest) (*manifest.Manifest, error) {
+	if parent != nil && parent.ID == id {
+		if _, err := r.r.StatManifest(ctx, id); err == nil {
+			return parent, nil
+		}
+	}
+	return r.r.ReadManifest(ctx, id, nil)
 }
 
 // moveHead makes m, a committed snapshot, the head of its scope, unless
