@@ -118,6 +118,8 @@ type Visitor struct {
 	stored  map[digest.Digest]int64    // size of the blobs of parent snapshots
 	stats   Stats
 
+	memory *spool.Memory // the memory of spools, reused; freed by Wait and at the end of Copy
+
 	pipe pipeline // the uploads of Visit
 }
 
@@ -126,7 +128,7 @@ var _ core.BlobVisitor = (*Visitor)(nil)
 // New returns a Visitor writing to r. opts may be nil; r may be nil with
 // Options.DryRun, which touches no repository.
 func New(r *repo.Repo, opts *Options) *Visitor {
-	v := &Visitor{r: r, keys: map[string]struct{}{}, claimed: map[digest.Digest]struct{}{}, stored: map[digest.Digest]int64{}}
+	v := &Visitor{r: r, keys: map[string]struct{}{}, claimed: map[digest.Digest]struct{}{}, stored: map[digest.Digest]int64{}, memory: spool.NewMemory()}
 	if opts != nil {
 		v.opts = *opts
 	}
@@ -252,6 +254,7 @@ func (v *Visitor) dispatch(ctx context.Context, batch []core.BlobExportEntry, do
 // keeps goroutines waiting for the next batch.
 func (v *Visitor) Wait() error {
 	v.pipe.drain()
+	v.memory.Close() // no spool is left: its memory is freed
 	return v.pipe.failure()
 }
 
@@ -539,6 +542,7 @@ func (v *Visitor) spool(ctx context.Context, r io.Reader, size int64) (*spool.Sp
 		MemoryThreshold: v.opts.MemoryThreshold,
 		TempDir:         v.opts.TempDir,
 		SizeHint:        size,
+		Memory:          v.memory,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)
@@ -744,6 +748,7 @@ func (v *Visitor) Copy(ctx context.Context, from *repo.Repo, entries []manifest.
 	if v.opts.DryRun {
 		return fmt.Errorf("visitors: copy: a dry-run visitor stores nothing: %w", core.ErrInvalid)
 	}
+	defer v.memory.Close() // no spool is left: its memory is freed
 	return v.each(ctx, len(entries), func(ctx context.Context, i int) (string, error) {
 		e := entries[i]
 		return e.Key, v.copyBlob(ctx, from, e)

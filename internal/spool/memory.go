@@ -36,6 +36,7 @@ type Memory struct {
 	unmap  []func() // of every slab mapped
 	out    int      // pieces in use
 	closed bool
+	ever   int // slabs mapped since NewMemory
 }
 
 // NewMemory returns an empty Memory.
@@ -48,6 +49,7 @@ func (m *Memory) get() []byte {
 	if len(m.free) == 0 {
 		b, unmap := bigbuf.Map(slabSize)
 		m.unmap = append(m.unmap, unmap)
+		m.ever++
 		for off := 0; off < slabSize; off += pieceSize {
 			m.free = append(m.free, b[off:off+pieceSize:off+pieceSize])
 		}
@@ -65,6 +67,13 @@ func (m *Memory) put(pieces [][]byte) {
 	m.free = append(m.free, pieces...)
 	m.out -= len(pieces)
 	m.release()
+}
+
+// Slabs returns the number of slabs mapped now, and since NewMemory.
+func (m *Memory) Slabs() (now, ever int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.unmap), m.ever
 }
 
 // Close frees the memory, now if no piece is in use, or else when the
