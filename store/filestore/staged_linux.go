@@ -230,9 +230,13 @@ func (d *Driver) settle(name string) {
 	d.staged.mu.Lock()
 	staged := d.staged.names[name] > 0 || name == "" && len(d.staged.names) > 0
 	d.staged.mu.Unlock()
-	if !staged {
-		return
+	if staged {
+		d.flush()
 	}
+}
+
+// flush commits the group, and waits for the commits under way.
+func (d *Driver) flush() {
 	if group := d.staged.take(); len(group) > 0 {
 		d.commit(group)
 	}
@@ -243,11 +247,7 @@ func (d *Driver) settle(name string) {
 // commitStaged commits the group (after any commit under way) and returns
 // the failures of the commits since the last call.
 func (d *Driver) commitStaged() error {
-	if group := d.staged.take(); len(group) > 0 {
-		d.commit(group)
-	}
-	d.staged.commit.Lock() // the commits that began before have ended
-	d.staged.commit.Unlock()
+	d.flush()
 	d.staged.mu.Lock()
 	defer d.staged.mu.Unlock()
 	err := d.staged.err
