@@ -114,6 +114,7 @@ func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], 
 			}
 			head = p.addHead(ctx, svc.ServiceName(), accountID, region)
 			parent = p.manifests[head]
+			p.manifests = nil // the others are not kept for the export's length
 		}
 		view, err := svc.SnapshotWithBlobs(ctx, accountID, region, v)
 		if werr := v.Wait(); err == nil {
@@ -204,7 +205,9 @@ func (p *parentSet) add(ctx context.Context, id digest.Digest) {
 
 func (p *parentSet) addManifest(m *manifest.Manifest) {
 	p.read[m.ID] = true
-	p.manifests[m.ID] = m
+	if p.manifests != nil {
+		p.manifests[m.ID] = m
+	}
 	p.v.AddStored(m.Blobs)
 }
 
