@@ -104,6 +104,7 @@ func Export[V any](ctx context.Context, r *Repo, svc core.BlobBackedService[V], 
 			// stored until the lock is released (docs/design.md,
 			// "Deduplication").
 			p := r.parents(v, opts.SigningKey)
+			p.manifests = map[digest.Digest]*manifest.Manifest{}
 			if opts.Parent != "" {
 				if err := p.addRef(ctx, opts.Parent, Filter{Service: svc.ServiceName(), Account: accountID, Region: region}); err != nil {
 					return nil, fmt.Errorf("snapshot: export %s: parent: %w", where, err)
@@ -139,14 +140,15 @@ type parentSet struct {
 	v    *visitors.Visitor
 	key  []byte
 	read map[digest.Digest]bool
-	// manifests are the parents read, by id.
+	// manifests are the parents read, by id, if not nil: an export's,
+	// until it has read its head.
 	manifests map[digest.Digest]*manifest.Manifest
 }
 
 // parents returns an empty set of the parents of v's writes into r; with
 // key, only manifests, and tags, signed with it count.
 func (r *Repo) parents(v *visitors.Visitor, key []byte) *parentSet {
-	return &parentSet{r: r, v: v, key: key, read: map[digest.Digest]bool{}, manifests: map[digest.Digest]*manifest.Manifest{}}
+	return &parentSet{r: r, v: v, key: key, read: map[digest.Digest]bool{}}
 }
 
 // decodeOptions verify the signature of a parent, with a key.
