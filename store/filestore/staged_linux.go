@@ -85,8 +85,10 @@ func batchable(fd int) bool {
 // opts.SHA256, and does not sync it. The file takes its name only once a
 // group of them is durable, in one sync of the file system instead of one
 // per file: when the group is full, in the Put that fills it, and at
-// Sync. Until then the object cannot be read; a crash leaves only
-// temporary files, which CleanStale removes. A create-only Put checks
+// Sync. Until then the object is out of its name: an operation of this
+// Driver on it commits the group first (see settle), other Drivers and
+// processes do not find it, and a crash leaves only temporary files,
+// which CleanStale removes. A create-only Put checks
 // the name when it runs (Put has) and again at the commit: a name another
 // writer took in between keeps that writer's object, and this Put's bytes
 // are dropped.
@@ -139,18 +141,30 @@ func (s *staging) add(f stagedFile, size int64) []stagedFile {
 	if len(s.files) < s.limit && s.bytes < groupBytes {
 		return nil
 	}
-	group := s.files
-	s.files, s.bytes = nil, 0
-	return group
+	return s.takeLocked()
 }
 
 // take returns the group and starts a new one.
 func (s *staging) take() []stagedFile {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.takeLocked()
+}
+
+// takeLocked is take, s.mu held.
+func (s *staging) takeLocked() []stagedFile {
 	group := s.files
 	s.files, s.bytes = nil, 0
 	return group
+}
+
+// forget removes name, committed or discarded, from the names staged.
+func (s *staging) forget(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.names[name]--; s.names[name] <= 0 {
+		delete(s.names, name)
+	}
 }
 
 // commit makes the files of group durable, with one sync of each file
@@ -183,11 +197,7 @@ func (d *Driver) commit(group []stagedFile) error {
 			err = f.rename()
 		}
 		unix.Close(f.fd)
-		d.staged.mu.Lock()
-		if d.staged.names[f.name]--; d.staged.names[f.name] <= 0 {
-			delete(d.staged.names, f.name)
-		}
-		d.staged.mu.Unlock()
+		d.staged.forget(f.name)
 		if err != nil {
 			unix.Unlinkat(f.od.fd, f.tmp, 0)
 			errs = append(errs, osError(&fs.PathError{Op: "sync", Path: f.name, Err: err}))
@@ -261,6 +271,7 @@ func (d *Driver) discardStaged() {
 	for _, f := range d.staged.take() {
 		unix.Close(f.fd)
 		unix.Unlinkat(f.od.fd, f.tmp, 0)
+		d.staged.forget(f.name)
 		d.release(f.od)
 	}
 	d.staged.commit.Lock()
