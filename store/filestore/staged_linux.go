@@ -36,7 +36,7 @@ type staging struct {
 	limit int            // the files a group takes before it commits; 0: stage none
 	err   error          // the failures of the commits since the last Sync
 
-	commit sync.Mutex // held while a group commits
+	commit sync.Mutex // held while a group is taken and committed or discarded
 }
 
 // stagedFile is a file written for a deferred Put, not synced yet and
@@ -121,15 +121,15 @@ func (d *Driver) stage(ctx context.Context, od *openDir, name, base string, body
 	od.refs++
 	d.mu.Unlock()
 	f := stagedFile{od: od, fd: fd, tmp: tmp, base: base, name: name, createOnly: opts.CreateOnly}
-	if group := d.staged.add(f, size); group != nil {
-		return d.commit(group)
+	if d.staged.add(f, size) {
+		return d.flush()
 	}
 	return nil
 }
 
-// add adds f, of size bytes, to the group, and returns the group if f
-// fills it: the caller commits it.
-func (s *staging) add(f stagedFile, size int64) []stagedFile {
+// add adds f, of size bytes, to the group, and reports whether the group
+// is full: the caller commits it.
+func (s *staging) add(f stagedFile, size int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.files = append(s.files, f)
@@ -138,21 +138,16 @@ func (s *staging) add(f stagedFile, size int64) []stagedFile {
 		s.names = map[string]int{}
 	}
 	s.names[f.name]++
-	if len(s.files) < s.limit && s.bytes < groupBytes {
-		return nil
-	}
-	return s.takeLocked()
+	return len(s.files) >= s.limit || s.bytes >= groupBytes
 }
 
-// take returns the group and starts a new one.
+// take returns the group and starts a new one. The caller holds s.commit
+// and commits or discards the group before it lets go: a name staged and
+// not committed is then either in the group or in the hands of the
+// holder of s.commit, which is what lets settle wait for it.
 func (s *staging) take() []stagedFile {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.takeLocked()
-}
-
-// takeLocked is take, s.mu held.
-func (s *staging) takeLocked() []stagedFile {
 	group := s.files
 	s.files, s.bytes = nil, 0
 	return group
@@ -172,10 +167,9 @@ func (s *staging) forget(name string) {
 // its name, recording its directories for the next Sync, as a deferred
 // Put does (see syncEntries). A file that fails is removed. The failures
 // are returned, and kept for the next Sync to report: the Puts of the
-// other files of the group have returned already.
+// other files of the group have returned already. The caller holds
+// d.staged.commit.
 func (d *Driver) commit(group []stagedFile) error {
-	d.staged.commit.Lock()
-	defer d.staged.commit.Unlock()
 	var errs []error
 	synced := map[uint64]error{} // by device
 	for _, f := range group {
@@ -241,23 +235,25 @@ func (d *Driver) settle(name string) {
 	staged := d.staged.names[name] > 0 || name == "" && len(d.staged.names) > 0
 	d.staged.mu.Unlock()
 	if staged {
-		d.flush()
+		_ = d.flush() // kept for Sync to report
 	}
 }
 
-// flush commits the group, and waits for the commits under way.
-func (d *Driver) flush() {
+// flush commits the group, after the commit under way, and returns the
+// failures of this commit.
+func (d *Driver) flush() error {
+	d.staged.commit.Lock()
+	defer d.staged.commit.Unlock()
 	if group := d.staged.take(); len(group) > 0 {
-		d.commit(group)
+		return d.commit(group)
 	}
-	d.staged.commit.Lock() // the commits that began before have ended
-	d.staged.commit.Unlock()
+	return nil
 }
 
 // commitStaged commits the group (after any commit under way) and returns
 // the failures of the commits since the last call.
 func (d *Driver) commitStaged() error {
-	d.flush()
+	_ = d.flush() // kept in d.staged.err
 	d.staged.mu.Lock()
 	defer d.staged.mu.Unlock()
 	err := d.staged.err
@@ -268,14 +264,14 @@ func (d *Driver) commitStaged() error {
 // discardStaged removes the files of the group, which no Sync will
 // commit: the Driver is closing.
 func (d *Driver) discardStaged() {
+	d.staged.commit.Lock()
+	defer d.staged.commit.Unlock()
 	for _, f := range d.staged.take() {
 		unix.Close(f.fd)
 		unix.Unlinkat(f.od.fd, f.tmp, 0)
 		d.staged.forget(f.name)
 		d.release(f.od)
 	}
-	d.staged.commit.Lock()
-	d.staged.commit.Unlock()
 }
 
 // deviceOf returns the device of the directory fi.
