@@ -332,8 +332,14 @@ func (r *chunkReader) buffer(ctx context.Context) ([]byte, error) {
 // budget, so the pool never maps more buffers than the budget holds
 // chunks; it frees them when the Source closes, or, for a reader still
 // open then, when that reader closes.
+//
+// The Source's spools keep their memory for reuse too (spool.Memory):
+// before either maps memory, it frees the free buffers of the other (see
+// trim and spool.Memory.OnMap), so that the two together keep about what
+// the budget lets them use at once, not each as much as it once used.
 type chunkPool struct {
 	size   int
+	onMap  func() // called before a buffer is mapped
 	mu     sync.Mutex
 	free   []chunkBuf
 	closed bool
@@ -345,17 +351,31 @@ type chunkBuf struct {
 	unmap func()
 }
 
-// get returns a free buffer, or maps a new one.
+// get returns a free buffer, or maps a new one, calling onMap first.
 func (p *chunkPool) get() chunkBuf {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if n := len(p.free); n > 0 {
 		c := p.free[n-1]
 		p.free = p.free[:n-1]
+		p.mu.Unlock()
 		return c
+	}
+	p.mu.Unlock()
+	if p.onMap != nil {
+		p.onMap()
 	}
 	b, unmap := bigbuf.Map(p.size)
 	return chunkBuf{b: b, unmap: unmap}
+}
+
+// trim frees the buffers not in use.
+func (p *chunkPool) trim() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.free {
+		c.unmap()
+	}
+	p.free = nil
 }
 
 // put returns c, whose last user is done with it.
@@ -372,12 +392,9 @@ func (p *chunkPool) put(c chunkBuf) {
 // close frees the buffers not in use, and those in use as they come back.
 func (p *chunkPool) close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closed = true
-	for _, c := range p.free {
-		c.unmap()
-	}
-	p.free = nil
+	p.mu.Unlock()
+	p.trim()
 }
 
 // newBuffer returns a chunk buffer from the pool, for memory already

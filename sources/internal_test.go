@@ -1,11 +1,14 @@
 package sources
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"testing"
 	"unsafe"
 
 	"github.com/statebucket/statebucket/digest"
+	"github.com/statebucket/statebucket/internal/spool"
 	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/store"
@@ -36,6 +39,52 @@ func TestChunkPoolReuses(t *testing.T) {
 	p.put(b) // a reader closed after its Source: freed, not kept
 	if len(p.free) != 0 {
 		t.Fatalf("%d buffers kept after close", len(p.free))
+	}
+}
+
+// TestPoolsTrimEachOther: a Source's chunk buffers and spool memory are
+// kept for reuse, but before either maps more, the other's free memory
+// is given back, so that the two keep about what the budget lets them
+// use at once.
+func TestPoolsTrimEachOther(t *testing.T) {
+	fs, err := filestore.New(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := store.NewBudget(4, 64<<20)
+	r := repo.New(store.New(struct{ store.Driver }{fs}, "test", &store.Options{Budget: budget}), nil)
+	defer r.Close()
+	s := New(r, nil, nil) // no manifest: only its pools are used
+	defer s.memory.Close()
+	defer s.chunks.close()
+	spoolOf := func(n int) *spool.Spool {
+		sp, err := spool.Fill(t.Context(), struct{ io.Reader }{bytes.NewReader(make([]byte, n))}, budget,
+			spool.Options{MemoryThreshold: 4 << 20, TempDir: t.TempDir(), SizeHint: int64(n), Memory: s.memory, NoWait: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sp
+	}
+	spoolOf(1 << 20).Close()
+	if s.memory.Idle() == 0 {
+		t.Fatal("a closed spool's memory is not kept for reuse")
+	}
+	c := s.chunks.get() // maps a buffer: the spools' free memory goes
+	if s.memory.Idle() != 0 {
+		t.Fatalf("%d bytes of spool memory kept as a chunk buffer was mapped", s.memory.Idle())
+	}
+	s.chunks.put(c)
+	if len(s.chunks.free) != 1 {
+		t.Fatal("a chunk buffer put back is not kept for reuse")
+	}
+	held := spoolOf(1 << 20) // the pieces trimmed serve it: nothing mapped
+	if len(s.chunks.free) != 1 {
+		t.Fatal("chunk buffers freed though the spools mapped nothing")
+	}
+	spoolOf(3 << 20).Close() // more than a slab: maps, after freeing the chunk buffer
+	held.Close()
+	if len(s.chunks.free) != 0 {
+		t.Fatalf("%d chunk buffers kept as spool memory was mapped", len(s.chunks.free))
 	}
 }
 

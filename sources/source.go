@@ -141,7 +141,9 @@ func New(r *repo.Repo, m *manifest.Manifest, opts *Options) *Source {
 			s.opts.ChunkSize = localChunkSize
 		}
 	}
-	s.chunks = &chunkPool{size: int(s.opts.ChunkSize)}
+	s.memory = spool.NewMemory()
+	s.chunks = &chunkPool{size: int(s.opts.ChunkSize), onMap: s.memory.Trim}
+	s.memory.OnMap(s.chunks.trim)
 	if s.opts.ParallelThreshold == 0 {
 		s.opts.ParallelThreshold = DefaultParallelThreshold
 	}
@@ -149,7 +151,6 @@ func New(r *repo.Repo, m *manifest.Manifest, opts *Options) *Source {
 	// blob past the memory threshold writes over the file of one the
 	// service has read, not into a new one (see spool.Files).
 	s.files = spool.NewFiles(max(s.opts.Prefetch, 1))
-	s.memory = spool.NewMemory()
 	return s
 }
 

@@ -47,3 +47,9 @@ func Map(n int) (b []byte, free func()) {
 	}
 	return Alloc(n), func() {}
 }
+
+// Discard frees the memory of b, a buffer from Map or Alloc whose bytes
+// are no longer needed, keeping b usable: its pages are given back to
+// the system, and read as zeros when next touched, at the cost of a page
+// fault. Where that does not apply, Discard does nothing.
+func Discard(b []byte) { discard(b) }

@@ -20,6 +20,21 @@ func advise(b []byte) {
 	_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
 }
 
+// discard gives the whole pages of b back to the system.
+func discard(b []byte) {
+	p := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+	skip := (pageSize - p%pageSize) % pageSize
+	if skip >= len(b) {
+		return
+	}
+	if n := (len(b) - skip) / pageSize * pageSize; n > 0 {
+		_ = unix.Madvise(b[skip:skip+n], unix.MADV_DONTNEED)
+	}
+}
+
+// pageSize is the system's base page size.
+var pageSize = unix.Getpagesize()
+
 // mmap maps n bytes of anonymous memory, starting on a huge-page boundary
 // when n spans one.
 func mmap(n int) ([]byte, func(), bool) {

@@ -70,3 +70,33 @@ func TestMapOffHeap(t *testing.T) {
 		t.Fatalf("the heap grew by %d bytes for %d mapped buffers of %d", grew, count, n)
 	}
 }
+
+// TestDiscard writes a mapped buffer and discards it: its whole pages
+// read as zeros (they were given back), a partial page at either end
+// keeps its bytes, and the buffer stays usable.
+func TestDiscard(t *testing.T) {
+	if !supported {
+		t.Skip("Discard does nothing on this system")
+	}
+	b, free := Map(4 << 20)
+	defer free()
+	for i := range b {
+		b[i] = 7
+	}
+	part := b[100 : 3<<20]
+	Discard(part)
+	page := pageSize
+	for i, c := range b {
+		inside := i >= page && i < (3<<20)/page*page
+		switch {
+		case inside && c != 0:
+			t.Fatalf("byte %d of a discarded page is %d, want 0", i, c)
+		case !inside && c != 7:
+			t.Fatalf("byte %d outside the discarded pages is %d, want 7", i, c)
+		}
+	}
+	b[page] = 1
+	if b[page] != 1 {
+		t.Fatal("a discarded page cannot be written")
+	}
+}

@@ -32,20 +32,60 @@ const (
 // closed: it frees its memory once the last piece in use comes back.
 type Memory struct {
 	mu     sync.Mutex
-	free   [][]byte
+	free   [][]byte // the pieces free[:cold] hold no memory (see Trim)
+	cold   int
 	unmap  []func() // of every slab mapped
 	out    int      // pieces in use
 	closed bool
-	ever   int // slabs mapped since NewMemory
+	ever   int    // slabs mapped since NewMemory
+	onMap  func() // see OnMap
 }
 
 // NewMemory returns an empty Memory.
 func NewMemory() *Memory { return &Memory{} }
 
-// get returns a piece, mapping a slab when none is free.
+// OnMap sets f, called before m maps a slab, for a Memory that shares the
+// memory of a budget with another pool of buffers kept for reuse: f
+// frees that pool's free buffers, so that the two together keep little
+// more memory than the budget lets them use at once, instead of each
+// keeping as much as it once used. The other pool calls Trim for the
+// same reason.
+func (m *Memory) OnMap(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onMap = f
+}
+
+// Trim gives the memory of the pieces not in use back to the system (see
+// bigbuf.Discard); they stay m's, and get memory again, at the cost of
+// its page faults, when next used.
+func (m *Memory) Trim() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.free[m.cold:] {
+		bigbuf.Discard(p)
+	}
+	m.cold = len(m.free)
+}
+
+// Idle returns the bytes of the pieces not in use that hold memory.
+func (m *Memory) Idle() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return int64(len(m.free)-m.cold) * pieceSize
+}
+
+// get returns a piece: one that holds memory if there is one, or else a
+// trimmed one, or else one of a slab it maps, calling the OnMap function
+// first.
 func (m *Memory) get() []byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if len(m.free) == 0 && m.onMap != nil {
+		m.mu.Unlock() // f takes the other pool's lock, which may call Trim
+		m.onMap()
+		m.mu.Lock()
+	}
 	if len(m.free) == 0 {
 		b, unmap := bigbuf.Map(slabSize)
 		m.unmap = append(m.unmap, unmap)
@@ -56,6 +96,7 @@ func (m *Memory) get() []byte {
 	}
 	p := m.free[len(m.free)-1]
 	m.free = m.free[:len(m.free)-1]
+	m.cold = min(m.cold, len(m.free))
 	m.out++
 	return p
 }
@@ -95,7 +136,7 @@ func (m *Memory) release() {
 	for _, unmap := range m.unmap {
 		unmap()
 	}
-	m.free, m.unmap = nil, nil
+	m.free, m.unmap, m.cold = nil, nil, 0
 }
 
 // fillPieces reads r into pieces of opts.Memory, for a blob of

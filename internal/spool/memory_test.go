@@ -122,6 +122,37 @@ func TestMemoryReuses(t *testing.T) {
 	}
 }
 
+// TestMemoryTrim: Trim gives back the memory of the free pieces only;
+// the pieces serve spools again, warm ones first, and OnMap's function
+// runs only before a slab is mapped.
+func TestMemoryTrim(t *testing.T) {
+	m := NewMemory()
+	defer m.Close()
+	maps := 0
+	m.OnMap(func() { maps++ })
+	budget := store.NewBudget(1, 8<<20)
+	held := fillIn(t, m, budget, piecesData(pieceSize), pieceSize) // 2 pieces of 8
+	if maps != 1 || m.Idle() != 6*pieceSize {
+		t.Fatalf("after one spool: %d calls before a map, %d bytes idle", maps, m.Idle())
+	}
+	m.Trim()
+	if m.Idle() != 0 {
+		t.Fatalf("%d bytes idle after Trim", m.Idle())
+	}
+	want := piecesData(pieceSize + 100) // trimmed pieces serve it
+	sp := fillIn(t, m, budget, want, int64(len(want)))
+	checkContent(t, sp, want)
+	sp.Close()
+	if m.Idle() != 2*pieceSize {
+		t.Fatalf("%d bytes idle, want the 2 pieces used since Trim", m.Idle())
+	}
+	checkContent(t, held, piecesData(pieceSize)) // Trim left the pieces in use alone
+	held.Close()
+	if maps != 1 || len(m.unmap) != 1 {
+		t.Fatalf("%d calls before a map and %d slabs for spools that fit in one", maps, len(m.unmap))
+	}
+}
+
 // TestMemoryClosedWhileHeld checks that a Memory closed while a spool
 // holds pieces frees them when the spool closes, and that a read after
 // Close fails rather than read memory given back.
