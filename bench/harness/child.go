@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,6 +32,10 @@ const envChild = "STATEBUCKET_BENCH_CHILD"
 // envCPUProfile, set beside envChild, names the file a child writes its
 // CPU profile to, for go tool pprof.
 const envCPUProfile = "STATEBUCKET_BENCH_CPUPROFILE"
+
+// envCallTime names the file a statebucket child writes the time of its
+// call to (see timeCall).
+const envCallTime = "STATEBUCKET_BENCH_CALLTIME"
 
 // envAllocProfile, set beside envChild, names the file a child writes
 // its allocation profile to (go tool pprof -sample_index=alloc_space).
@@ -122,24 +128,19 @@ func runChild(ctx context.Context, spec childSpec) error {
 	}
 	switch spec.Kind {
 	case kindExport:
-		r, err := snapshot.Open(ctx, spec.URL)
-		if err != nil {
+		svc := fileService(&w)
+		return timeCall(ctx, spec.URL, func(r *snapshot.Repo) error {
+			m, err := snapshot.Export(ctx, r, svc, account, zone, nil)
+			if err == nil && m.ID.String() != w.ID {
+				err = fmt.Errorf("exported snapshot %s, want the workload's %s", m.ID, w.ID)
+			}
 			return err
-		}
-		defer r.Close()
-		m, err := snapshot.Export(ctx, r, fileService(&w), account, zone, nil)
-		if err == nil && m.ID.String() != w.ID {
-			err = fmt.Errorf("exported snapshot %s, want the workload's %s", m.ID, w.ID)
-		}
-		return err
+		})
 	case kindImport:
-		r, err := snapshot.Open(ctx, spec.URL)
-		if err != nil {
+		return timeCall(ctx, spec.URL, func(r *snapshot.Repo) error {
+			_, err := snapshot.Import(ctx, r, &service{}, account, zone, w.ID, nil)
 			return err
-		}
-		defer r.Close()
-		_, err = snapshot.Import(ctx, r, &service{}, account, zone, w.ID, nil)
-		return err
+		})
 	case kindS3Put, kindS3Get, kindS3GetHash:
 		srv := &testserver.S3Server{Endpoint: spec.Endpoint, AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"),
 			SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY"), Region: os.Getenv("AWS_REGION")}
@@ -159,6 +160,24 @@ func runChild(ctx context.Context, spec childSpec) error {
 		return eachBlob(ctx, &w, spec, dirLoop{root: spec.Dir})
 	}
 	return fmt.Errorf("unknown contender kind %q", spec.Kind)
+}
+
+// timeCall opens the repository at url, calls f with it and closes it,
+// and writes the seconds that took to the file $STATEBUCKET_BENCH_CALLTIME
+// names, if set: statebucket's own time, without the process's start and
+// the loading of the workload that the wall time of a run holds too (see
+// sample.CallSeconds).
+func timeCall(ctx context.Context, url string, f func(r *snapshot.Repo) error) error {
+	start := time.Now()
+	r, err := snapshot.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	err = errors.Join(f(r), r.Close())
+	if path := os.Getenv(envCallTime); path != "" && err == nil {
+		err = os.WriteFile(path, []byte(strconv.FormatFloat(time.Since(start).Seconds(), 'f', 6, 64)), 0o644)
+	}
+	return err
 }
 
 // loop is a bare store: one blob written from a file, or read.

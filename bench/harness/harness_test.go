@@ -131,6 +131,11 @@ func TestLocalDirectory(t *testing.T) {
 			require.True(t, ok, "%s %s: statebucket row", w.name, op)
 			assert.Equal(t, w.count, r.Objects)
 			assert.Equal(t, w.bytes, r.Bytes)
+			assert.Positive(t, r.CallSeconds, "%s %s: the child timed its call", w.name, op)
+			assert.Less(t, r.CallSeconds, r.Seconds, "%s %s: the call is part of the run", w.name, op)
+		}
+		for _, op := range []string{opWrite, opReadHash} {
+			assert.Zero(t, got[key{w.name, op, familyBare}].CallSeconds, "a bare loop has no call to time")
 		}
 	}
 	assert.Len(t, res.Rows, 10, "one row per workload and op: the bare loops at their best level only")
@@ -150,6 +155,23 @@ func TestLocalDirectory(t *testing.T) {
 	var md bytes.Buffer
 	again.print(&md, true)
 	assert.Contains(t, md.String(), "| 2x1MiB | file | export | statebucket |")
+}
+
+// TestReexportTarget compares a re-export with the first export by the
+// time of their calls when both were timed, by wall time otherwise.
+func TestReexportTarget(t *testing.T) {
+	first := row{Seconds: 2, CallSeconds: 1.8}
+	got := reexportTarget("w", row{Seconds: 0.25, CallSeconds: 0.09}, first)
+	assert.True(t, got.Holds, got.Text)
+	assert.Contains(t, got.Text, "0.050x the time of the first export's call")
+	assert.Contains(t, got.Text, "0.125x their processes' wall times")
+	got = reexportTarget("w", row{Seconds: 0.25, CallSeconds: 0.2}, first)
+	assert.False(t, got.Holds, got.Text)
+	got = reexportTarget("w", row{Seconds: 0.25}, first) // a report from before call times
+	assert.False(t, got.Holds, got.Text)
+	assert.Contains(t, got.Text, "0.125x the time of the first export")
+	got = reexportTarget("w", row{Seconds: 0.15}, row{Seconds: 2})
+	assert.True(t, got.Holds, got.Text)
 }
 
 // TestMissingPeer shows a peer that is not installed as a row saying so,

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,14 +17,20 @@ import (
 
 // sample is one run of one contender, as a child process.
 type sample struct {
-	Seconds    float64 `json:"seconds"`      // wall time
-	CPUSeconds float64 `json:"cpu_seconds"`  // user + system
-	PeakRSSMiB float64 `json:"peak_rss_mib"` // the child's maximum resident set
-	Err        string  `json:"error,omitempty"`
+	Seconds float64 `json:"seconds"` // wall time
+	// CallSeconds is the time of statebucket's own call in an in-process
+	// contender, timed by the child (see timeCall): from opening the
+	// repository to closing it, without starting the process and loading
+	// the workload, which the wall time holds too. 0 for other contenders.
+	CallSeconds float64 `json:"call_seconds,omitempty"`
+	CPUSeconds  float64 `json:"cpu_seconds"`  // user + system
+	PeakRSSMiB  float64 `json:"peak_rss_mib"` // the child's maximum resident set
+	Err         string  `json:"error,omitempty"`
 }
 
 // run runs cmd to the end and measures it: wall time from start to exit,
-// and the CPU time and peak RSS the kernel accounts to the process.
+// the CPU time and peak RSS the kernel accounts to the process, and the
+// time of statebucket's call if the child reports one.
 //
 // cmd runs under launch, the program of bench/harness/launch, which
 // starts it, waits for it and reports: Linux counts in a child's peak RSS
@@ -39,6 +46,13 @@ func run(ctx context.Context, launch string, cmd *exec.Cmd) sample {
 	if env == nil {
 		env = os.Environ()
 	}
+	callTime, err := os.CreateTemp("", "statebucket-bench-call-")
+	if err != nil {
+		return sample{Err: err.Error()}
+	}
+	callTime.Close()
+	defer os.Remove(callTime.Name())
+	env = append(env[:len(env):len(env)], envCallTime+"="+callTime.Name())
 	launcher := exec.CommandContext(ctx, launch, append([]string{cmd.Path}, cmd.Args[1:]...)...)
 	launcher.Env = env
 	launcher.ExtraFiles = []*os.File{w}
@@ -60,6 +74,9 @@ func run(ctx context.Context, launch string, cmd *exec.Cmd) sample {
 	}
 	if s.Err != "" {
 		s.Err = strings.TrimSpace(s.Err + ": " + stderr.String())
+	}
+	if data, err := os.ReadFile(callTime.Name()); err == nil && len(data) > 0 {
+		s.CallSeconds, _ = strconv.ParseFloat(string(data), 64)
 	}
 	return s
 }

@@ -35,22 +35,25 @@ type runs struct {
 
 // row is one line of the table: the median run of one contender.
 type row struct {
-	Workload   string   `json:"workload"`
-	Backend    string   `json:"backend"`
-	Op         string   `json:"op"`
-	Contender  string   `json:"contender"`
-	Family     string   `json:"family"`
-	Objects    int      `json:"objects"`
-	Bytes      int64    `json:"bytes"`
-	Seconds    float64  `json:"seconds"`
-	ObjectsPS  float64  `json:"objects_per_s"`
-	MiBPS      float64  `json:"mib_per_s"`
-	PeakRSSMiB float64  `json:"peak_rss_mib"`
-	CPUSeconds float64  `json:"cpu_seconds"`
-	VsBare     float64  `json:"vs_bare,omitempty"` // bare loop's time / this row's
-	VsPeer     float64  `json:"vs_peer,omitempty"` // best peer's time / this row's
-	Samples    []sample `json:"samples"`
-	Note       string   `json:"note,omitempty"`
+	Workload  string  `json:"workload"`
+	Backend   string  `json:"backend"`
+	Op        string  `json:"op"`
+	Contender string  `json:"contender"`
+	Family    string  `json:"family"`
+	Objects   int     `json:"objects"`
+	Bytes     int64   `json:"bytes"`
+	Seconds   float64 `json:"seconds"`
+	// CallSeconds is the median run's time of statebucket's own call
+	// (see sample.CallSeconds), 0 for other contenders.
+	CallSeconds float64  `json:"call_seconds,omitempty"`
+	ObjectsPS   float64  `json:"objects_per_s"`
+	MiBPS       float64  `json:"mib_per_s"`
+	PeakRSSMiB  float64  `json:"peak_rss_mib"`
+	CPUSeconds  float64  `json:"cpu_seconds"`
+	VsBare      float64  `json:"vs_bare,omitempty"` // bare loop's time / this row's
+	VsPeer      float64  `json:"vs_peer,omitempty"` // best peer's time / this row's
+	Samples     []sample `json:"samples"`
+	Note        string   `json:"note,omitempty"`
 }
 
 // target is one of issue 11's targets, checked on one row.
@@ -107,7 +110,7 @@ func (r *results) compute() {
 		row := row{Workload: x.w.Name, Backend: x.backend, Op: x.c.op, Contender: x.c.name, Family: x.c.family,
 			Objects: len(x.w.Blobs), Bytes: x.w.bytes(), Samples: x.samples, Note: m.Err}
 		if m.Err == "" {
-			row.Seconds, row.PeakRSSMiB, row.CPUSeconds = m.Seconds, m.PeakRSSMiB, m.CPUSeconds
+			row.Seconds, row.CallSeconds, row.PeakRSSMiB, row.CPUSeconds = m.Seconds, m.CallSeconds, m.PeakRSSMiB, m.CPUSeconds
 			row.ObjectsPS = float64(row.Objects) / m.Seconds
 			row.MiBPS = float64(row.Bytes) / (1 << 20) / m.Seconds
 		}
@@ -215,8 +218,8 @@ func (r *results) targets() []target {
 			ts = append(ts, t)
 		case opReexport:
 			t := target{Text: where + ": no export ran"}
-			if first, ok := r.exportSeconds(row); ok {
-				t = target{Text: fmt.Sprintf("%s: %.3fx the time of the first export (want <= %.1f)", where, row.Seconds/first, maxReexport), Holds: row.Seconds <= maxReexport*first}
+			if first, ok := r.firstExport(row); ok {
+				t = reexportTarget(where, row, first)
 			}
 			ts = append(ts, t)
 		}
@@ -225,30 +228,49 @@ func (r *results) targets() []target {
 	return ts
 }
 
-// exportSeconds returns the time of statebucket's first export of row's
+// firstExport returns the row of statebucket's first export of row's
 // workload on its backend, from the rows, which a report read back from
 // JSON has too.
-func (r *results) exportSeconds(row row) (float64, bool) {
+func (r *results) firstExport(row row) (row, bool) {
 	for _, x := range r.Rows {
 		if x.Workload == row.Workload && x.Backend == row.Backend && x.Family == familyStatebucket && x.Op == opExport && x.Seconds > 0 {
-			return x.Seconds, true
+			return x, true
 		}
 	}
-	return 0, false
+	return row, false
+}
+
+// reexportTarget checks the re-export of row against the first export:
+// by the time of statebucket's calls when both were timed (a run's wall
+// time also holds the start of its process and the loading of the
+// workload, a fixed cost that is most of a re-export's), by wall time
+// otherwise; the text gives both ratios.
+func reexportTarget(where string, re, first row) target {
+	wall := re.Seconds / first.Seconds
+	if re.CallSeconds <= 0 || first.CallSeconds <= 0 {
+		return target{Text: fmt.Sprintf("%s: %.3fx the time of the first export (want <= %.1f)", where, wall, maxReexport), Holds: wall <= maxReexport}
+	}
+	call := re.CallSeconds / first.CallSeconds
+	return target{Text: fmt.Sprintf("%s: %.3fx the time of the first export's call, %.3fs against %.3fs (want <= %.1f; %.3fx their processes' wall times)",
+		where, call, re.CallSeconds, first.CallSeconds, maxReexport, wall), Holds: call <= maxReexport}
 }
 
 // print writes the table, then the targets: aligned text, or Markdown
 // (for docs/benchmarks.md).
 func (r *results) print(w io.Writer, markdown bool) {
-	fmt.Fprintf(w, "\n%s: %d CPUs, %d round(s), the %s of the rounds per row; bare loops at the best of concurrency %v; ratios are speed ratios (reference time / row time)\n\n",
+	fmt.Fprintf(w, "\n%s: %d CPUs, %d round(s), the %s of the rounds per row; bare loops at the best of concurrency %v; ratios are speed ratios (reference time / row time); call s is statebucket's own call, timed in its process, whose time s also holds the process's start and the loading of the workload\n\n",
 		r.Started.Format(time.DateTime+" MST"), r.CPUs, r.Rounds, r.Statistic, r.Levels)
-	header := []string{"workload", "backend", "op", "contender", "time s", "objects/s", "MiB/s", "peak RSS MiB", "CPU s", "vs bare", "vs best peer", "note"}
+	header := []string{"workload", "backend", "op", "contender", "time s", "call s", "objects/s", "MiB/s", "peak RSS MiB", "CPU s", "vs bare", "vs best peer", "note"}
 	lines := [][]string{header}
 	for _, row := range r.Rows {
-		cells := []string{row.Workload, row.Backend, row.Op, row.Contender, "-", "-", "-", "-", "-", "-", "-", oneLine(row.Note)}
+		cells := []string{row.Workload, row.Backend, row.Op, row.Contender, "-", "-", "-", "-", "-", "-", "-", "-", oneLine(row.Note)}
 		if row.Seconds > 0 {
+			call := "-"
+			if row.CallSeconds > 0 {
+				call = fmt.Sprintf("%.3f", row.CallSeconds)
+			}
 			cells = []string{row.Workload, row.Backend, row.Op, row.Contender,
-				fmt.Sprintf("%.2f", row.Seconds), perSecond(row.ObjectsPS), fmt.Sprintf("%.1f", row.MiBPS),
+				fmt.Sprintf("%.2f", row.Seconds), call, perSecond(row.ObjectsPS), fmt.Sprintf("%.1f", row.MiBPS),
 				fmt.Sprintf("%.0f", row.PeakRSSMiB), fmt.Sprintf("%.2f", row.CPUSeconds), ratio(row.VsBare), ratio(row.VsPeer), ""}
 		}
 		lines = append(lines, cells)
