@@ -73,6 +73,25 @@ type Driver interface {
 	Close() error
 }
 
+// HashedBody is a Put body whose holder computed its SHA-256 over the
+// very bytes it serves, which do not change while it is held, such as a
+// blob copied to memory: a driver that would hash the body only to check
+// PutOptions.SHA256 may compare SHA256's result with it instead.
+type HashedBody interface {
+	io.ReaderAt
+	SHA256() []byte
+}
+
+// SHA256ToCheck returns the digest a driver checks by hashing body, for a
+// Put whose PutOptions.SHA256 is want: want, or nil when body is a
+// [HashedBody] of that digest.
+func SHA256ToCheck(body io.ReaderAt, want []byte) []byte {
+	if hb, ok := body.(HashedBody); ok && want != nil && bytes.Equal(hb.SHA256(), want) {
+		return nil
+	}
+	return want
+}
+
 // PutOptions modify a [Driver.Put].
 type PutOptions struct {
 	// CreateOnly makes Put fail with core.ErrExists if name exists. Of two

@@ -192,6 +192,8 @@ func readFull(r io.Reader, p []byte) (int, error) {
 // piecesReaderAt reads the pieces of a spool.
 type piecesReaderAt struct{ s *Spool }
 
+func (r piecesReaderAt) SHA256() []byte { return r.s.sum }
+
 func (r piecesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	s := r.s
 	switch {

@@ -63,6 +63,9 @@ func TestMemoryHoldsPieces(t *testing.T) {
 			t.Fatalf("%d bytes in %d pieces", n, len(sp.pieces))
 		}
 		checkContent(t, sp, want)
+		if hb, ok := sp.ReaderAt().(store.HashedBody); !ok || !bytes.Equal(hb.SHA256(), sp.Sum()) {
+			t.Fatalf("%d bytes in pieces: not a HashedBody of the spool's sum", n)
+		}
 		sp.Close()
 		if m.out != 0 {
 			t.Fatalf("%d pieces still out after Close", m.out)

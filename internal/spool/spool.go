@@ -67,7 +67,9 @@ func (s *Spool) Size() int64 { return s.size }
 // Sum returns the SHA-256 of the bytes held.
 func (s *Spool) Sum() []byte { return s.sum }
 
-// ReaderAt returns the bytes for random access.
+// ReaderAt returns the bytes for random access. Bytes held in memory come
+// as a [store.HashedBody], their SHA-256 being Sum: they are the bytes
+// hashed, and stay as they are until Close.
 func (s *Spool) ReaderAt() io.ReaderAt {
 	if s.src != nil {
 		return s.src
@@ -81,7 +83,7 @@ func (s *Spool) ReaderAt() io.ReaderAt {
 	if s.pieces != nil {
 		return piecesReaderAt{s}
 	}
-	return bytesReaderAt(s.mem)
+	return bytesReaderAt{s.mem, s.sum}
 }
 
 // Reader returns a new reader over the bytes held.
@@ -118,9 +120,13 @@ func (s *Spool) Close() error {
 	return err
 }
 
-type bytesReaderAt []byte
+// bytesReaderAt reads a spool's bytes held on the heap.
+type bytesReaderAt struct{ b, sum []byte }
 
-func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
+func (r bytesReaderAt) SHA256() []byte { return r.sum }
+
+func (r bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	b := r.b
 	if off < 0 {
 		return 0, fmt.Errorf("spool: negative offset %d", off)
 	}

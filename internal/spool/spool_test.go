@@ -97,6 +97,13 @@ func TestFillPlacement(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tc.inMemory, sp.InMemory())
 			requireContent(t, sp, want)
+			// Bytes in memory are the bytes hashed: a Put need not hash
+			// them again. A file could change under its reader.
+			hb, hashed := sp.ReaderAt().(store.HashedBody)
+			assert.Equal(t, tc.inMemory, hashed, "a HashedBody only in memory")
+			if hashed {
+				assert.Equal(t, sp.Sum(), hb.SHA256())
+			}
 			entries, err := os.ReadDir(dir)
 			require.NoError(t, err)
 			// A spilled spool is one temporary file, whose name is gone

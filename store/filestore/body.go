@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/statebucket/statebucket/core"
+	"github.com/statebucket/statebucket/store"
 )
 
 const (
@@ -48,7 +49,8 @@ type syncWriter interface {
 }
 
 // writeBody copies size bytes of body to f, checking ctx between chunks
-// and, if want is set, that their SHA-256 digest is want, then syncs f.
+// and, if want is set, that their SHA-256 digest is want (unless body is
+// a [store.HashedBody] of that digest), then syncs f.
 //
 // A content-addressed store hashes each byte it stores, and syncs it
 // before the name makes it a blob; done one after the other, as a
@@ -71,6 +73,7 @@ type syncWriter interface {
 // started once every byte was written, and an error of any sync fails
 // it.
 func writeBody(ctx context.Context, f syncWriter, body io.ReaderAt, size int64, want []byte) (err error) {
+	want = store.SHA256ToCheck(body, want)
 	c := copier{ctx: ctx, f: f, src: io.NewSectionReader(body, 0, size)}
 	defer func() { // no sync outlives the Put, which may close f
 		if werr := c.waitSync(); err == nil {

@@ -134,6 +134,35 @@ func TestWriteBody(t *testing.T) {
 	})
 }
 
+// hashedBody is a store.HashedBody claiming the digest sum.
+type hashedBody struct {
+	*bytes.Reader
+	sum []byte
+}
+
+func (b hashedBody) SHA256() []byte { return b.sum }
+
+// TestWriteBodyHashedBody: a body hashed by its holder to the digest the
+// Put checks is not hashed again (a body whose claim is false shows it:
+// its bytes are written unchecked); a claim of another digest is not
+// trusted, and the bytes are hashed and checked.
+func TestWriteBodyHashedBody(t *testing.T) {
+	body := randomBytes(copyChunk + 7)
+	sum := sha256.Sum256(body)
+	f := &fakeFile{t: t}
+	require.NoError(t, f.write(t.Context(), hashedBody{bytes.NewReader(body), sum[:]}, int64(len(body)), sum[:]))
+	assert.True(t, bytes.Equal(body, f.buf.Bytes()))
+
+	other := sha256.Sum256([]byte("other"))
+	f = &fakeFile{t: t}
+	require.NoError(t, f.write(t.Context(), hashedBody{bytes.NewReader(body), other[:]}, int64(len(body)), other[:]),
+		"the holder's digest is taken as it is")
+
+	f = &fakeFile{t: t}
+	err := f.write(t.Context(), hashedBody{bytes.NewReader(body), sum[:]}, int64(len(body)), other[:])
+	require.ErrorIs(t, err, core.ErrChecksumMismatch, "a claim of another digest than the Put's is not trusted")
+}
+
 // TestWriteBodyShort reads a body that ends before its announced size:
 // the size mismatch is reported and no sync follows.
 func TestWriteBodyShort(t *testing.T) {

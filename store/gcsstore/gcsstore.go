@@ -251,7 +251,7 @@ func (d *Driver) put(ctx context.Context, name string, body io.ReaderAt, size in
 		return err
 	}
 
-	h := newBodyHashes(opts.SHA256)
+	h := newBodyHashes(store.SHA256ToCheck(body, opts.SHA256))
 	buf := getBuffer()
 	defer putBuffer(buf)
 	src := io.NewSectionReader(sizedReaderAt{body, size}, 0, size)
@@ -326,7 +326,7 @@ func (d *Driver) putStreamed(ctx context.Context, name string, body io.ReaderAt,
 	buf := getBuffer()
 	defer putBuffer(buf)
 	src := io.NewSectionReader(sizedReaderAt{body, size}, 0, size)
-	h := newBodyHashes(opts.SHA256)
+	h := newBodyHashes(store.SHA256ToCheck(body, opts.SHA256))
 	if _, err := io.CopyBuffer(h.w, src, *buf); err != nil {
 		return err
 	}

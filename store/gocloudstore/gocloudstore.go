@@ -230,7 +230,7 @@ func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size in
 		size:  size,
 	}
 	if opts.SHA256 != nil && !d.serverSHA256(wopts, size, opts.SHA256) {
-		pr.want = opts.SHA256
+		pr.want = store.SHA256ToCheck(body, opts.SHA256)
 	}
 	if pr.want != nil || verify {
 		pr.h = sha256.New()

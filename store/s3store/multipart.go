@@ -45,7 +45,7 @@ func (d *Driver) putMultipart(ctx context.Context, name string, body io.ReaderAt
 		}
 	}()
 
-	parts, err := d.uploadParts(ctx, key, uploadID, body, size, opts.SHA256)
+	parts, err := d.uploadParts(ctx, key, uploadID, body, size, store.SHA256ToCheck(body, opts.SHA256))
 	if err != nil {
 		return err
 	}

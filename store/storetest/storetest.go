@@ -420,12 +420,17 @@ func testChecksum(t *testing.T, f *fixture) {
 			require.ErrorIs(t, err, core.ErrChecksumMismatch, "%s, CreateOnly %v", b.via, createOnly)
 			_, err = f.st.Stat(ctx, name)
 			requireNotFound(t, err)
+			// A body's own digest, other than the Put's, is not trusted.
+			err = b.o.Put(ctx, name, hashedBody{bytes.NewReader(data), sum[:]}, int64(len(data)), store.PutOptions{SHA256: wrong[:], CreateOnly: createOnly})
+			require.ErrorIs(t, err, core.ErrChecksumMismatch, "%s, CreateOnly %v, a HashedBody", b.via, createOnly)
+			_, err = f.st.Stat(ctx, name)
+			requireNotFound(t, err)
 		}
 	}
 	assert.Empty(t, list(t, f.drv, ""))
 
-	require.NoError(t, f.st.PutBytes(ctx, name, data, store.PutOptions{SHA256: sum[:], CreateOnly: true}),
-		"a create-only Put that failed its checksum must not have taken the name")
+	require.NoError(t, f.st.Put(ctx, name, hashedBody{bytes.NewReader(data), sum[:]}, int64(len(data)), store.PutOptions{SHA256: sum[:], CreateOnly: true}),
+		"a create-only Put that failed its checksum must not have taken the name; a HashedBody of the digest is stored")
 	assert.Equal(t, data, read(t, f.st, name))
 
 	// A failed overwrite leaves the object as it was.
@@ -434,6 +439,14 @@ func testChecksum(t *testing.T, f *fixture) {
 	require.ErrorIs(t, err, core.ErrChecksumMismatch)
 	assert.Equal(t, data, read(t, f.st, name))
 }
+
+// hashedBody is a store.HashedBody: bytes and their digest.
+type hashedBody struct {
+	*bytes.Reader
+	sum []byte
+}
+
+func (b hashedBody) SHA256() []byte { return b.sum }
 
 func testShortBody(t *testing.T, f *fixture) {
 	ctx := t.Context()
