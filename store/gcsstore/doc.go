@@ -49,7 +49,7 @@
 // request from a buffer of its size rounded up to 256 KiB, above it in a
 // resumable upload, in chunks of Options.ChunkSize, each buffered so that
 // the client can send it again. Options.MaxBufferBytes bounds those
-// buffers of 256 KiB and more together (16 MiB by default: two large
+// buffers of 256 KiB and more together (32 MiB by default: two large
 // uploads at once); an upload whose buffer does not fit waits, but
 // smaller objects never wait behind larger ones.
 //

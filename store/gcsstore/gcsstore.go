@@ -28,10 +28,14 @@ import (
 // Defaults of [Options].
 const (
 	DefaultMaxConcurrency = 32
-	// DefaultChunkSize is half the client library's default, the least
-	// Google advises for throughput: large uploads run in parallel, and
-	// their buffers add to the engine's memory.
-	DefaultChunkSize = 8 << 20
+	// DefaultChunkSize is the client library's default, and rclone's:
+	// each chunk of a resumable upload costs a request, and a server
+	// may do work per chunk on all it holds of the object so far (the
+	// emulator hashes it again), while the buffer of each large upload
+	// adds to the engine's memory. Half of it (8 MiB, the least Google
+	// advises for throughput) took twice as long to upload 1 GiB to the
+	// emulator (docs/benchmarks.md).
+	DefaultChunkSize = 16 << 20
 	// DefaultMaxBufferBytes lets two uploads of large objects run at
 	// once with DefaultChunkSize.
 	DefaultMaxBufferBytes = 2 * DefaultChunkSize
