@@ -251,10 +251,11 @@ func (l s3Loop) get(ctx context.Context, name string) (io.ReadCloser, error) {
 }
 
 // gcsLoop is the bare cloud.google.com/go/storage loop. Each Writer's
-// ChunkSize follows gcsstore's rule, so both send the same requests: one
-// request for an object smaller than gcsstore.DefaultChunkSize (the
-// client's default would buffer 16 MiB for each), resumable chunks of that
-// size otherwise.
+// ChunkSize is gcsstore.DefaultChunkSize (the client's own default), or
+// just past the object's size for a smaller one: one request for it,
+// without the client buffering a whole chunk for each small object;
+// resumable chunks of that size otherwise. (gcsstore sends objects of up
+// to its SingleRequestMax in one streamed request instead.)
 type gcsLoop struct{ bucket *storage.BucketHandle }
 
 func (l gcsLoop) put(ctx context.Context, name string, f *os.File, size int64) error {
