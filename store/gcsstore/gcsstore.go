@@ -33,7 +33,7 @@ const (
 	// may do work per chunk on all it holds of the object so far (the
 	// emulator hashes it again), while the buffer of each large upload
 	// adds to the engine's memory. Half of it (8 MiB, the least Google
-	// advises for throughput) took twice as long to upload 1 GiB to the
+	// advises for throughput) took 1.6 times as long to upload 1 GiB to the
 	// emulator (docs/benchmarks.md).
 	DefaultChunkSize = 16 << 20
 	// DefaultMaxBufferBytes lets two uploads of large objects run at
