@@ -53,6 +53,32 @@
 // uploads at once); an upload whose buffer does not fit waits, but
 // smaller objects never wait behind larger ones.
 //
+// An object of Options.CompositeThreshold or more (150 MiB by default,
+// gcloud storage's threshold) read from a body on this machine and put
+// with no precondition, as the engine puts large blobs, goes up in a
+// parallel composite upload, as gcloud storage does: the driver reads the
+// body once for its SHA-256 and the CRC32C of each part and of the whole,
+// sends the parts (of Options.ComponentSize, 50 MiB by default, or 32
+// equal ones if that makes more) as objects under "tmp/compose-" beneath
+// the prefix, each in one streamed request that declares its CRC32C,
+// Options.ComponentConcurrency (4) at once, sending a part that failed
+// transiently again; then one compose request joins the parts, by their
+// generations, into the object, declaring the whole's CRC32C, and the
+// parts are deleted, however the upload ended. No buffer is held, one
+// stream no longer bounds the upload, and a server that works per
+// chunk on all it holds of an object (the emulator hashes it again) does
+// that once per part. The object has a CRC32C but no MD5, which nothing
+// here reads. Only a bucket whose default storage class is STANDARD,
+// with no retention policy, default event-based holds or versioning, gets
+// composite uploads: other buckets keep deleted parts, or charge for them
+// (a bucket's soft-delete policy does too, for a week by default; the
+// parts cost that storage once). The driver reads the bucket's settings
+// once; credentials that cannot read them get no composite uploads.
+// Parts that a crash left behind are deleted by CleanStale
+// ([store.Cleaner]) once older than the age asked, a day by default: a
+// part does not say whose it is, and `statebucket gc` asks for its grace
+// period while its exclusive lock keeps writers out.
+//
 // A create-only Put carries the precondition DoesNotExist
 // (ifGenerationMatch=0), so GCS refuses to replace an object: its answer
 // 412 Precondition Failed is an error matching core.ErrExists. Other

@@ -81,6 +81,23 @@ type Options struct {
 	// flight. Default DefaultMaxBufferBytes; it is raised to ChunkSize if
 	// smaller.
 	MaxBufferBytes int64
+	// CompositeThreshold is the size from which an object read from a
+	// body on this machine, and put with no precondition (as the engine
+	// puts large blobs), goes up in a parallel composite upload: in
+	// parts of ComponentSize (more if that makes over 32), each an object
+	// of its own sent in one streamed request, ComponentConcurrency at
+	// once, which one compose request then joins into the object before
+	// the parts are deleted. Only a bucket whose default storage class is
+	// STANDARD, with no retention policy, default event-based holds or
+	// versioning, gets them (see the package documentation). Default
+	// DefaultCompositeThreshold; negative never uploads in parts.
+	CompositeThreshold int64
+	// ComponentSize is the size of the parts of a composite upload.
+	// Default DefaultComponentSize.
+	ComponentSize int64
+	// ComponentConcurrency is the number of parts of one object sent at
+	// once. Default DefaultComponentConcurrency.
+	ComponentConcurrency int
 	// MaxAttempts is the number of times the client sends a request whose
 	// answer says it may be tried again (429, 5xx, a broken connection)
 	// before the driver reports core.ErrTransient; for a resumable
@@ -119,6 +136,15 @@ func (o *Options) withDefaults() Options {
 	if r.SingleRequestMax == 0 {
 		r.SingleRequestMax = DefaultSingleRequestMax
 	}
+	if r.CompositeThreshold == 0 {
+		r.CompositeThreshold = DefaultCompositeThreshold
+	}
+	if r.ComponentSize <= 0 {
+		r.ComponentSize = DefaultComponentSize
+	}
+	if r.ComponentConcurrency <= 0 {
+		r.ComponentConcurrency = DefaultComponentConcurrency
+	}
 	return r
 }
 
@@ -147,12 +173,18 @@ type Driver struct {
 	// for an object does not say whether the object or the bucket is
 	// missing, need not be checked again.
 	bucketSeen atomic.Bool
+
+	// Whether the bucket takes composite uploads: asked once.
+	composeMu    sync.Mutex
+	composeKnown bool
+	composeOK    bool
 }
 
 var (
 	_ store.Driver            = (*Driver)(nil)
 	_ store.Concurrency       = (*Driver)(nil)
 	_ store.ConditionalPutter = (*Driver)(nil)
+	_ store.Cleaner           = (*Driver)(nil)
 )
 
 // New returns a driver over the objects under prefix in bucket, reached
@@ -222,6 +254,9 @@ func (d *Driver) put(ctx context.Context, name string, body io.ReaderAt, size in
 	}
 	if d.oneRequest(body, size) {
 		return d.putStreamed(ctx, name, body, size, opts, conds)
+	}
+	if conds == (storage.Conditions{}) && d.composite(ctx, body, size) {
+		return d.putComposite(ctx, name, body, size, opts)
 	}
 	// A chunk larger than the object makes the client send it in one
 	// request; a full chunk would leave it waiting for the end of the
@@ -327,43 +362,45 @@ func (d *Driver) oneRequest(body io.ReaderAt, size int64) bool {
 // is checked before anything is sent; then for the upload. The client
 // does not send such a request again: the engine does, from the body.
 func (d *Driver) putStreamed(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions, conds storage.Conditions) error {
-	buf := getBuffer()
-	defer putBuffer(buf)
-	src := io.NewSectionReader(sizedReaderAt{body, size}, 0, size)
-	h := newBodyHashes(store.SHA256ToCheck(body, opts.SHA256))
-	if _, err := io.CopyBuffer(h.w, src, *buf); err != nil {
+	src := sizedReaderAt{body, size}
+	crc, err := hashParts(ctx, src, []part{{size: size}}, store.SHA256ToCheck(body, opts.SHA256))
+	if err != nil {
 		return err
 	}
-	if err := h.check("nothing was sent"); err != nil {
-		return err
-	}
-	crc := h.crc.Sum32()
-
 	obj := d.bucket.Object(d.prefix + name)
 	if conds != (storage.Conditions{}) {
 		obj = obj.If(conds)
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	up := obj.NewWriter(wctx)
-	up.ChunkSize = 0 // one request, streamed
-	up.ContentType = contentType(opts)
-	up.CRC32C, up.SendCRC32C = crc, true
-	if _, err := src.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	if _, err := io.CopyBuffer(up, src, *buf); err != nil {
-		cancel()
-		_ = up.Close() // fails with the cancellation: err says more
+	attrs, err := d.send(ctx, obj, io.NewSectionReader(src, 0, size), crc, contentType(opts))
+	if err != nil {
 		if errors.As(err, new(*bodyError)) {
 			return err
 		}
 		return d.putFailed(ctx, err, conds)
 	}
-	if err := up.Close(); err != nil {
-		return d.putFailed(ctx, err, conds)
+	return d.checkStored(ctx, name, attrs, crc)
+}
+
+// send uploads src as obj in one request that streams it through the
+// client, declaring its CRC32C, and returns what the server stored.
+func (d *Driver) send(ctx context.Context, obj *storage.ObjectHandle, src io.Reader, crc uint32, ctype string) (*storage.ObjectAttrs, error) {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	up := obj.NewWriter(wctx)
+	up.ChunkSize = 0 // one request, streamed
+	up.ContentType = ctype
+	up.CRC32C, up.SendCRC32C = crc, true
+	if _, err := io.CopyBuffer(up, src, *buf); err != nil {
+		cancel()
+		_ = up.Close() // fails with the cancellation: err says more
+		return nil, err
 	}
-	return d.checkStored(ctx, name, up.Attrs(), crc)
+	if err := up.Close(); err != nil {
+		return nil, err
+	}
+	return up.Attrs(), nil
 }
 
 // checkStored compares the CRC32C of the object an upload stored with the

@@ -299,7 +299,8 @@ func (c *corruptUploads) RoundTrip(req *http.Request) (*http.Response, error) {
 // server, which refuses it by the CRC32C the client sends: nothing is
 // stored. (fake-gcs-server ignores the CRC32C that comes with the last
 // chunk of a resumable upload: the driver then finds the stored object's
-// CRC32C wrong and deletes it.)
+// CRC32C wrong and deletes it.) A composite upload's parts each carry
+// their own.
 func TestCorruptedInTransit(t *testing.T) {
 	srv := testserver.GCS(t)
 	modes := map[string]struct {
@@ -309,6 +310,7 @@ func TestCorruptedInTransit(t *testing.T) {
 		"Streamed":   {1 << 20, nil},
 		"OneRequest": {100 << 10, smallChunks},
 		"Resumable":  {700 << 10, smallChunks},
+		"Composite":  {1<<20 + 5, inParts},
 	}
 	for name, mode := range modes {
 		data := randomBytes(5, mode.size)
