@@ -1,10 +1,16 @@
 package integration_test
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"google.golang.org/api/iterator"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -71,6 +77,78 @@ func TestGCSRetriedCommitIsSuccess(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ms, 1)
 	assert.Equal(t, m.ID, ms[0].ID)
+}
+
+// composes counts the compose requests that go through it.
+type composes struct {
+	base http.RoundTripper
+	n    atomic.Int32
+}
+
+func (c *composes) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, "/compose") {
+		c.n.Add(1)
+	}
+	return c.base.RoundTrip(req)
+}
+
+// TestGCSCompositeExport: blobs past the composite threshold (lowered
+// here) that are not written create-only (those past
+// visitors.DefaultCreateOnlyMax, 1 MiB) go up through an export in
+// parallel composite uploads, import
+// back byte-exact, and leave no part; a part that a killed upload left is
+// deleted by gc.
+func TestGCSCompositeExport(t *testing.T) {
+	ctx := t.Context()
+	srv := testserver.GCS(t)
+	srv.SetEnv(t)
+	bucket := srv.NewBucket(t)
+	rt := &composes{base: http.DefaultTransport.(*http.Transport).Clone()}
+	u, err := url.Parse(srv.URL(bucket, "repo"))
+	require.NoError(t, err)
+	drv, err := gcsstore.Open(ctx, u, &gcsstore.Options{SingleRequestMax: -1, CompositeThreshold: 256 << 10, ComponentSize: 64 << 10,
+		ClientOptions: []option.ClientOption{option.WithHTTPClient(&http.Client{Transport: rt})}})
+	r := repoOver(t, u, drv, err)
+
+	src := coretest.NewObjectStore()
+	_, _, err = coretest.Fill(ctx, src, acct, region, coretest.FillOptions{Objects: 40, Size: 4 << 20, Seed: 11})
+	require.NoError(t, err)
+	m, err := snapshot.Export(ctx, r, src, acct, region, nil)
+	require.NoError(t, err)
+	assert.Positive(t, rt.n.Load(), "no blob went up in parts")
+	dst := coretest.NewObjectStore()
+	_, err = snapshot.Import(ctx, r, dst, acct, region, m.ID.String(), nil)
+	require.NoError(t, err)
+	require.NoError(t, sameState(t, src, dst))
+
+	admin := srv.Client(t)
+	assert.Empty(t, gcsNames(t, admin, bucket, "repo/tmp/"), "parts left")
+	w := admin.Bucket(bucket).Object("repo/tmp/compose-0123456789abcdef-3").NewWriter(ctx)
+	_, err = w.Write([]byte("a part of a killed upload"))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	rep, err := r.GC(ctx, &snapshot.GCOptions{Grace: time.Nanosecond})
+	require.NoError(t, err)
+	assert.Equal(t, 1, rep.TempFiles)
+	assert.Zero(t, rep.Blobs.Objects, "a referenced blob collected")
+	assert.Empty(t, gcsNames(t, admin, bucket, "repo/tmp/"))
+	_, err = r.Verify(ctx, m.ID.String(), &snapshot.VerifyOptions{ReadData: true})
+	require.NoError(t, err)
+}
+
+// gcsNames lists the objects of bucket under prefix.
+func gcsNames(t *testing.T, client *storage.Client, bucket, prefix string) []string {
+	t.Helper()
+	var names []string
+	it := client.Bucket(bucket).Objects(t.Context(), &storage.Query{Prefix: prefix})
+	for {
+		attrs, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return names
+		}
+		require.NoError(t, err)
+		names = append(names, attrs.Name)
+	}
 }
 
 // TestGCSMissingBucket: the error names the bucket.
