@@ -217,11 +217,13 @@ func where() string {
 // engine should keep in flight (see store.Concurrency).
 func (d *Driver) MaxConcurrency() int { return d.opts.MaxConcurrency }
 
-// Put implements [store.Driver.Put]. It reads the body once, hashing it
-// as it goes to the client: the client computes the CRC32C of what it
-// sends and sends it along, for GCS to check before it creates the
-// object; the driver checks the SHA-256, which GCS cannot, before the
-// upload's end, and abandons the upload if it differs.
+// Put implements [store.Driver.Put]. Every upload carries the CRC32C of
+// what it sends, for GCS to check before it creates the object; the
+// driver checks the SHA-256, which GCS cannot, before anything is sent
+// or before the upload's end, and abandons the upload if it differs. How
+// an object goes up (one streamed request, a resumable upload, or a
+// parallel composite upload) depends on its size and its body: see the
+// package documentation.
 func (d *Driver) Put(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions) error {
 	var conds storage.Conditions
 	if opts.CreateOnly {
