@@ -1,16 +1,12 @@
 package integration_test
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"cloud.google.com/go/storage"
-	"google.golang.org/api/iterator"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -122,7 +118,7 @@ func TestGCSCompositeExport(t *testing.T) {
 	require.NoError(t, sameState(t, src, dst))
 
 	admin := srv.Client(t)
-	assert.Empty(t, gcsNames(t, admin, bucket, "repo/tmp/"), "parts left")
+	assert.Empty(t, srv.ObjectNames(t, bucket, "repo/tmp/"), "parts left")
 	w := admin.Bucket(bucket).Object("repo/tmp/compose-0123456789abcdef-3").NewWriter(ctx)
 	_, err = w.Write([]byte("a part of a killed upload"))
 	require.NoError(t, err)
@@ -131,24 +127,9 @@ func TestGCSCompositeExport(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, rep.TempFiles)
 	assert.Zero(t, rep.Blobs.Objects, "a referenced blob collected")
-	assert.Empty(t, gcsNames(t, admin, bucket, "repo/tmp/"))
+	assert.Empty(t, srv.ObjectNames(t, bucket, "repo/tmp/"))
 	_, err = r.Verify(ctx, m.ID.String(), &snapshot.VerifyOptions{ReadData: true})
 	require.NoError(t, err)
-}
-
-// gcsNames lists the objects of bucket under prefix.
-func gcsNames(t *testing.T, client *storage.Client, bucket, prefix string) []string {
-	t.Helper()
-	var names []string
-	it := client.Bucket(bucket).Objects(t.Context(), &storage.Query{Prefix: prefix})
-	for {
-		attrs, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return names
-		}
-		require.NoError(t, err)
-		names = append(names, attrs.Name)
-	}
 }
 
 // TestGCSMissingBucket: the error names the bucket.

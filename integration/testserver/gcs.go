@@ -160,6 +160,24 @@ func (s *GCSServer) NewBucket(t testing.TB) string {
 	}, s.removeBucket)
 }
 
+// ObjectNames returns the names of the objects of bucket under prefix, in
+// order.
+func (s *GCSServer) ObjectNames(t testing.TB, bucket, prefix string) []string {
+	t.Helper()
+	var names []string
+	it := s.Client(t).Bucket(bucket).Objects(context.Background(), &storage.Query{Prefix: prefix})
+	for {
+		attrs, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return names
+		}
+		if err != nil {
+			t.Fatalf("testserver: list %s/%s at %s: %v", bucket, prefix, s.Endpoint, err)
+		}
+		names = append(names, attrs.Name)
+	}
+}
+
 // removeBucket deletes the bucket name and everything in it.
 func (s *GCSServer) removeBucket(name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -3,10 +3,8 @@ package gcsstore_test
 import (
 	"bytes"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
 	"github.com/statebucket/statebucket/core"
@@ -77,21 +73,6 @@ func (c *requests) count(kind string) int {
 	return c.n[kind]
 }
 
-// names lists the objects of bucket under prefix.
-func names(t *testing.T, client *storage.Client, bucket, prefix string) []string {
-	t.Helper()
-	var got []string
-	it := client.Bucket(bucket).Objects(t.Context(), &storage.Query{Prefix: prefix})
-	for {
-		attrs, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return got
-		}
-		require.NoError(t, err)
-		got = append(got, attrs.Name)
-	}
-}
-
 // TestCompositeUpload: a large object from a body on this machine goes up
 // in parts, one request each, joined by one compose, with the CRC32C of
 // the whole; the parts are gone once the Put returns. A body on a server,
@@ -107,6 +88,15 @@ func TestCompositeUpload(t *testing.T) {
 	from := store.New(fs, "from", nil)
 	require.NoError(t, from.PutBytes(t.Context(), "blobs/local", data, store.PutOptions{}))
 	remote := store.New(notLocal{fs}, "from", nil)
+	// putFrom puts the blob as a body that src streams.
+	putFrom := func(src *store.Store) func(st *store.Store) error {
+		return func(st *store.Store) error {
+			body, err := src.ReaderAt(t.Context(), "blobs/local", int64(len(data)))
+			require.NoError(t, err)
+			defer body.Close()
+			return st.Put(t.Context(), tag, body, int64(len(data)), store.PutOptions{SHA256: sum[:]})
+		}
+	}
 
 	for _, tc := range []struct {
 		name      string
@@ -116,18 +106,8 @@ func TestCompositeUpload(t *testing.T) {
 		{"Bytes", func(st *store.Store) error {
 			return st.PutBytes(t.Context(), tag, data, store.PutOptions{SHA256: sum[:]})
 		}, true},
-		{"LocalStore", func(st *store.Store) error {
-			body, err := from.ReaderAt(t.Context(), "blobs/local", int64(len(data)))
-			require.NoError(t, err)
-			defer body.Close()
-			return st.Put(t.Context(), tag, body, int64(len(data)), store.PutOptions{SHA256: sum[:]})
-		}, true},
-		{"RemoteStore", func(st *store.Store) error {
-			body, err := remote.ReaderAt(t.Context(), "blobs/local", int64(len(data)))
-			require.NoError(t, err)
-			defer body.Close()
-			return st.Put(t.Context(), tag, body, int64(len(data)), store.PutOptions{SHA256: sum[:]})
-		}, false},
+		{"LocalStore", putFrom(from), true},
+		{"RemoteStore", putFrom(remote), false},
 		{"CreateOnly", func(st *store.Store) error {
 			return st.PutBytes(t.Context(), tag, data, store.PutOptions{SHA256: sum[:], CreateOnly: true})
 		}, false},
@@ -154,7 +134,7 @@ func TestCompositeUpload(t *testing.T) {
 			attrs, err := client.Bucket(bucket).Object("repo/" + tag).Attrs(t.Context())
 			require.NoError(t, err)
 			assert.Equal(t, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), attrs.CRC32C)
-			assert.Equal(t, []string{"repo/" + tag}, names(t, client, bucket, ""), "only the object is left")
+			assert.Equal(t, []string{"repo/" + tag}, srv.ObjectNames(t, bucket, ""), "only the object is left")
 		})
 	}
 }
@@ -172,7 +152,7 @@ func TestCompositeWrongSHA256(t *testing.T) {
 	err := st.PutBytes(t.Context(), tag, data, store.PutOptions{SHA256: wrong[:]})
 	require.ErrorIs(t, err, core.ErrChecksumMismatch)
 	assert.Zero(t, rt.count("multipart")+rt.count("resumable")+rt.count("compose"), "something was sent")
-	assert.Empty(t, names(t, client, bucket, ""))
+	assert.Empty(t, srv.ObjectNames(t, bucket, ""))
 }
 
 // failCompose answers 400 to compose requests, which no retry mends, and
@@ -199,7 +179,7 @@ func TestCompositeFailureLeavesNothing(t *testing.T) {
 	err := st.PutBytes(t.Context(), tag, randomBytes(13, 1<<20), store.PutOptions{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), tag, "the error names the object")
-	assert.Empty(t, names(t, client, bucket, ""), "parts or an object left")
+	assert.Empty(t, srv.ObjectNames(t, bucket, ""), "parts or an object left")
 
 	old := []byte("old")
 	require.NoError(t, good.PutBytes(t.Context(), tag, old, store.PutOptions{}))
@@ -207,7 +187,7 @@ func TestCompositeFailureLeavesNothing(t *testing.T) {
 	got, err := good.GetBytes(t.Context(), tag, 1<<20)
 	require.NoError(t, err)
 	assert.Equal(t, old, got, "a failed replacement changed the object")
-	assert.Equal(t, []string{"repo/" + tag}, names(t, client, bucket, ""))
+	assert.Equal(t, []string{"repo/" + tag}, srv.ObjectNames(t, bucket, ""))
 }
 
 // TestCompositeFaults round-trips objects in parts through a transport
@@ -241,7 +221,7 @@ func TestCompositeFaults(t *testing.T) {
 		require.NoError(t, err, name)
 		require.True(t, bytes.Equal(data, got), "%s: content read back differs", name)
 	}
-	assert.Len(t, names(t, srv.Client(t), bucket, ""), len(objects), "parts left")
+	assert.Len(t, srv.ObjectNames(t, bucket, ""), len(objects), "parts left")
 	t.Logf("injected: %s", writes)
 }
 
@@ -302,15 +282,7 @@ func (b *bucketSettings) RoundTrip(req *http.Request) (*http.Response, error) {
 	if b.settings == "" {
 		return answerStatus(http.StatusForbidden).RoundTrip(req)
 	}
-	body := fmt.Sprintf(`{"kind":"storage#bucket","name":%q,%s}`, b.bucket, b.settings)
-	return &http.Response{
-		StatusCode: http.StatusOK, Status: "200 OK",
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:        http.Header{"Content-Type": {"application/json"}},
-		Body:          io.NopCloser(strings.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Request:       req,
-	}, nil
+	return jsonAnswer(req, http.StatusOK, fmt.Sprintf(`{"kind":"storage#bucket","name":%q,%s}`, b.bucket, b.settings)), nil
 }
 
 // TestCleanStale deletes the parts older than it is told, and nothing
@@ -335,5 +307,5 @@ func TestCleanStale(t *testing.T) {
 	n, err = st.CleanStale(t.Context(), time.Nanosecond)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
-	assert.Equal(t, []string{"other/tmp/compose-0123456789abcdef-0", "repo/tags/t.json"}, names(t, client, bucket, ""))
+	assert.Equal(t, []string{"other/tmp/compose-0123456789abcdef-0", "repo/tags/t.json"}, srv.ObjectNames(t, bucket, ""))
 }

@@ -540,18 +540,23 @@ func TestFaultsEveryRequest(t *testing.T) {
 type answerStatus int
 
 func (a answerStatus) RoundTrip(req *http.Request) (*http.Response, error) {
+	return jsonAnswer(req, int(a), fmt.Sprintf(`{"error":{"code":%d,"message":"injected %d"}}`, a, a)), nil
+}
+
+// jsonAnswer answers req, without sending it on, with status and the JSON
+// body.
+func jsonAnswer(req *http.Request, status int, body string) *http.Response {
 	if req.Body != nil {
 		req.Body.Close()
 	}
-	body := fmt.Sprintf(`{"error":{"code":%d,"message":"injected %d"}}`, a, a)
 	return &http.Response{
-		StatusCode: int(a), Status: fmt.Sprintf("%d %s", a, http.StatusText(int(a))),
+		StatusCode: status, Status: fmt.Sprintf("%d %s", status, http.StatusText(status)),
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header:        http.Header{"Content-Type": {"application/json"}},
 		Body:          io.NopCloser(strings.NewReader(body)),
 		ContentLength: int64(len(body)),
 		Request:       req,
-	}, nil
+	}
 }
 
 // TestErrorMapping: every operation answered 403, 409, 429 or 503 fails
@@ -620,29 +625,6 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
-// uploadCounter counts the upload requests that go through it, by
-// uploadType.
-type uploadCounter struct {
-	base http.RoundTripper
-	mu   sync.Mutex
-	n    map[string]int
-}
-
-func (c *uploadCounter) RoundTrip(req *http.Request) (*http.Response, error) {
-	if typ := req.URL.Query().Get("uploadType"); typ != "" {
-		c.mu.Lock()
-		c.n[typ]++
-		c.mu.Unlock()
-	}
-	return c.base.RoundTrip(req)
-}
-
-func (c *uploadCounter) count(typ string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[typ]
-}
-
 // notLocal hides the Local method of a directory driver: a store it backs
 // looks like one on a server.
 type notLocal struct{ store.Driver }
@@ -673,7 +655,7 @@ func TestStreamedFromAnotherStore(t *testing.T) {
 			defer body.Close()
 			assert.Equal(t, tc.oneUpload, body.Local())
 
-			rt := &uploadCounter{base: newTransport(), n: map[string]int{}}
+			rt := newRequests(newTransport())
 			st := newStore(t, srv, srv.Client(t, option.WithHTTPClient(&http.Client{Transport: rt})), &gcsstore.Options{ChunkSize: 256 << 10})
 			require.NoError(t, st.Put(t.Context(), tag, body, int64(len(data)), store.PutOptions{SHA256: sum[:], CreateOnly: true}))
 			if tc.oneUpload {
