@@ -109,9 +109,9 @@ func (d *Driver) parts(size int64, prefix string) []part {
 }
 
 // putComposite stores size bytes of body under name in a parallel
-// composite upload, unconditionally. It reads the body once for its SHA-256, checked before anything is
-// sent, and the CRC32C of each part and of the whole; then it sends the
-// parts, each in one request that declares its CRC32C, at most
+// composite upload, unconditionally. It reads the body once for its
+// SHA-256, checked before anything is sent, and the CRC32C of each part
+// and of the whole; then it sends the parts, each in one request that declares its CRC32C, at most
 // Options.ComponentConcurrency at once, and sends a part that fails
 // transiently again; then it composes them into the object, declaring the
 // whole's CRC32C, with the parts' generations, so that the object is made
@@ -170,9 +170,13 @@ func hashParts(ctx context.Context, body io.ReaderAt, ps []part, want []byte) (u
 	buf := getBuffer()
 	defer putBuffer(buf)
 	for i := range ps {
-		crc := crc32.New(castagnoli)
+		w, crc := h.w, h.crc // one part: its CRC32C is the whole's
+		if len(ps) > 1 {
+			crc = crc32.New(castagnoli)
+			w = io.MultiWriter(h.w, crc)
+		}
 		src := ctxReader{ctx, io.NewSectionReader(body, ps[i].off, ps[i].size)}
-		if _, err := io.CopyBuffer(io.MultiWriter(h.w, crc), src, *buf); err != nil {
+		if _, err := io.CopyBuffer(w, src, *buf); err != nil {
 			return 0, err
 		}
 		ps[i].crc = crc.Sum32()
