@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -50,6 +51,11 @@ const (
 
 	// maxComponents is the most sources that one compose request takes.
 	maxComponents = 32
+	// maxParts is the most parts of one upload: maxComponents groups of
+	// maxComponents, each group composed into an object of its own, then
+	// those into the object, as gcloud storage composes in rounds. Past
+	// maxParts parts of ComponentSize, the parts grow.
+	maxParts = maxComponents * maxComponents
 	// tmpPrefix holds the parts of the uploads in flight, under the
 	// driver's prefix: no repository name starts with it.
 	tmpPrefix = "tmp/compose-"
@@ -98,9 +104,9 @@ type part struct {
 }
 
 // parts splits size bytes into parts of Options.ComponentSize, or into
-// maxComponents equal ones if that makes more, named after prefix.
+// maxParts equal ones if that makes more, named after prefix.
 func (d *Driver) parts(size int64, prefix string) []part {
-	each := max(d.opts.ComponentSize, (size+maxComponents-1)/maxComponents)
+	each := max(d.opts.ComponentSize, (size+maxParts-1)/maxParts)
 	var ps []part
 	for off := int64(0); off < size; off += each {
 		ps = append(ps, part{off: off, size: min(each, size-off), name: prefix + strconv.Itoa(len(ps))})
@@ -115,12 +121,15 @@ func (d *Driver) parts(size int64, prefix string) []part {
 // Options.ComponentConcurrency at once, and sends a part that fails
 // transiently again; then it composes them into the object, declaring the
 // whole's CRC32C, with the parts' generations, so that the object is made
-// of the very bytes sent. Whatever happens, it deletes the parts.
+// of the very bytes sent; more than maxComponents parts are composed in
+// groups first (see composeGroups). Whatever happens, it deletes the
+// parts and the groups.
 func (d *Driver) putComposite(ctx context.Context, name string, body io.ReaderAt, size int64, opts store.PutOptions) error {
 	src := sizedReaderAt{body, size}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	ps := d.parts(size, d.prefix+tmpPrefix+hex.EncodeToString(id[:])+"-")
+	prefix := d.prefix + tmpPrefix + hex.EncodeToString(id[:]) + "-"
+	ps := d.parts(size, prefix)
 	whole, err := hashParts(ctx, src, ps, store.SHA256ToCheck(body, opts.SHA256))
 	if err != nil {
 		return err
@@ -148,11 +157,15 @@ func (d *Driver) putComposite(ctx context.Context, name string, body io.ReaderAt
 		return d.putFailed(ctx, err, storage.Conditions{})
 	}
 
-	srcs := make([]*storage.ObjectHandle, len(ps))
-	for i, p := range ps {
-		srcs[i] = d.bucket.Object(p.name).Generation(p.gen)
+	if len(ps) > maxComponents {
+		groups, err := d.composeGroups(ctx, ps, prefix+"g")
+		defer d.deleteParts(ctx, groups)
+		if err != nil {
+			return d.putFailed(ctx, err, storage.Conditions{})
+		}
+		ps = groups
 	}
-	c := d.bucket.Object(d.prefix + name).ComposerFrom(srcs...)
+	c := d.bucket.Object(d.prefix + name).ComposerFrom(sources(d.bucket, ps)...)
 	c.ContentType = contentType(opts)
 	c.CRC32C, c.SendCRC32C = whole, true
 	attrs, err := c.Run(ctx)
@@ -160,6 +173,47 @@ func (d *Driver) putComposite(ctx context.Context, name string, body io.ReaderAt
 		return d.putFailed(ctx, err, storage.Conditions{})
 	}
 	return d.checkStored(ctx, name, attrs, whole)
+}
+
+// sources returns handles on the stored parts ps, each at its generation.
+func sources(b *storage.BucketHandle, ps []part) []*storage.ObjectHandle {
+	srcs := make([]*storage.ObjectHandle, len(ps))
+	for i, p := range ps {
+		srcs[i] = b.Object(p.name).Generation(p.gen)
+	}
+	return srcs
+}
+
+// composeGroups composes the stored parts ps, maxComponents at a time,
+// into objects named prefix and the group's number, at most
+// Options.ComponentConcurrency at once, and returns those it made, as
+// parts: the sources of the object's compose. A group's compose is sent
+// again after a transient failure (its sources are pinned by generation
+// and its name is the upload's own, so the same compose twice makes the
+// same object). The groups declare no CRC32C: the server computes each
+// from its parts', which it checked as they came, and the object's
+// compose declares the whole's.
+func (d *Driver) composeGroups(ctx context.Context, ps []part, prefix string) ([]part, error) {
+	groups := make([]part, (len(ps)+maxComponents-1)/maxComponents)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(d.opts.ComponentConcurrency)
+	for i := range groups {
+		in := ps[i*maxComponents : min((i+1)*maxComponents, len(ps))]
+		groups[i] = part{off: in[0].off, name: prefix + strconv.Itoa(i)}
+		g.Go(func() error {
+			var attempts atomic.Int32
+			b := d.uploadBucket(&attempts)
+			c := b.Object(groups[i].name).ComposerFrom(sources(b, in)...)
+			c.ContentType = "application/octet-stream"
+			attrs, err := c.Run(gctx)
+			if err != nil {
+				return fmt.Errorf("compose group %d of %d (parts %d to %d): %w", i+1, len(groups), i*maxComponents+1, i*maxComponents+len(in), err)
+			}
+			groups[i].size, groups[i].crc, groups[i].gen = attrs.Size, attrs.CRC32C, attrs.Generation
+			return nil
+		})
+	}
+	return groups, g.Wait()
 }
 
 // hashParts reads body once, in order, and sets the CRC32C of each part;

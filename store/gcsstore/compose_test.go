@@ -26,7 +26,7 @@ import (
 )
 
 // inParts makes every unconditional Put of more than 256 KiB a composite
-// upload, in parts of 256 KiB (or 32 equal parts), two at a time.
+// upload, in parts of 256 KiB (or 1,024 equal parts), two at a time.
 // Other Puts go up in resumable uploads of 256 KiB chunks.
 var inParts = &gcsstore.Options{SingleRequestMax: -1, ChunkSize: 256 << 10, CompositeThreshold: 1, ComponentSize: 256 << 10, ComponentConcurrency: 2}
 
@@ -139,6 +139,51 @@ func TestCompositeUpload(t *testing.T) {
 	}
 }
 
+// failFinal answers 400 to the compose requests that make an object out
+// of tmp/, and sends the others on: the groups are made, the object not.
+type failFinal struct{ base http.RoundTripper }
+
+func (f failFinal) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, "/compose") && !strings.Contains(req.URL.Path, "tmp/compose-") {
+		return answerStatus(http.StatusBadRequest).RoundTrip(req)
+	}
+	return f.base.RoundTrip(req)
+}
+
+// TestCompositeRounds: an upload of more than 32 parts composes them 32
+// at a time into groups, then the groups into the object, and deletes
+// parts and groups, whether the object's compose succeeds or fails.
+func TestCompositeRounds(t *testing.T) {
+	srv := testserver.GCS(t)
+	data := randomBytes(15, 3<<20+5) // 49 parts of 64 KiB: groups of 32 and 17
+	sum := sha256.Sum256(data)
+	opts := &gcsstore.Options{SingleRequestMax: -1, CompositeThreshold: 1, ComponentSize: 64 << 10, ComponentConcurrency: 3}
+
+	rt := newRequests(newTransport())
+	client := srv.Client(t, option.WithHTTPClient(&http.Client{Transport: rt}))
+	bucket := srv.NewBucket(t)
+	st := store.New(gcsstore.New(client, bucket, "repo", opts), "gs://"+bucket+"/repo", nil)
+	require.NoError(t, st.PutBytes(t.Context(), tag, data, store.PutOptions{SHA256: sum[:]}))
+	assert.Equal(t, 49, rt.count("multipart"), "one request per part")
+	assert.Equal(t, 3, rt.count("compose"), "two groups, then the object")
+	assert.Equal(t, 51, rt.count("delete"), "the parts and the groups deleted")
+	got, err := st.GetBytes(t.Context(), tag, 4<<20)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(data, got), "content read back differs")
+	attrs, err := client.Bucket(bucket).Object("repo/" + tag).Attrs(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), attrs.CRC32C)
+	assert.Equal(t, []string{"repo/" + tag}, srv.ObjectNames(t, bucket, ""), "only the object is left")
+
+	bucket = srv.NewBucket(t)
+	client = srv.Client(t, option.WithHTTPClient(&http.Client{Transport: failFinal{newTransport()}}))
+	st = store.New(gcsstore.New(client, bucket, "repo", opts), "gs://"+bucket+"/repo", nil)
+	err = st.PutBytes(t.Context(), tag, data, store.PutOptions{SHA256: sum[:]})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), tag, "the error names the object")
+	assert.Empty(t, srv.ObjectNames(t, bucket, ""), "parts, groups or an object left")
+}
+
 // TestCompositeWrongSHA256: a body whose SHA-256 is not the one given is
 // refused before any part is sent.
 func TestCompositeWrongSHA256(t *testing.T) {
@@ -204,7 +249,7 @@ func TestCompositeFaults(t *testing.T) {
 	st := store.New(gcsstore.New(client, bucket, "repo", opts), "gs://"+bucket+"/repo", nil)
 	ctx := t.Context()
 	objects := map[string][]byte{}
-	for i, size := range []int{300 << 10, 1 << 20, 3<<20 + 5} {
+	for i, size := range []int{300 << 10, 1 << 20, 3<<20 + 5, 9 << 20} { // the last in 36 parts: two groups
 		name := fmt.Sprintf("tags/o%d.json", i)
 		objects[name] = randomBytes(uint64(20+i), size)
 		sum := sha256.Sum256(objects[name])
@@ -215,9 +260,9 @@ func TestCompositeFaults(t *testing.T) {
 	for _, k := range writes.Kinds {
 		assert.Positive(t, writes.Count(k), "no %v fault was injected into uploads", k)
 	}
-	assert.GreaterOrEqual(t, counted.count("compose"), 6, "every Put composed")
+	assert.GreaterOrEqual(t, counted.count("compose"), 12, "every Put composed, the last one in two rounds")
 	for name, data := range objects {
-		got, err := st.GetBytes(ctx, name, 4<<20)
+		got, err := st.GetBytes(ctx, name, 16<<20)
 		require.NoError(t, err, name)
 		require.True(t, bytes.Equal(data, got), "%s: content read back differs", name)
 	}

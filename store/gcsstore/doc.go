@@ -58,13 +58,16 @@
 // with no precondition, as the engine puts large blobs, goes up in a
 // parallel composite upload, as gcloud storage does: the driver reads the
 // body once for its SHA-256 and the CRC32C of each part and of the whole,
-// sends the parts (of Options.ComponentSize, 50 MiB by default, or 32
+// sends the parts (of Options.ComponentSize, 50 MiB by default, or 1,024
 // equal ones if that makes more) as objects under "tmp/compose-" beneath
 // the prefix, each in one streamed request that declares its CRC32C,
 // Options.ComponentConcurrency (4) at once, sending a part that failed
 // transiently again; then one compose request joins the parts, by their
 // generations, into the object, declaring the whole's CRC32C, and the
-// parts are deleted, however the upload ended. No buffer is held, one
+// parts are deleted, however the upload ended. A compose request takes
+// at most 32 sources: more parts (objects over 1.6 GiB by default) are
+// first composed 32 at a time into groups under "tmp/compose-", which
+// the object's compose joins, as gcloud storage composes in rounds. No buffer is held, one
 // stream no longer bounds the upload, and a server that works per
 // chunk on all it holds of an object (the emulator hashes it again) does
 // that once per part. The object has a CRC32C but no MD5, which nothing

@@ -84,10 +84,10 @@ type Options struct {
 	// CompositeThreshold is the size from which an object read from a
 	// body on this machine, and put with no precondition (as the engine
 	// puts large blobs), goes up in a parallel composite upload: in
-	// parts of ComponentSize (more if that makes over 32), each an object
-	// of its own sent in one streamed request, ComponentConcurrency at
-	// once, which one compose request then joins into the object before
-	// the parts are deleted. Only a bucket whose default storage class is
+	// parts of ComponentSize (more if that makes over 1,024), each an
+	// object of its own sent in one streamed request, ComponentConcurrency
+	// at once, which one compose request then joins into the object (over
+	// 32 parts, in groups of 32 first) before the parts are deleted. Only a bucket whose default storage class is
 	// STANDARD, with no retention policy, default event-based holds or
 	// versioning, gets them (see the package documentation). Default
 	// DefaultCompositeThreshold; negative never uploads in parts.
