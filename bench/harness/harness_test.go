@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -145,6 +146,7 @@ func TestLocalDirectory(t *testing.T) {
 	res.print(&out, false)
 	assert.Contains(t, out.String(), "2x1MiB    file     export")
 	assert.Contains(t, out.String(), "targets of issue 11")
+	assert.Contains(t, out.String(), "the page cache as the runs before left it")
 
 	path := filepath.Join(t.TempDir(), "results.json")
 	require.NoError(t, res.writeJSON(path))
@@ -155,6 +157,23 @@ func TestLocalDirectory(t *testing.T) {
 	var md bytes.Buffer
 	again.print(&md, true)
 	assert.Contains(t, md.String(), "| 2x1MiB | file | export | statebucket |")
+
+	res.CachesDropped = true // as -drop-caches records it, and a report says
+	require.NoError(t, res.writeJSON(path))
+	again, err = readResults(path)
+	require.NoError(t, err)
+	md.Reset()
+	again.print(&md, true)
+	assert.Contains(t, md.String(), "the page cache dropped before each run")
+	assert.Len(t, again.FreshPageMicros, 2, "the run probed fresh memory at its start and end")
+	assert.Contains(t, md.String(), fmt.Sprintf("First touch of a fresh page of memory: %.2f µs at the start, %.2f µs at the end", again.FreshPageMicros[0], again.FreshPageMicros[1]))
+}
+
+// TestProbeFreshMemory times the first touch of fresh pages.
+func TestProbeFreshMemory(t *testing.T) {
+	us, err := probeFreshMemory()
+	require.NoError(t, err)
+	assert.Positive(t, us, "touching %d MiB takes time", probeSize>>20)
 }
 
 // TestReexportTarget compares a re-export with the first export by the

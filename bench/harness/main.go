@@ -40,6 +40,7 @@ type config struct {
 	ops       []string // the operations measured; nil means all
 	data      string   // where workloads are generated, and kept
 	jsonOut   string
+	drop      bool // drop the page cache before each contender run (see dropCaches)
 	tools     tools
 	log       io.Writer // progress, one line per contender run
 }
@@ -62,6 +63,7 @@ func main() {
 	flag.StringVar(&awsBin, "aws", "", "aws CLI v2 to run (default: /usr/bin/aws, then PATH)")
 	flag.StringVar(&report, "report", "", "measure nothing: print the table of the JSON results in this file")
 	flag.BoolVar(&markdown, "markdown", false, "print the table in Markdown")
+	flag.BoolVar(&cfg.drop, "drop-caches", false, "drop the page cache before each contender run, so that every run reads the workload from the disk (Linux, as root)")
 	flag.Parse()
 	if report != "" {
 		res, err := readResults(report)
@@ -81,6 +83,11 @@ func main() {
 		cfg.levels = append(cfg.levels, n)
 	}
 	cfg.log = os.Stderr
+	if cfg.drop {
+		if err := dropCaches(); err != nil {
+			fatalf("-drop-caches: %v", err)
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -189,7 +196,7 @@ func findTool(ctx context.Context, explicit, name string, candidates []string, w
 // measureAll runs every contender of cfg and returns the results; after
 // an error, it returns those it has.
 func measureAll(ctx context.Context, cfg config) (*results, error) {
-	res := &results{Started: time.Now().UTC(), Rounds: cfg.rounds, Statistic: "median", Levels: cfg.levels}
+	res := &results{Started: time.Now().UTC(), Rounds: cfg.rounds, Statistic: "median", Levels: cfg.levels, CachesDropped: cfg.drop}
 	var total int64
 	for _, name := range cfg.workloads {
 		n, err := totalSize(name)
@@ -200,6 +207,16 @@ func measureAll(ctx context.Context, cfg config) (*results, error) {
 		fmt.Fprintf(cfg.log, "workload %s\n", describe(name))
 	}
 	fmt.Fprintf(cfg.log, "total %s of workloads, generated once under %s\n", humanBytes(total), cfg.data)
+	before, err := probeFreshMemory()
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cfg.log, "first touch of a fresh page of memory: %.2f µs\n", before)
+	defer func() {
+		if after, err := probeFreshMemory(); err == nil {
+			res.FreshPageMicros = []float64{before, after}
+		}
+	}()
 	backends := make([]*backend, 0, len(cfg.backends))
 	for _, name := range cfg.backends {
 		b, err := startBackend(name, cfg.data)
@@ -279,7 +296,7 @@ func measureBackend(ctx context.Context, cfg config, res *results, w *workload, 
 					res.add(w, b.name, c, sample{Err: c.missing})
 					continue
 				}
-				s, err := runOnce(ctx, cfg.tools.launch, w, b, seed, c)
+				s, err := runOnce(ctx, cfg, w, b, seed, c)
 				if err != nil {
 					return err
 				}
@@ -292,7 +309,7 @@ func measureBackend(ctx context.Context, cfg config, res *results, w *workload, 
 }
 
 // runOnce runs c once on a fresh destination, removed afterwards.
-func runOnce(ctx context.Context, launch string, w *workload, b *backend, seed string, c contender) (sample, error) {
+func runOnce(ctx context.Context, cfg config, w *workload, b *backend, seed string, c contender) (sample, error) {
 	s := setup{w: w, b: b, seed: seed}
 	var remove func()
 	var err error
@@ -311,7 +328,26 @@ func runOnce(ctx context.Context, launch string, w *workload, b *backend, seed s
 		return sample{}, err
 	}
 	syscall.Sync() // the previous contender's dirty pages are not this one's cost
-	return run(ctx, launch, cmd), ctx.Err()
+	if cfg.drop {
+		if err := dropCaches(); err != nil {
+			return sample{}, err
+		}
+	}
+	return run(ctx, cfg.tools.launch, cmd), ctx.Err()
+}
+
+// dropCaches writes back what is dirty and empties the page cache (and
+// the caches of directory entries and inodes), so that the next run reads
+// the workload and the repository from the disk, whatever the runs before
+// it read: how much of a workload is cached moves a directory's rows and
+// the readers' by more than the targets' margins (docs/benchmarks.md).
+// It needs Linux and root.
+func dropCaches() error {
+	syscall.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0); err != nil {
+		return fmt.Errorf("drop the page cache (needs Linux and root): %w", err)
+	}
+	return nil
 }
 
 // copyRepo copies the snapshot id from the repository at from to the one

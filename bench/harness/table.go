@@ -19,8 +19,13 @@ type results struct {
 	Rounds    int       `json:"rounds"`
 	Statistic string    `json:"statistic"` // of the rounds, per contender
 	Levels    []int     `json:"bare_levels"`
-	Rows      []row     `json:"rows"`
-	Targets   []target  `json:"targets"`
+	// CachesDropped says the page cache was dropped before each run.
+	CachesDropped bool `json:"caches_dropped,omitempty"`
+	// FreshPageMicros is the time to touch a page of fresh memory, at the
+	// start of the run and at its end (see probeFreshMemory).
+	FreshPageMicros []float64 `json:"fresh_page_us,omitempty"`
+	Rows            []row     `json:"rows"`
+	Targets         []target  `json:"targets"`
 
 	runs []*runs
 }
@@ -258,8 +263,16 @@ func reexportTarget(where string, re, first row) target {
 // print writes the table, then the targets: aligned text, or Markdown
 // (for docs/benchmarks.md).
 func (r *results) print(w io.Writer, markdown bool) {
-	fmt.Fprintf(w, "\n%s: %d CPUs, %d round(s), the %s of the rounds per row; bare loops at the best of concurrency %v; ratios are speed ratios (reference time / row time); call s is statebucket's own call, timed in its process, whose time s also holds the process's start and the loading of the workload\n\n",
-		r.Started.Format(time.DateTime+" MST"), r.CPUs, r.Rounds, r.Statistic, r.Levels)
+	cache := "the page cache as the runs before left it"
+	if r.CachesDropped {
+		cache = "the page cache dropped before each run"
+	}
+	fmt.Fprintf(w, "\n%s: %d CPUs, %d round(s), the %s of the rounds per row, %s; bare loops at the best of concurrency %v; ratios are speed ratios (reference time / row time); call s is statebucket's own call, timed in its process, whose time s also holds the process's start and the loading of the workload\n\n",
+		r.Started.Format(time.DateTime+" MST"), r.CPUs, r.Rounds, r.Statistic, cache, r.Levels)
+	if len(r.FreshPageMicros) == 2 {
+		fmt.Fprintf(w, "First touch of a fresh page of memory: %.2f µs at the start, %.2f µs at the end (a fraction of a microsecond where the kernel owns the memory; more where a virtual machine's host gives free memory back lazily: the runs pay it for each page they take from free memory, the page cache they fill among them, docs/benchmarks.md)\n\n",
+			r.FreshPageMicros[0], r.FreshPageMicros[1])
+	}
 	header := []string{"workload", "backend", "op", "contender", "time s", "call s", "objects/s", "MiB/s", "peak RSS MiB", "CPU s", "vs bare", "vs best peer", "note"}
 	lines := [][]string{header}
 	for _, row := range r.Rows {
