@@ -145,6 +145,7 @@ func TestLocalDirectory(t *testing.T) {
 	var out bytes.Buffer
 	res.print(&out, false)
 	assert.Contains(t, out.String(), "2x1MiB    file     export")
+	assert.Contains(t, out.String(), "rounds s")
 	assert.Contains(t, out.String(), "targets of issue 11")
 	assert.Contains(t, out.String(), "the page cache as the runs before left it")
 
@@ -167,6 +168,14 @@ func TestLocalDirectory(t *testing.T) {
 	assert.Contains(t, md.String(), "the page cache dropped before each run")
 	assert.Len(t, again.FreshPageMicros, 2, "the run probed fresh memory at its start and end")
 	assert.Contains(t, md.String(), fmt.Sprintf("First touch of a fresh page of memory: %.2f µs at the start, %.2f µs at the end", again.FreshPageMicros[0], again.FreshPageMicros[1]))
+}
+
+// TestSpread gives the fastest and the slowest of the rounds that ran
+// through.
+func TestSpread(t *testing.T) {
+	assert.Equal(t, "-", spread([]sample{{Seconds: 2}}), "one round has no spread")
+	assert.Equal(t, "-", spread([]sample{{Seconds: 2}, {Err: "exit status 1"}}))
+	assert.Equal(t, "1.50–3.25", spread([]sample{{Seconds: 2}, {Seconds: 3.25}, {Err: "killed"}, {Seconds: 1.5}}))
 }
 
 // TestProbeFreshMemory times the first touch of fresh pages.

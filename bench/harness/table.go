@@ -273,17 +273,17 @@ func (r *results) print(w io.Writer, markdown bool) {
 		fmt.Fprintf(w, "First touch of a fresh page of memory: %.2f µs at the start, %.2f µs at the end (a fraction of a microsecond where the kernel owns the memory; more where a virtual machine's host gives free memory back lazily: the runs pay it for each page they take from free memory, the page cache they fill among them, docs/benchmarks.md)\n\n",
 			r.FreshPageMicros[0], r.FreshPageMicros[1])
 	}
-	header := []string{"workload", "backend", "op", "contender", "time s", "call s", "objects/s", "MiB/s", "peak RSS MiB", "CPU s", "vs bare", "vs best peer", "note"}
+	header := []string{"workload", "backend", "op", "contender", "time s", "rounds s", "call s", "objects/s", "MiB/s", "peak RSS MiB", "CPU s", "vs bare", "vs best peer", "note"}
 	lines := [][]string{header}
 	for _, row := range r.Rows {
-		cells := []string{row.Workload, row.Backend, row.Op, row.Contender, "-", "-", "-", "-", "-", "-", "-", "-", oneLine(row.Note)}
+		cells := []string{row.Workload, row.Backend, row.Op, row.Contender, "-", "-", "-", "-", "-", "-", "-", "-", "-", oneLine(row.Note)}
 		if row.Seconds > 0 {
 			call := "-"
 			if row.CallSeconds > 0 {
 				call = fmt.Sprintf("%.3f", row.CallSeconds)
 			}
 			cells = []string{row.Workload, row.Backend, row.Op, row.Contender,
-				fmt.Sprintf("%.2f", row.Seconds), call, perSecond(row.ObjectsPS), fmt.Sprintf("%.1f", row.MiBPS),
+				fmt.Sprintf("%.2f", row.Seconds), spread(row.Samples), call, perSecond(row.ObjectsPS), fmt.Sprintf("%.1f", row.MiBPS),
 				fmt.Sprintf("%.0f", row.PeakRSSMiB), fmt.Sprintf("%.2f", row.CPUSeconds), ratio(row.VsBare), ratio(row.VsPeer), ""}
 		}
 		lines = append(lines, cells)
@@ -312,6 +312,22 @@ func (r *results) print(w io.Writer, markdown bool) {
 		fmt.Fprintf(w, "- %s: %s\n", t.Text, verdict)
 	}
 	fmt.Fprintln(w, "- 100,000 blobs, the 1,000,000-entry manifest, listing 10,000 snapshots, export into a 1,000,000-blob repository: not measured by this harness; see `go test -run '^$' -bench Scale ./bench/` (docs/benchmarks.md, Scale)")
+}
+
+// spread returns the fastest and the slowest of the rounds that ran
+// through, "min–max", or "-" for fewer than two: how far apart a row's
+// rounds were, beside their median.
+func spread(samples []sample) string {
+	var secs []float64
+	for _, s := range samples {
+		if s.Err == "" && s.Seconds > 0 {
+			secs = append(secs, s.Seconds)
+		}
+	}
+	if len(secs) < 2 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f–%.2f", slices.Min(secs), slices.Max(secs))
 }
 
 // readResults reads results writeJSON wrote.
