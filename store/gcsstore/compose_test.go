@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/api/option"
@@ -128,13 +129,7 @@ func TestCompositeUpload(t *testing.T) {
 				assert.Zero(t, rt.count("compose"))
 				assert.Positive(t, rt.count("resumable"))
 			}
-			got, err := st.GetBytes(t.Context(), tag, 4<<20)
-			require.NoError(t, err)
-			assert.True(t, bytes.Equal(data, got), "content read back differs")
-			attrs, err := client.Bucket(bucket).Object("repo/" + tag).Attrs(t.Context())
-			require.NoError(t, err)
-			assert.Equal(t, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), attrs.CRC32C)
-			assert.Equal(t, []string{"repo/" + tag}, srv.ObjectNames(t, bucket, ""), "only the object is left")
+			assertOnlyObject(t, srv, client, bucket, st, data)
 		})
 	}
 }
@@ -167,21 +162,28 @@ func TestCompositeRounds(t *testing.T) {
 	assert.Equal(t, 49, rt.count("multipart"), "one request per part")
 	assert.Equal(t, 3, rt.count("compose"), "two groups, then the object")
 	assert.Equal(t, 51, rt.count("delete"), "the parts and the groups deleted")
-	got, err := st.GetBytes(t.Context(), tag, 4<<20)
+	assertOnlyObject(t, srv, client, bucket, st, data)
+
+	bucket = srv.NewBucket(t)
+	client = srv.Client(t, option.WithHTTPClient(&http.Client{Transport: failFinal{newTransport()}}))
+	st = store.New(gcsstore.New(client, bucket, "repo", opts), "gs://"+bucket+"/repo", nil)
+	err := st.PutBytes(t.Context(), tag, data, store.PutOptions{SHA256: sum[:]})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), tag, "the error names the object")
+	assert.Empty(t, srv.ObjectNames(t, bucket, ""), "parts, groups or an object left")
+}
+
+// assertOnlyObject checks that the object tag under "repo" holds data,
+// with its CRC32C, and that nothing else is left in bucket.
+func assertOnlyObject(t *testing.T, srv *testserver.GCSServer, client *storage.Client, bucket string, st *store.Store, data []byte) {
+	t.Helper()
+	got, err := st.GetBytes(t.Context(), tag, int64(len(data)))
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(data, got), "content read back differs")
 	attrs, err := client.Bucket(bucket).Object("repo/" + tag).Attrs(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), attrs.CRC32C)
 	assert.Equal(t, []string{"repo/" + tag}, srv.ObjectNames(t, bucket, ""), "only the object is left")
-
-	bucket = srv.NewBucket(t)
-	client = srv.Client(t, option.WithHTTPClient(&http.Client{Transport: failFinal{newTransport()}}))
-	st = store.New(gcsstore.New(client, bucket, "repo", opts), "gs://"+bucket+"/repo", nil)
-	err = st.PutBytes(t.Context(), tag, data, store.PutOptions{SHA256: sum[:]})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), tag, "the error names the object")
-	assert.Empty(t, srv.ObjectNames(t, bucket, ""), "parts, groups or an object left")
 }
 
 // TestCompositeWrongSHA256: a body whose SHA-256 is not the one given is
