@@ -63,7 +63,7 @@ func (f *fakeFile) Sync() error {
 // write runs writeBody into f, which it then marks closed.
 func (f *fakeFile) write(ctx context.Context, body io.ReaderAt, size int64, want []byte) error {
 	defer f.closed.Store(true)
-	return writeBody(ctx, f, body, size, want)
+	return writeBody(ctx, f, body, size, want, false)
 }
 
 // random is a fixed sequence of bytes: 64 KiB of pseudo-random ones,

@@ -63,7 +63,13 @@
 // is written (sync_file_range on Linux) and syncs the file beside the
 // copy every 16 MiB, and, while few large Puts run at once, hashes the
 // body on another goroutine as it copies it. The final sync still
-// follows the last byte, and a failure of any sync fails the Put.
+// follows the last byte, and a failure of any sync fails the Put. Once
+// synced, a large body's pages leave the page cache (posix_fadvise
+// POSIX_FADV_DONTNEED on Linux), as those synced beside the copy do as
+// it goes on: a snapshot's blobs are seldom read back soon, a large
+// export no longer pushes what other programs read out of the cache, and
+// the next writes reuse the pages just dropped. [Options.KeepCache]
+// keeps them, for a machine that reads the objects back at once.
 //
 // Conditional writes ([Driver.PutIfMatch], a compare-and-swap on the
 // version Stat reports: the file's device, inode, modification time and

@@ -60,6 +60,15 @@ type Options struct {
 	// flight to the driver (see [store.Concurrency]). 0 means
 	// DefaultMaxConcurrency.
 	MaxConcurrency int
+	// KeepCache keeps what Put writes in the system's page cache. By
+	// default, on Linux, a Put of a body of 1 MiB or more drops the pages
+	// it wrote from the cache once they are synced: a snapshot's blobs
+	// are written once and seldom read back soon, and an export would
+	// otherwise fill the cache with them, pushing out what other programs
+	// read. Set it where the same machine reads the objects back at once
+	// (an import right after the export): it then reads them from memory
+	// rather than from the disk.
+	KeepCache bool
 }
 
 // Driver is a [store.Driver] over a directory of the local file system.
@@ -70,6 +79,7 @@ type Options struct {
 type Driver struct {
 	dir            string
 	maxConcurrency int
+	keepCache      bool
 
 	mu     sync.Mutex
 	root   *os.Root               // nil until the directory is found
@@ -104,7 +114,7 @@ func New(root string, opts *Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filestore: directory %q: %w", root, err)
 	}
-	d := &Driver{dir: dir, maxConcurrency: opts.MaxConcurrency, dirs: map[string]*openDir{}, dirty: map[string]fs.FileInfo{}}
+	d := &Driver{dir: dir, maxConcurrency: opts.MaxConcurrency, keepCache: opts.KeepCache, dirs: map[string]*openDir{}, dirty: map[string]fs.FileInfo{}}
 	d.staged.init()
 	if d.maxConcurrency <= 0 {
 		d.maxConcurrency = DefaultMaxConcurrency
@@ -310,7 +320,7 @@ func (d *Driver) write(ctx context.Context, r *os.Root, od *openDir, name, base 
 			r.Remove(path.Join(path.Dir(name), tmp))
 		}
 	}()
-	err = writeBody(ctx, f, body, size, opts.SHA256)
+	err = writeBody(ctx, f, body, size, opts.SHA256, d.keepCache)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = osError(cerr)
 	}

@@ -109,7 +109,8 @@ func (d *Driver) stage(ctx context.Context, od *openDir, name, base string, body
 	if err != nil {
 		return osError(&fs.PathError{Op: "create", Path: path.Join(path.Dir(name), tmp), Err: err})
 	}
-	if err = writeBody(ctx, &unsyncedFile{unnamedFile{fd: fd, name: name}}, body, size, opts.SHA256); err == nil {
+	// Not synced here, and small: its pages stay in the cache.
+	if err = writeBody(ctx, &unsyncedFile{unnamedFile{fd: fd, name: name}}, body, size, opts.SHA256, true); err == nil {
 		err = ctx.Err()
 	}
 	if err != nil {

@@ -58,7 +58,7 @@ func (d *Driver) createUnnamed(ctx context.Context, od *openDir, name, base stri
 		return errNoUnnamed
 	}
 	defer unix.Close(fd)
-	if err := writeBody(ctx, &unnamedFile{fd: fd, name: name}, body, size, want); err != nil {
+	if err := writeBody(ctx, &unnamedFile{fd: fd, name: name}, body, size, want, d.keepCache); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
