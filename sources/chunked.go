@@ -115,6 +115,17 @@ type chunkState struct {
 	users atomic.Int32 // of the reader and the hasher, those not past it
 }
 
+// chunkLimits returns how many chunks of e are downloaded at once, and
+// how many buffers its reader may hold: from ParallelThreshold up,
+// maxChunks of each; below it, one request read in order, and see
+// inOrderChunks.
+func (s *Source) chunkLimits(e manifest.Entry) (parallel, limit int) {
+	if t := s.opts.ParallelThreshold; t < 0 || e.Size >= t {
+		return maxChunks, maxChunks
+	}
+	return 1, inOrderChunks(e.Size, s.opts.ChunkSize)
+}
+
 // openChunked returns a reader of e that starts on its first Read, or nil
 // when the budget has no memory free for even one chunk (the caller then
 // spools the blob). With ahead set it starts reading ahead into buffers
@@ -128,13 +139,9 @@ func (s *Source) openChunked(ctx context.Context, e manifest.Entry, ahead bool) 
 	r := &chunkReader{
 		e: e, budget: budget, chunk: chunk, pool: s.chunks,
 		n:        int((e.Size + chunk - 1) / chunk),
-		parallel: 1,
-		limit:    inOrderChunks(e.Size, chunk),
 		reserved: true,
 	}
-	if t := s.opts.ParallelThreshold; t < 0 || e.Size >= t {
-		r.parallel, r.limit = maxChunks, maxChunks
-	}
+	r.parallel, r.limit = s.chunkLimits(e)
 	ctx, r.cancel = context.WithCancelCause(ctx)
 	if ahead {
 		r.readAhead(ctx, s)

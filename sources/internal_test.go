@@ -157,3 +157,65 @@ func repeat(n int, size int64) []int64 {
 	}
 	return sizes
 }
+
+// TestScheduleLarge checks which large blobs a Fetch starts reading
+// ahead: the next ones while the buffers they may hold fit in half the
+// budget together, and always the next one, whatever it may hold.
+func TestScheduleLarge(t *testing.T) {
+	const chunk = 64 << 10
+	fs, err := filestore.New(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Half the budget: 8 chunks, so four blobs of 4 chunks read in order
+	// (2 buffers each: see inOrderChunks), or one of 32.
+	st := store.New(struct{ store.Driver }{fs}, "test", &store.Options{Budget: store.NewBudget(8, 16*chunk)})
+	defer st.Close()
+	r := repo.New(st, nil)
+	aheadOf := func(sizes ...int64) []int {
+		entries := make([]manifest.Entry, len(sizes))
+		for i, n := range sizes {
+			data := bytes.Repeat([]byte{byte(i)}, int(n))
+			d := digest.FromBytes(data)
+			if err := r.PutBlob(t.Context(), d, bytes.NewReader(data), n); err != nil {
+				t.Fatal(err)
+			}
+			entries[i] = manifest.Entry{Key: fmt.Sprint(i), Digest: d, Size: n}
+		}
+		m, err := manifest.New("s3", "123456789012", "eu-west-1", manifest.Object{Digest: digest.FromSum(make([]byte, 32))}, entries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := New(r, m, &Options{LargeThreshold: 4 * chunk, ChunkSize: chunk, Prefetch: 8})
+		defer s.Close()
+		rc, err := s.Fetch(t.Context(), "0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var ahead []int
+		for i := range sizes {
+			if sl := s.slots[i]; sl != nil && sl.cr != nil {
+				ahead = append(ahead, i)
+			}
+		}
+		return ahead
+	}
+	const small, big = 4 * chunk, 64 * chunk // 2 buffers; 16
+	for _, c := range []struct {
+		name  string
+		sizes []int64
+		want  []int
+	}{
+		{"small ones share half the budget", []int64{small, small, small, small, small, small, small}, []int{1, 2, 3, 4}},
+		{"a big one alone", []int64{small, big, small, small}, []int{1}},
+		{"small ones up to a big one", []int64{small, small, small, big, small}, []int{1, 2}},
+		{"blobs spooled in between", []int64{small, 100, small, 100, small}, []int{2, 4}},
+	} {
+		if got := aheadOf(c.sizes...); fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: blobs %v read ahead, want %v", c.name, got, c.want)
+		}
+	}
+}

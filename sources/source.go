@@ -101,7 +101,6 @@ type Source struct {
 	slots map[int]*slot // downloads ahead, by manifest index
 	next  int           // lowest index not yet scheduled ahead
 	large int           // lowest index of a large blob not yet read ahead
-	ahead int           // index of the large blob read ahead, if its slot is in slots
 	stats Stats
 	wg    sync.WaitGroup
 }
@@ -294,29 +293,44 @@ func (s *Source) windowEnd(idx int) int {
 	return end
 }
 
-// scheduleLarge starts reading ahead the first large blob after idx and
-// before end, unless one is read ahead already. s.mu is held.
+// scheduleLarge starts reading ahead the next large blob after idx and
+// before end not read ahead yet, if the large blobs read ahead leave it
+// room. s.mu is held.
 //
 // A large blob is hashed as one stream, on one core, so a restore that
 // reads large blobs one after the other would verify them no faster than
-// one core hashes. Reading the next one ahead, into the buffers of a
-// chunk reader, hashes its first chunks on another core while the
-// service reads the current one. It is only one blob, and its buffers
-// come from the budget only if they are free: the current blob and the
-// next fill the default budget, and more would take memory from the
-// blob being read.
+// one core hashes. Reading the next ones ahead, into the buffers of chunk
+// readers, hashes their first chunks on another core while the service
+// reads the current one. The blobs read ahead may hold half of the
+// budget's bytes together, or one blob whatever it may hold, and their
+// buffers come from the budget only if they are free: the current blob
+// and one of the largest next fill the default budget (inOrderBytes
+// each), and more would take memory from the blob being read. Several
+// smaller ones share that half: one alone would be read whole, and
+// hashed, long before the service reaches it, leaving a core idle (a
+// long tail of blobs of a few megabytes restored from a directory kept
+// the cores 87% busy so, 93% with the half shared: docs/benchmarks.md).
 //
 // Its downloads run under ctx without its end, since ctx may be that of
 // one Fetch: until the service fetches the blob, only a Fetch past it or
 // Close stops them; from then on, that Fetch's context too.
 func (s *Source) scheduleLarge(ctx context.Context, idx, end int) {
-	if sl := s.slots[s.ahead]; sl != nil && sl.cr != nil {
-		return
+	var held int64 // the most the blobs read ahead may hold
+	ahead := 0
+	for _, sl := range s.slots {
+		if sl.cr != nil {
+			held += int64(sl.cr.limit) * sl.cr.chunk
+			ahead++
+		}
 	}
 	for i := max(s.large, idx+1); i < end; i++ {
 		e := s.m.Blobs[i]
 		if !s.chunked(e) {
 			continue
+		}
+		_, limit := s.chunkLimits(e)
+		if ahead > 0 && held+int64(limit)*s.opts.ChunkSize > s.r.Budget().MaxBytes()/2 {
+			return // no room: try again at the next Fetch
 		}
 		r := s.openChunked(context.WithoutCancel(ctx), e, true)
 		if r == nil {
@@ -325,8 +339,9 @@ func (s *Source) scheduleLarge(ctx context.Context, idx, end int) {
 		done := make(chan struct{})
 		close(done)
 		s.slots[i] = &slot{done: done, cancel: func() { r.cancel(nil) }, cr: r}
-		s.ahead, s.large = i, i+1
-		return
+		s.large = i + 1
+		held += int64(r.limit) * r.chunk
+		ahead++
 	}
 }
 
