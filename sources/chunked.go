@@ -126,6 +126,12 @@ func (s *Source) chunkLimits(e manifest.Entry) (parallel, limit int) {
 	return 1, inOrderChunks(e.Size, s.opts.ChunkSize)
 }
 
+// mayHold returns the most bytes of buffers a reader of e may hold.
+func (s *Source) mayHold(e manifest.Entry) int64 {
+	_, limit := s.chunkLimits(e)
+	return int64(limit) * s.opts.ChunkSize
+}
+
 // openChunked returns a reader of e that starts on its first Read, or nil
 // when the budget has no memory free for even one chunk (the caller then
 // spools the blob). With ahead set it starts reading ahead into buffers

@@ -319,7 +319,7 @@ func (s *Source) scheduleLarge(ctx context.Context, idx, end int) {
 	ahead := 0
 	for _, sl := range s.slots {
 		if sl.cr != nil {
-			held += int64(sl.cr.limit) * sl.cr.chunk
+			held += s.mayHold(sl.cr.e)
 			ahead++
 		}
 	}
@@ -328,8 +328,7 @@ func (s *Source) scheduleLarge(ctx context.Context, idx, end int) {
 		if !s.chunked(e) {
 			continue
 		}
-		_, limit := s.chunkLimits(e)
-		if ahead > 0 && held+int64(limit)*s.opts.ChunkSize > s.r.Budget().MaxBytes()/2 {
+		if ahead > 0 && held+s.mayHold(e) > s.r.Budget().MaxBytes()/2 {
 			return // no room: try again at the next Fetch
 		}
 		r := s.openChunked(context.WithoutCancel(ctx), e, true)
@@ -340,7 +339,7 @@ func (s *Source) scheduleLarge(ctx context.Context, idx, end int) {
 		close(done)
 		s.slots[i] = &slot{done: done, cancel: func() { r.cancel(nil) }, cr: r}
 		s.large = i + 1
-		held += int64(r.limit) * r.chunk
+		held += s.mayHold(e)
 		ahead++
 	}
 }

@@ -250,8 +250,8 @@ func (c *copier) write(p []byte) error {
 	startWriteback(c.f, c.started, c.n-c.started)
 	c.started = c.n
 	if c.n-c.synced >= syncChunk && !c.running.Load() {
-		c.synced = c.n
 		synced := c.n
+		c.synced = synced
 		c.running.Store(true)
 		c.syncing.Go(func() {
 			defer c.running.Store(false)
