@@ -36,8 +36,9 @@ type openDir struct {
 	file *os.File
 	fd   int
 	// batch is set if the directory's file system makes a group of files
-	// durable in one sync (see Driver.stage).
-	batch bool
+	// durable in one sync (see Driver.stage), journaled if files staged
+	// for it can wait in the staging directory (see Driver.stagingFor).
+	batch, journaled bool
 
 	// Guarded by the Driver's mu.
 	refs    int  // operations using the handle
@@ -92,7 +93,9 @@ func (d *Driver) dirFor(r *os.Root, dir string, create bool) (*openDir, error) {
 	}
 	od = &openDir{root: sub, id: opened}
 	od.file, od.fd = openDirFile(sub)
-	od.batch = od.file != nil && batchable(od.fd)
+	if od.file != nil {
+		od.batch, od.journaled = batchable(od.fd)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {

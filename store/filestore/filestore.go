@@ -32,6 +32,11 @@ const (
 	// name goes on with its writer's process id and instance (see
 	// tempName).
 	tempPrefix = ".tmp-"
+	// stagingDir is the directory, in the Driver's root, where deferred
+	// Puts stage their files on Linux's ext4 and XFS (see
+	// Driver.stagingFor). Like every name starting with '.', it is no
+	// object's, and List does not enter it.
+	stagingDir = ".staging"
 	// copyChunk is the most Put reads from its body between two checks of
 	// its context.
 	copyChunk = 256 << 10
@@ -658,7 +663,7 @@ func (d *Driver) CleanStale(ctx context.Context, olderThan time.Duration) (int, 
 	}
 	cutoff := time.Now().Add(-olderThan)
 	removed := 0
-	err = walk(ctx, r, ".", "", func(name string, typ fs.FileMode) error {
+	visit := func(name string, typ fs.FileMode) error {
 		base := path.Base(name)
 		if !typ.IsRegular() || !strings.HasPrefix(base, tempPrefix) {
 			return nil
@@ -678,7 +683,11 @@ func (d *Driver) CleanStale(ctx context.Context, olderThan time.Duration) (int, 
 		}
 		removed++
 		return nil
-	})
+	}
+	err = walk(ctx, r, ".", "", visit)
+	if err == nil {
+		err = walk(ctx, r, stagingDir, "", visit)
+	}
 	return removed, err
 }
 

@@ -76,6 +76,35 @@ func TestStagedPutsNamedAtSync(t *testing.T) {
 	assert.ElementsMatch(t, names, walkFiles(t, root))
 }
 
+// TestStagedFilesWaitApart: on ext4 and XFS, staged files wait in the
+// staging directory, not in their objects' directories, whose entries
+// then change once per file; a Sync leaves the staging directory empty.
+func TestStagedFilesWaitApart(t *testing.T) {
+	d, st, root := stagedStore(t)
+	if !filestore.Journaled(root) {
+		t.Skipf("the file system of %s stages files in their objects' directories", root)
+	}
+	ctx := t.Context()
+	var names []string
+	for i := range 20 {
+		data := []byte(fmt.Sprint("apart ", i))
+		name, sum := blobOf(data)
+		names = append(names, name)
+		require.NoError(t, st.PutBytes(ctx, name, data, store.PutOptions{SHA256: sum, DeferSync: true, CreateOnly: i%2 == 0}))
+	}
+	tmps := temporaries(t, root)
+	require.Len(t, tmps, 20)
+	for _, tmp := range tmps {
+		assert.Equal(t, ".staging", filepath.Dir(tmp), tmp)
+	}
+	require.NoError(t, d.Sync(ctx))
+	entries, err := os.ReadDir(filepath.Join(root, ".staging"))
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+	assert.ElementsMatch(t, names, walkFiles(t, root))
+	assert.ElementsMatch(t, names, listNames(t, st, ""), "List does not enter the staging directory")
+}
+
 // TestStagedGroupCommitsWhenFull commits staged files in groups of 4: the
 // Put that fills a group names its files; Sync names the rest.
 func TestStagedGroupCommitsWhenFull(t *testing.T) {

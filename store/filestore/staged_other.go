@@ -16,7 +16,7 @@ type staging struct{}
 func (*staging) init() {}
 
 // batchable reports false: a group sync (syncfs) is Linux's.
-func batchable(int) bool { return false }
+func batchable(int) (batch, journaled bool) { return false, false }
 
 // stage returns errNoStage: each file is synced on its own.
 func (d *Driver) stage(context.Context, *openDir, string, string, io.ReaderAt, int64, store.PutOptions) error {

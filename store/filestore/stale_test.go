@@ -197,15 +197,18 @@ func difference(a, b []string) []string {
 
 // TestCleanStale: temporary files of older versions, which name no
 // writer, and those of an earlier process that had this one's id, are
-// removed once old; fresh ones are kept; objects are never touched.
+// removed once old, in the objects' directories and in the staging
+// directory; fresh ones are kept; objects are never touched.
 func TestCleanStale(t *testing.T) {
 	root := t.TempDir()
 	drv := newDriver(t, root)
 	st := store.New(drv, root, nil)
 	require.NoError(t, st.PutBytes(t.Context(), blob, []byte("x"), store.PutOptions{}))
 	fan := filepath.Join(root, "blobs", "sha256", "ab")
+	staging := filepath.Join(root, ".staging")
+	require.NoError(t, os.MkdirAll(staging, 0o755))
 	pid := strconv.Itoa(os.Getpid())
-	stale := []string{filepath.Join(fan, ".tmp-STALE"), filepath.Join(fan, ".tmp-"+pid+"-EARLIER0-X"), filepath.Join(fan, ".tmp-0-x-y")}
+	stale := []string{filepath.Join(fan, ".tmp-STALE"), filepath.Join(fan, ".tmp-"+pid+"-EARLIER0-X"), filepath.Join(fan, ".tmp-0-x-y"), filepath.Join(staging, ".tmp-0-x-STAGED")}
 	fresh := filepath.Join(fan, ".tmp-FRESH")
 	for _, p := range append(stale, fresh) {
 		require.NoError(t, os.WriteFile(p, []byte("partial"), 0o666))
