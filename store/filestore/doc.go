@@ -44,7 +44,8 @@
 // directory ".staging" of the Driver's root rather than in the object's:
 // a temporary name that comes and goes in a directory holding thousands
 // of blobs dirties one more of its blocks per file, which made an export
-// into a repository of 1,000,000 blobs twice as slow as into an empty one. A group of staged files (up to 1,024 files or
+// into a repository of 1,000,000 blobs 1.6 times as slow as into an
+// empty one. A group of staged files (up to 1,024 files or
 // 64 MiB, fewer files where the limit on open files is low) commits in
 // the Put that fills it, and at Sync: one sync of the whole file system
 // (syncfs) makes the group durable, each file is checked for a failure
