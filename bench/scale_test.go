@@ -348,7 +348,6 @@ func bareFileBlobs(tb testing.TB, r *snapshot.Repo, count int, name, op string) 
 	base := scaleBase
 	scaleBase += 1 << 30
 	var dirs sync.Map // each directory written into, with the func that makes it
-	grouped, _ := groupSync(os.TempDir())
 	s := startScale()
 	for group := 0; group < count; group += 1024 {
 		g, _ := errgroup.WithContext(tb.Context())
@@ -368,16 +367,15 @@ func bareFileBlobs(tb testing.TB, r *snapshot.Repo, count int, name, op string) 
 					return err
 				}
 				_, err = f.Write(data)
-				if err == nil && !grouped {
+				if err == nil && !groupSyncs {
 					err = f.Sync()
 				}
 				return errors.Join(err, f.Close())
 			})
 		}
 		require.NoError(tb, g.Wait())
-		if grouped {
-			_, err := groupSync(root)
-			require.NoError(tb, err)
+		if groupSyncs {
+			require.NoError(tb, groupSync(root))
 		}
 	}
 	dirs.Store(filepath.Join(root, "blobs", "sha256"), nil)

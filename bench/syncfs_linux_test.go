@@ -6,15 +6,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// groupSyncs is set where groupSync syncs a whole file system.
+const groupSyncs = true
+
 // groupSync makes every file written to the file system of dir durable
 // in one call (syncfs), as the directory driver commits a group of
-// staged files; it reports false where it cannot, and each file is then
-// synced on its own.
-func groupSync(dir string) (bool, error) {
+// staged files.
+func groupSync(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
-		return true, err
+		return err
 	}
 	defer f.Close()
-	return true, unix.Syncfs(int(f.Fd()))
+	return unix.Syncfs(int(f.Fd()))
 }
