@@ -88,12 +88,20 @@ func TestLocalDirectory(t *testing.T) {
 		levels:    []int{1, 4},
 		rounds:    2,
 		data:      t.TempDir(),
+		warmup:    true,
 		tools:     tools{launch: launch},
 		log:       io.Discard,
 	}
 	res, err := measureAll(ctx, cfg)
 	require.NoError(t, err)
 	res.compute()
+	require.Len(t, res.Warmups, len(cfg.workloads), "one uncounted writer per workload and backend")
+	for i, u := range res.Warmups {
+		assert.Equal(t, cfg.workloads[i], u.Workload)
+		assert.Equal(t, opWrite, u.Op, "the first writer of the first round warms up")
+		assert.Positive(t, u.Seconds)
+		assert.Empty(t, u.Err)
+	}
 
 	type key struct{ workload, op, family string }
 	got := map[key]row{}
@@ -148,6 +156,7 @@ func TestLocalDirectory(t *testing.T) {
 	assert.Contains(t, out.String(), "rounds s")
 	assert.Contains(t, out.String(), "targets of issue 11")
 	assert.Contains(t, out.String(), "the page cache as the runs before left it")
+	assert.Contains(t, out.String(), "Warm-up runs, before the rounds, not counted: 40x4KiB file write+fsync bare c=1 ")
 
 	path := filepath.Join(t.TempDir(), "results.json")
 	require.NoError(t, res.writeJSON(path))

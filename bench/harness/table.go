@@ -24,10 +24,22 @@ type results struct {
 	// FreshPageMicros is the time to touch a page of fresh memory, at the
 	// start of the run and at its end (see probeFreshMemory).
 	FreshPageMicros []float64 `json:"fresh_page_us,omitempty"`
-	Rows            []row     `json:"rows"`
-	Targets         []target  `json:"targets"`
+	// Warmups are the uncounted runs before the rounds (see warmUp).
+	Warmups []warmup `json:"warmups,omitempty"`
+	Rows    []row    `json:"rows"`
+	Targets []target `json:"targets"`
 
 	runs []*runs
+}
+
+// warmup is a run before the rounds, shown and not counted.
+type warmup struct {
+	Workload  string  `json:"workload"`
+	Backend   string  `json:"backend"`
+	Op        string  `json:"op"`
+	Contender string  `json:"contender"`
+	Seconds   float64 `json:"seconds"`
+	Err       string  `json:"error,omitempty"`
 }
 
 // runs are the samples of one contender on one workload and backend.
@@ -272,6 +284,16 @@ func (r *results) print(w io.Writer, markdown bool) {
 	if len(r.FreshPageMicros) == 2 {
 		fmt.Fprintf(w, "First touch of a fresh page of memory: %.2f µs at the start, %.2f µs at the end (a fraction of a microsecond where the kernel owns the memory; more where a virtual machine's host gives free memory back lazily: the runs pay it for each page they take from free memory, the page cache they fill among them, docs/benchmarks.md)\n\n",
 			r.FreshPageMicros[0], r.FreshPageMicros[1])
+	}
+	if len(r.Warmups) > 0 {
+		runs := make([]string, len(r.Warmups))
+		for i, u := range r.Warmups {
+			runs[i] = fmt.Sprintf("%s %s %s %s %.2f s", u.Workload, u.Backend, u.Op, u.Contender, u.Seconds)
+			if u.Err != "" {
+				runs[i] += " (" + oneLine(u.Err) + ")"
+			}
+		}
+		fmt.Fprintf(w, "Warm-up runs, before the rounds, not counted: %s\n\n", strings.Join(runs, "; "))
 	}
 	header := []string{"workload", "backend", "op", "contender", "time s", "rounds s", "call s", "objects/s", "MiB/s", "peak RSS MiB", "CPU s", "vs bare", "vs best peer", "note"}
 	lines := [][]string{header}
