@@ -318,11 +318,11 @@ func measureBackend(ctx context.Context, cfg config, res *results, w *workload, 
 // warmUp runs the first writer of the first round once before the
 // rounds, and records it apart from the samples. A server that had
 // removed nothing since the seed was copied to it ran the first timed
-// writer up to twice as fast as the rest: one
-// round of 10,000 small objects read MinIO's bare PUT loop at 11.1 s and
-// then 20.9 and 20.4 s, fake-gcs-server's at 12.6 s and then 33-34 s
-// (docs/benchmarks.md). After the warm-up, every timed writer follows a
-// write and a removal, whichever comes first in the round.
+// writer up to twice as fast as the rest: one round of 10,000 small
+// objects read MinIO's bare PUT loop at 11.1 s and then 20.9 and 20.4 s,
+// fake-gcs-server's at 12.6 s and then 33-34 s (docs/benchmarks.md).
+// After the warm-up, every timed writer follows a write and a removal,
+// whichever comes first in the round.
 func warmUp(ctx context.Context, cfg config, res *results, w *workload, b *backend, seed string, cs []contender) error {
 	for _, c := range cs {
 		if !c.up || c.missing != "" {
