@@ -147,13 +147,13 @@ func (d *Driver) stagingFor(od *openDir) *openDir {
 // staging directory or in od (see stagingFor), checking opts.SHA256, and
 // does not sync it. The file takes its name only once a group of them
 // is durable, in one sync of the file system instead of one per file:
-// when the group is full, in the Put that fills it, and at Sync. Until then the object is out of its name: an operation of this
-// Driver on it commits the group first (see settle), other Drivers and
-// processes do not find it, and a crash leaves only temporary files,
-// which CleanStale removes. A create-only Put checks
-// the name when it runs (Put has) and again at the commit: a name another
-// writer took in between keeps that writer's object, and this Put's bytes
-// are dropped.
+// when the group is full, in the Put that fills it, and at Sync. Until
+// then the object is out of its name: an operation of this Driver on it
+// commits the group first (see settle), other Drivers and processes do
+// not find it, and a crash leaves only temporary files, which CleanStale
+// removes. A create-only Put checks the name when it runs (Put has) and
+// again at the commit: a name another writer took in between keeps that
+// writer's object, and this Put's bytes are dropped.
 //
 // It returns errNoStage, having done nothing, for a Put it does not
 // stage: one not deferred, a body over stageMax, a folder whose file
