@@ -43,7 +43,7 @@ type target struct {
 
 // openRepo opens the repository at rawURL with a driver's open function;
 // the repository is closed when the benchmark ends.
-func openRepo[D store.Driver](b *testing.B, rawURL string, open func(context.Context, *url.URL) (D, error)) *snapshot.Repo {
+func openRepo[D store.Driver](b testing.TB, rawURL string, open func(context.Context, *url.URL) (D, error)) *snapshot.Repo {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		b.Fatal(err)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -8,22 +9,29 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/statebucket/statebucket/digest"
+	"github.com/statebucket/statebucket/integration/testserver"
 	"github.com/statebucket/statebucket/manifest"
 	"github.com/statebucket/statebucket/repo"
 	"github.com/statebucket/statebucket/snapshot"
 	"github.com/statebucket/statebucket/store"
+	"github.com/statebucket/statebucket/store/s3store"
 )
 
 // scaleFigure is one measured operation of the scale benchmarks.
@@ -323,6 +331,8 @@ type exportTarget struct {
 	// bench's bare loop does, and records the time under name and op;
 	// nil where the benchmark has none.
 	bare func(tb testing.TB, r *snapshot.Repo, count int, name, op string) scaleFigure
+	// bareWhat names what the bare loop measures the growth of.
+	bareWhat string
 }
 
 func fileExportTarget() exportTarget {
@@ -331,7 +341,7 @@ func fileExportTarget() exportTarget {
 		require.NoError(b, err)
 		b.Cleanup(func() { r.Close() })
 		return r
-	}, bare: bareFileBlobs}
+	}, bare: bareFileBlobs, bareWhat: "file system"}
 }
 
 // bareFileBlobs writes count 4 KiB files, none of any other run's, under
@@ -391,7 +401,55 @@ func bareFileBlobs(tb testing.TB, r *snapshot.Repo, count int, name, op string) 
 }
 
 func s3ExportTarget(b *testing.B) exportTarget {
-	return exportTarget{name: "s3", newRepo: s3Target(b, "s3", nil, nil).newRepo}
+	client := testserver.S3(b).Client(b, nil)
+	return exportTarget{name: "s3", newRepo: s3Target(b, "s3", nil, nil).newRepo,
+		bare: func(tb testing.TB, r *snapshot.Repo, count int, name, op string) scaleFigure {
+			return bareS3Blobs(tb, client, r, count, name, op)
+		}, bareWhat: "server"}
+}
+
+// bareS3Blobs puts count 4 KiB objects, none of any other run's, under
+// their blob names in the S3 repository r with client, s3Concurrency at
+// a time, as plain PutObjects (the harness's bare PUT loop: no
+// precondition, no hash of ours), and records the time under name and
+// op: the server's own cost of adding as many objects.
+func bareS3Blobs(tb testing.TB, client *s3.Client, r *snapshot.Repo, count int, name, op string) scaleFigure {
+	u, err := url.Parse(r.Location())
+	require.NoError(tb, err)
+	require.Equal(tb, "s3", u.Scheme, r.Location())
+	bucket, prefix := u.Host, strings.Trim(u.Path, "/")
+	base := scaleBase
+	scaleBase += 1 << 30
+	s := startScale()
+	g, ctx := errgroup.WithContext(tb.Context())
+	g.SetLimit(s3Concurrency)
+	for i := range count {
+		g.Go(func() error {
+			data := make([]byte, 4<<10)
+			binary.LittleEndian.PutUint64(data, uint64(base+int64(i)))
+			key := path.Join(prefix, repo.BlobName(digest.FromBytes(data)))
+			_, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data)))})
+			return err
+		})
+	}
+	require.NoError(tb, g.Wait())
+	return s.end(name, op, count)
+}
+
+// s3Others is how many blobs of other snapshots the S3 repository of
+// BenchmarkScaleExportIntoFull holds: STATEBUCKET_SCALE_S3_OTHERS, or
+// 100,000 (storing them on MinIO takes about 4 minutes; 1,000,000 about
+// 40).
+func s3Others(tb testing.TB) int {
+	v := os.Getenv("STATEBUCKET_SCALE_S3_OTHERS")
+	if v == "" {
+		return 100_000
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		tb.Fatalf("STATEBUCKET_SCALE_S3_OTHERS=%q: want a count of blobs, such as 1000000", v)
+	}
+	return n
 }
 
 // scaleBase numbers the synthetic states of the export benchmarks, so
@@ -480,30 +538,47 @@ func benchExportIntoFull(b *testing.B, tgt exportTarget, others int) {
 	}
 	recordRatio("%s: %s / into empty = %.2f, medians of %d rounds (target <= 1.2)", name, into, median(crowded)/median(empty), intoFullRounds)
 	if tgt.bare != nil {
-		recordRatio("%s: %s / into empty = %.2f: the file system's own growth", bareName(tgt.name), into, median(bareCrowded)/median(bareEmpty))
+		recordRatio("%s: %s / into empty = %.2f: the %s's own growth", bareName(tgt.name), into, median(bareCrowded)/median(bareEmpty), tgt.bareWhat)
 		recordRatio("%s %s / %s = %.2f", name, into, bareName(tgt.name), median(crowded)/median(bareCrowded))
 	}
 }
 
-// TestBareFileBlobs: the bare loop of the export benchmarks stores its
-// files as blobs of the repository, which a listing finds.
-func TestBareFileBlobs(t *testing.T) {
-	r, err := snapshot.Open(t.Context(), filepath.Join(t.TempDir(), "repo"))
-	require.NoError(t, err)
-	defer r.Close()
-	f := bareFileBlobs(t, r, 100, "test", "bare")
-	require.Equal(t, 100, f.count)
-	var names []string
-	require.NoError(t, r.Store().List(t.Context(), "blobs/sha256/", func(info store.ObjectInfo) error {
-		names = append(names, info.Name)
-		return nil
-	}))
-	require.Len(t, names, 100)
+// TestBareBlobs: the bare loops of the export benchmarks store their
+// 4 KiB blobs under the repository's blob names, which a listing finds.
+func TestBareBlobs(t *testing.T) {
+	check := func(t *testing.T, r *snapshot.Repo, bare func(tb testing.TB, r *snapshot.Repo, count int, name, op string) scaleFigure) {
+		f := bare(t, r, 100, "test", "bare")
+		require.Equal(t, 100, f.count)
+		var names []string
+		require.NoError(t, r.Store().List(t.Context(), "blobs/sha256/", func(info store.ObjectInfo) error {
+			require.EqualValues(t, 4<<10, info.Size, info.Name)
+			names = append(names, info.Name)
+			return nil
+		}))
+		require.Len(t, names, 100)
+	}
+	t.Run("file", func(t *testing.T) {
+		r, err := snapshot.Open(t.Context(), filepath.Join(t.TempDir(), "repo"))
+		require.NoError(t, err)
+		defer r.Close()
+		check(t, r, bareFileBlobs)
+	})
+	t.Run("s3", func(t *testing.T) {
+		srv := testserver.S3(t)
+		srv.SetEnv(t)
+		r := openRepo(t, srv.URL(srv.NewBucket(t), "repo"), func(ctx context.Context, u *url.URL) (*s3store.Driver, error) {
+			return s3store.Open(ctx, u, nil)
+		})
+		client := srv.Client(t, nil)
+		check(t, r, func(tb testing.TB, r *snapshot.Repo, count int, name, op string) scaleFigure {
+			return bareS3Blobs(tb, client, r, count, name, op)
+		})
+	})
 }
 
 // bareName names the bare loop's figures on the backend called target.
 func bareName(target string) string {
-	return target + " bare loop 10000 files"
+	return target + " bare loop 10000 blobs"
 }
 
 // median returns the median of xs.
@@ -516,8 +591,9 @@ func median(xs []float64) float64 {
 }
 
 // BenchmarkScaleExportIntoFull compares exporting 10,000 blobs into a
-// repository holding 1,000,000 blobs of other snapshots (100,000 on
-// MinIO) with exporting them into an empty one (target: at most 1.2x).
+// repository holding 1,000,000 blobs of other snapshots (on MinIO
+// 100,000, or as many as STATEBUCKET_SCALE_S3_OTHERS says) with
+// exporting them into an empty one (target: at most 1.2x).
 // The repository holding 1,000,000 blobs takes about 4 GiB of disk,
 // mostly file system blocks of one small file each.
 func BenchmarkScaleExportIntoFull(b *testing.B) {
@@ -529,7 +605,7 @@ func BenchmarkScaleExportIntoFull(b *testing.B) {
 	b.Run("s3", func(b *testing.B) {
 		tgt := s3ExportTarget(b)
 		for b.Loop() {
-			benchExportIntoFull(b, tgt, 100_000)
+			benchExportIntoFull(b, tgt, s3Others(b))
 		}
 	})
 }
